@@ -1,0 +1,143 @@
+"""The ``mmprolong`` command: argv -> Config -> :mod:`mmprolong.api`, nothing more.
+
+Every field of a stage's config is also a flag of its sub-command (``max_pixels`` -> ``--max-pixels``,
+nested ``optim.lr`` -> ``--optim.lr``), with the field's help; ``--config FILE`` loads a YAML file first
+and flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import typing
+from pathlib import Path
+
+from mmprolong.config import Config
+from mmprolong.errors import MMProLongError
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[Config]) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file of config fields; flags override it")
+    group = parser.add_argument_group(f"{config_cls.__name__} fields")
+    for name, kind, default, help_text in config_cls.reference():
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest="cfg:" + name,
+            default=None,
+            metavar=kind.upper().split(" ")[0],
+            help=f"{help_text} (default {default})",
+        )
+
+
+def config_from_args(args: argparse.Namespace, config_cls: type[Config]):
+    overrides = {k[4:]: _parse_value(v) for k, v in vars(args).items() if k.startswith("cfg:") and v is not None}
+    if args.config is not None:
+        return config_cls.from_yaml(args.config, overrides)
+    from mmprolong.config import merge_overrides
+
+    return config_cls.from_dict(merge_overrides({}, overrides))
+
+
+def _parse_value(text: str):
+    """Flag text -> YAML scalar, so "--workers 4" is an int and "--fmt jpeg" a string."""
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _cmd_corpus_make(args) -> int:
+    from mmprolong import api
+
+    paths = api.make_corpus(args.out_dir, docs=args.docs, seed=args.seed, min_pages=args.min_pages,
+                            max_pages=args.max_pages)
+    print(f"wrote {len(paths)} documents to {args.out_dir}")
+    return 0
+
+
+def _cmd_ingest(args) -> int:
+    from mmprolong import api
+    from mmprolong.ingest import IngestConfig
+
+    summary = api.ingest(args.pdf_dir, args.out, config_from_args(args, IngestConfig), overwrite=args.overwrite)
+    print(json.dumps(_brief(summary), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_tokenizer_train(args) -> int:
+    from mmprolong import api
+
+    tokenizer = api.train_corpus_tokenizer(args.corpus_dir, args.out, vocab_size=args.vocab_size)
+    print(f"trained a {len(tokenizer)}-token BPE into {args.out}")
+    return 0
+
+
+def _cmd_quickstart(args) -> int:
+    from mmprolong import api
+
+    summary = api.quickstart(args.out, docs=args.docs, seed=args.seed)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+def _brief(summary) -> dict:
+    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+    return {k: v for k, v in data.items() if k != "config"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmprolong.ingest import IngestConfig
+
+    parser = argparse.ArgumentParser(prog="mmprolong", description=__import__("mmprolong").__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    corpus = sub.add_parser("corpus", help="the embedded document corpus")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True)
+    make = corpus_sub.add_parser("make", help="generate realistic multi-page PDFs with ground-truth facts")
+    make.add_argument("out_dir", type=Path)
+    make.add_argument("--docs", type=int, default=8, help="number of documents")
+    make.add_argument("--seed", type=int, default=0, help="random seed: same seed, byte-identical PDFs")
+    make.add_argument("--min-pages", type=int, default=20, help="fewest pages per document")
+    make.add_argument("--max-pages", type=int, default=200, help="most pages per document")
+    make.set_defaults(func=_cmd_corpus_make)
+
+    ingest = sub.add_parser("ingest", help="PDFs -> page store (images, text, exact vision tokens)")
+    ingest.add_argument("pdf_dir", type=Path, help="folder searched recursively for *.pdf")
+    ingest.add_argument("--out", type=Path, required=True, help="page store folder")
+    ingest.add_argument("--overwrite", action="store_true", help="discard an existing store made with other inputs")
+    add_config_arguments(ingest, IngestConfig)
+    ingest.set_defaults(func=_cmd_ingest)
+
+    tok = sub.add_parser("tokenizer", help="tokenizers")
+    tok_sub = tok.add_subparsers(dest="tokenizer_command", required=True)
+    train = tok_sub.add_parser("train", help="train the tiny preset's byte-level BPE on a corpus' text layer")
+    train.add_argument("corpus_dir", type=Path, help="folder of PDFs")
+    train.add_argument("--out", type=Path, required=True)
+    train.add_argument("--vocab-size", type=int, default=8192)
+    train.set_defaults(func=_cmd_tokenizer_train)
+
+    quick = sub.add_parser("quickstart", help="the whole recipe on the embedded default, on a CPU")
+    quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
+    quick.add_argument("--docs", type=int, default=8, help="documents in the generated corpus")
+    quick.add_argument("--seed", type=int, default=0)
+    quick.set_defaults(func=_cmd_quickstart)
+    return parser
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except MMProLongError as exc:
+        print(f"mmprolong: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
