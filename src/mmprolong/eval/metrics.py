@@ -202,8 +202,8 @@ def _parse_list(value: Any) -> list:
     if isinstance(value, str) and value.startswith("["):
         try:
             value = ast.literal_eval(value)  # the official code uses eval(); literal_eval is the safe subset
-        except (ValueError, SyntaxError):
-            pass
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            pass  # not a list literal: scored as one element
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -566,7 +566,8 @@ def score(
     mmlongbench-doc    mmlongbench_doc_score (needs answer_format; pred = the extracted answer)
     longdocurl         longdocurl_score (needs answer_format; pred = the extracted answer)
     mmlongbench-docqa  mmlongbench_docqa_score (needs answer_format; pred = the free-form answer)
-    slidevqa           SlideVQA token F1 (slidevqa-em: exact match); `question` enables unit removal
+    slidevqa           SlideVQA token F1 (slidevqa-em: exact match), max over golds; `question`
+                       enables the official unit removal
     niah               substring exact match, max over golds (MMLongBench needle retrieval/reasoning)
     """
     if benchmark in ("mmlongbench-doc", "longdocurl", "mmlongbench-docqa"):
@@ -574,8 +575,8 @@ def score(
                   "mmlongbench-docqa": mmlongbench_docqa_score}[benchmark]  # fmt: skip
         return scorer(pred, gold, _format_for(benchmark, answer_format))
     if benchmark in ("slidevqa", "slidevqa-em"):
-        result = slidevqa_em_f1(str(pred), str(gold), question=question)
-        return result.f1 if benchmark == "slidevqa" else result.em
+        results = [slidevqa_em_f1(str(pred), g, question=question) for g in _as_golds(gold)]
+        return max(r.f1 if benchmark == "slidevqa" else r.em for r in results)
     if benchmark == "niah":
         return substring_exact_match(str(pred), gold)
     raise ValueError(f"benchmark = {benchmark!r}: use one of {list(BENCHMARKS)}")

@@ -1,0 +1,1 @@
+"""Synth: page store -> length-controlled, instruction-formatted long-document VQA samples."""

@@ -1,0 +1,72 @@
+"""Read a page store into DocumentViews (texts and token counts, no image bytes) for the synth stage."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+from mmprolong.errors import DataError
+from mmprolong.synth.documents import DocumentView, Section
+
+STORE_COLUMNS = ["doc_id", "source", "page_index", "page_count", "vision_tokens", "text"]
+
+
+def read_store_summary(store_dir: str | Path) -> dict:
+    path = Path(store_dir) / "summary.json"
+    if not path.is_file():
+        raise DataError(f"{store_dir} is not a page store: no summary.json (run `mmprolong ingest` first)")
+    return json.loads(path.read_text())
+
+
+def load_documents(store_dir: str | Path, *, truth_dir: str | Path | None = None) -> list[DocumentView]:
+    """Every document of the store, ordered by doc_id; ground truth attached where a truth file exists."""
+    store_dir = Path(store_dir)
+    shards = sorted(store_dir.glob("*.parquet"))
+    if not shards:
+        raise DataError(f"page store {store_dir} holds no *.parquet shards")
+    table = ds.dataset([str(p) for p in shards], format="parquet").to_table(columns=STORE_COLUMNS)
+    rows = sorted(table.to_pylist(), key=lambda r: (r["doc_id"], r["page_index"]))
+    by_doc: dict[str, list[dict]] = {}
+    for row in rows:
+        by_doc.setdefault(row["doc_id"], []).append(row)
+    docs = []
+    for doc_id, pages in by_doc.items():
+        if [p["page_index"] for p in pages] != list(range(len(pages))):
+            # Pages that failed to render are missing: renumbering would break anchors, so skip the document.
+            continue
+        truth = _load_truth(truth_dir, pages[0]["source"]) if truth_dir else None
+        docs.append(DocumentView(
+            doc_id=doc_id, source=pages[0]["source"], page_texts=tuple(p["text"] for p in pages),
+            page_tokens=tuple(p["vision_tokens"] for p in pages),
+            sections=_sections(truth), truth=truth, load_image=partial(load_page_image, str(store_dir), doc_id)))
+    return docs
+
+
+def _load_truth(truth_dir: str | Path, source: str):
+    from mmprolong.corpus import load_truth
+    from mmprolong.synth.generators.truth import TruthOracle
+
+    pdf = Path(truth_dir) / source
+    if not pdf.with_suffix(".truth.json").is_file():
+        return None
+    return TruthOracle(load_truth(pdf))
+
+
+def _sections(truth) -> tuple[Section, ...]:
+    if truth is None:
+        return ()
+    return tuple(Section(title=s.title, level=s.level, start_page=s.start_page, end_page=s.end_page)
+                 for s in truth.document.sections)
+
+
+def load_page_image(store_dir: str, doc_id: str, page_index: int) -> bytes:
+    """The encoded image of one page (for generators that show pages to a model)."""
+    dataset = ds.dataset(sorted(str(p) for p in Path(store_dir).glob("*.parquet")), format="parquet")
+    table = dataset.to_table(columns=["image"], filter=(ds.field("doc_id") == doc_id)
+                             & (ds.field("page_index") == page_index))
+    if table.num_rows != 1:
+        raise DataError(f"page {page_index} of document {doc_id} is not in the store {store_dir}")
+    return table.column("image")[0].as_py()

@@ -1,0 +1,92 @@
+"""Planning shares and laying samples out at exact lengths and depths."""
+
+import random
+
+import pytest
+
+from mmprolong.errors import ConfigError
+from mmprolong.synth.documents import DocumentView
+from mmprolong.synth.layout import layout_sample
+from mmprolong.synth.plan import (
+    Bucket,
+    bucket_weights,
+    default_boundaries,
+    make_buckets,
+    plan_units,
+    planned_shares,
+)
+from mmprolong.synth.qa import Evidence, QACandidate
+from mmprolong.template import ChatTemplate
+from mmprolong.tokenizer import load_tokenizer
+
+
+def test_default_buckets_double_up_to_the_target():
+    assert default_boundaries(131072) == [8192, 16384, 32768, 65536, 131073]
+    assert [b.label for b in make_buckets(default_boundaries(131072))] == ["8K-16K", "16K-32K", "32K-64K",
+                                                                          "64K-131073"]
+    with pytest.raises(ConfigError):
+        make_buckets([100, 100])
+
+
+def test_weights_per_distribution():
+    buckets = make_buckets([1, 2, 3, 4])
+    assert bucket_weights("balanced", buckets) == pytest.approx([1 / 3] * 3)
+    assert bucket_weights("target", buckets, target_share=0.8) == pytest.approx([0.1, 0.1, 0.8])
+    assert bucket_weights("custom", buckets, custom=[1, 1, 2]) == pytest.approx([0.25, 0.25, 0.5])
+    assert bucket_weights("native", buckets, native_tokens=[0, 3, 1]) == pytest.approx([0, 0.75, 0.25])
+    with pytest.raises(ConfigError, match="bucket_weights"):
+        bucket_weights("custom", buckets, custom=[1, 1])
+
+
+def test_plan_splits_tokens_exactly_by_share():
+    buckets = make_buckets([1000, 2000, 4000])
+    units = plan_units(buckets, [0.5, 0.5], {"extract-single": 0.8, "reasoning": 0.2}, 100_000, 10_000)
+    assert sum(u.tokens for u in units) == 100_000
+    shares = planned_shares(units)
+    assert shares["share_by_task"] == pytest.approx({"extract-single": 0.8, "reasoning": 0.2})
+    assert shares["share_by_bucket"] == pytest.approx({"1000-2000": 0.5, "2000-4000": 0.5})
+    assert len({u.name for u in units}) == len(units)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return ChatTemplate(load_tokenizer())
+
+
+def _doc(doc_id, n, tokens=50):
+    return DocumentView(doc_id=doc_id, source=f"{doc_id}.pdf", page_texts=tuple(f"page {i}" for i in range(n)),
+                        page_tokens=tuple([tokens] * n))
+
+
+def test_layout_lands_in_bucket_at_depth_with_renumbered_anchors(template):
+    doc = _doc("main", 10)
+    fillers = [_doc(f"f{i}", 12) for i in range(6)]
+    candidate = QACandidate(doc_id="main", task="extract-single", question="What is on page {page:4}?",
+                            answer_value="x", answer_format="String", operation="lookup",
+                            evidence=(Evidence(page=4, quote="page 4"),))
+    bucket = Bucket(1500, 3000)
+    depths = []
+    rng = random.Random(0)
+    for _ in range(40):
+        target, depth = rng.randrange(1500, 3000), rng.random()
+        layout = layout_sample(candidate, doc, fillers, bucket=bucket, target_tokens=target, depth=depth,
+                               template=template)
+        assert layout.tokens in bucket
+        assert template.count([p.vision_tokens for p in layout.pages] + [layout.question], "x") == layout.tokens
+        ev = layout.pages[layout.evidence[0]]
+        assert (ev.doc_id, ev.page_index) == ("main", 4)
+        assert layout.question == f"What is on page {layout.evidence[0] + 1}?"
+        depths.append(layout.depth)
+        # The question and answer follow the evidence, so depth d of the context is d x its share.
+        context_share = 1 - (template.count([layout.question], "x") + 52) / layout.tokens
+        assert abs(layout.depth - depth * context_share) < 0.05
+    assert min(depths) < 0.15 and max(depths) > 0.75
+
+
+def test_layout_refuses_evidence_longer_than_the_bucket(template):
+    doc = _doc("main", 30)
+    candidate = QACandidate(doc_id="main", task="extract-multi", question="?", answer_value=["a", "b"],
+                            answer_format="List", operation="list",
+                            evidence=(Evidence(page=0, quote="page 0"), Evidence(page=29, quote="page 29")))
+    assert layout_sample(candidate, doc, [], bucket=Bucket(200, 400), target_tokens=300, depth=0.5,
+                         template=template) == "evidence longer than the bucket"
