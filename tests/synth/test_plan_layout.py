@@ -60,7 +60,7 @@ def _doc(doc_id, n, tokens=50):
 
 def test_layout_lands_in_bucket_at_depth_with_renumbered_anchors(template):
     doc = _doc("main", 10)
-    fillers = [_doc(f"f{i}", 12) for i in range(6)]
+    fillers = [_doc(f"f{i}", 12) for i in range(12)]  # each side can hold the whole bucket
     candidate = QACandidate(doc_id="main", task="extract-single", question="What is on page {page:4}?",
                             answer_value="x", answer_format="String", operation="lookup",
                             evidence=(Evidence(page=4, quote="page 4"),))
