@@ -1,0 +1,98 @@
+"""The Python API: one function per stage. The CLI calls these and nothing else.
+
+    from mmprolong import api
+    api.make_corpus("pdfs", docs=8, seed=0)
+    api.ingest("pdfs", "store", IngestConfig())
+    api.synth("store", "data", SynthConfig(target_tokens=4096))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def make_corpus(out_dir, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
+                show_progress: bool = True) -> list[Path]:
+    """Generate the embedded document corpus: realistic PDFs with ground-truth facts beside each."""
+    from mmprolong.corpus import make_corpus as _make
+
+    return _make(out_dir, docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages,
+                 show_progress=show_progress)
+
+
+def ingest(pdf_dir, out_dir, config=None, *, overwrite: bool = False, show_progress: bool = True):
+    """PDFs -> page store (images, text layer, exact vision tokens per page)."""
+    from mmprolong.ingest import IngestConfig
+    from mmprolong.ingest import ingest as _ingest
+
+    return _ingest(pdf_dir, out_dir, config or IngestConfig(), overwrite=overwrite, show_progress=show_progress)
+
+
+def synth(store_dir, out_dir, config=None, *, overwrite: bool = False, show_progress: bool = True,
+          api_key: str | None = None) -> dict:
+    """Page store -> length-controlled long-document VQA samples; returns the summary."""
+    from mmprolong.synth.config import SynthConfig
+    from mmprolong.synth.run import synth as _synth
+
+    return _synth(store_dir, out_dir, config or SynthConfig(), overwrite=overwrite, show_progress=show_progress,
+                  api_key=api_key)
+
+
+def export(data_dir, out_dir, *, fmt: str) -> dict:
+    """Synth samples -> LLaMA-Factory or ms-swift datasets."""
+    from mmprolong.synth.export import export as _export
+
+    return _export(data_dir, out_dir, fmt=fmt)
+
+
+def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
+    """Train the tiny preset's byte-level BPE on the text layer of a folder of PDFs."""
+    import pypdfium2 as pdfium
+
+    from mmprolong.tokenizer import train_tokenizer
+
+    def texts():
+        for path in sorted(Path(pdf_dir).rglob("*.pdf")):
+            pdf = pdfium.PdfDocument(str(path))
+            try:
+                for page in pdf:
+                    yield page.get_textpage().get_text_range().replace("\r\n", "\n")
+            finally:
+                pdf.close()
+
+    return train_tokenizer(texts(), vocab_size=vocab_size, out_dir=out_dir)
+
+
+def quickstart(out_dir, *, docs: int = 8, seed: int = 0) -> dict:
+    """The recipe end to end on the embedded default, sized for a CPU. Grows as the stages land."""
+    from mmprolong.ingest import IngestConfig
+
+    out = Path(out_dir)
+    start = time.perf_counter()
+    pdfs = make_corpus(out / "corpus", docs=docs, seed=seed, min_pages=20, max_pages=60)
+    store = ingest(out / "corpus", out / "store", IngestConfig(**QUICKSTART_INGEST))
+    from mmprolong.synth.config import SynthConfig
+
+    data = synth(out / "store", out / "data", SynthConfig(**QUICKSTART_SYNTH, seed=seed))
+    summary = {"documents": len(pdfs), "store": _as_dict(store), "synth": {
+        k: data[k] for k in ("samples", "tokens", "share_by_bucket", "share_by_task", "planned",
+                             "dropped_unverified")}, "seconds": round(time.perf_counter() - start, 1)}
+    (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return summary
+
+
+def _as_dict(summary) -> dict:
+    import dataclasses
+
+    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+    return {k: v for k, v in data.items() if k != "config"}
+
+
+# CPU-sized recipe: small pages (about 100-300 vision tokens each) so 4K-token samples hold many pages.
+QUICKSTART_INGEST = {"max_pixels": 256 * 28 * 28, "max_dpi": 72.0, "workers": 2}
+QUICKSTART_SYNTH = {"target_tokens": 4096, "buckets": [1024, 2048, 3072, 4097], "workers": 2}
