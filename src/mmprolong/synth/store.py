@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import partial
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pyarrow.dataset as ds
 
 from mmprolong.errors import DataError
 from mmprolong.synth.documents import DocumentView, Section
+
+log = logging.getLogger(__name__)
 
 STORE_COLUMNS = ["doc_id", "source", "page_index", "page_count", "vision_tokens", "text"]
 
@@ -28,20 +31,27 @@ def load_documents(store_dir: str | Path, *, truth_dir: str | Path | None = None
     if not shards:
         raise DataError(f"page store {store_dir} holds no *.parquet shards")
     table = ds.dataset([str(p) for p in shards], format="parquet").to_table(columns=STORE_COLUMNS)
-    rows = sorted(table.to_pylist(), key=lambda r: (r["doc_id"], r["page_index"]))
+    rows = sorted(table.to_pylist(), key=lambda r: (r["doc_id"], r["source"], r["page_index"]))
     by_doc: dict[str, list[dict]] = {}
     for row in rows:
-        by_doc.setdefault(row["doc_id"], []).append(row)
-    docs = []
+        pages = by_doc.setdefault(row["doc_id"], [])
+        if not pages or pages[0]["source"] == row["source"]:  # byte-identical copies: keep the first path
+            pages.append(row)
+    docs, incomplete = [], 0
     for doc_id, pages in by_doc.items():
-        if [p["page_index"] for p in pages] != list(range(len(pages))):
+        if [p["page_index"] for p in pages] != list(range(pages[0]["page_count"])):
             # Pages that failed to render are missing: renumbering would break anchors, so skip the document.
+            incomplete += 1
             continue
         truth = _load_truth(truth_dir, pages[0]["source"]) if truth_dir else None
         docs.append(DocumentView(
             doc_id=doc_id, source=pages[0]["source"], page_texts=tuple(p["text"] for p in pages),
             page_tokens=tuple(p["vision_tokens"] for p in pages),
             sections=_sections(truth), truth=truth, load_image=partial(load_page_image, str(store_dir), doc_id)))
+    duplicates = len({(r["doc_id"], r["source"]) for r in rows}) - len(by_doc)
+    if incomplete or duplicates:
+        log.warning("%s: %d documents with pages missing and %d duplicate copies left out of synth",
+                    store_dir, incomplete, duplicates)
     return docs
 
 

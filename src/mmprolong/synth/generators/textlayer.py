@@ -15,19 +15,48 @@ from mmprolong.synth.generators import QARequest, evidence_window
 from mmprolong.synth.qa import OPERATIONS, Evidence, QACandidate, parse_number
 
 MIN_WORDS = 4  # a cloze needs context to be answerable
-_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w.])")
+BOILERPLATE_PAGES = 3  # a line repeated (digits aside) on this many pages is a running header or footer
+# A number: optional sign, thousands groups ("1,840") or plain digits, optional decimals; not inside a word.
+_NUMBER = re.compile(r"(?<![\w.,])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w]|[.,]\d)")
+_DIGITS = re.compile(r"\d+")
+# Numbers that point somewhere (section 3.2, page 14, figure 5) are fine to extract, meaningless to add up.
+_REFERENCE = re.compile(r"\b(section|chapter|page|pages|figure|fig|table|equation|eq|step|line|version|"
+                        r"appendix|item|part|no)\.?\s*\(?$", re.IGNORECASE)
 CHARS_PER_TOKEN = 3.5  # a planning estimate for OCR answers; the layout then checks the exact count
 
 
-def cloze_lines(text: str) -> list[tuple[str, str]]:
+def cloze_lines(text: str, boilerplate: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """(line, number) for each line with exactly one number token and enough words around it."""
     found = []
     for line in text.split("\n"):
         line = " ".join(line.split())
         numbers = _NUMBER.findall(line)
-        if len(numbers) == 1 and len(line.split()) >= MIN_WORDS and parse_number(numbers[0]) is not None:
+        if (len(numbers) == 1 and len(line.split()) >= MIN_WORDS and parse_number(numbers[0]) is not None
+                and _DIGITS.sub("#", line) not in boilerplate and not _at_edge(line, numbers[0])):
             found.append((line, numbers[0]))
     return found
+
+
+def _at_edge(line: str, number: str) -> bool:
+    """Heading numbers open a line ("3.2 Results"); page numbers close one with no punctuation after."""
+    words = line.split()
+    return words[0].startswith(number) or words[-1] == number
+
+
+def boilerplate_lines(page_texts) -> frozenset[str]:
+    """Lines (digits masked) that recur on BOILERPLATE_PAGES or more pages: headers, footers, page numbers."""
+    pages_of: dict[str, set[int]] = {}
+    for page, text in enumerate(page_texts):
+        for line in text.split("\n"):
+            pages_of.setdefault(_DIGITS.sub("#", " ".join(line.split())), set()).add(page)
+    return frozenset(line for line, pages in pages_of.items() if len(pages) >= BOILERPLATE_PAGES)
+
+
+def is_quantity(line: str, number: str) -> bool:
+    """False when the number is a reference (section 3.2, page 14) or a dotted section number (19.1.)."""
+    before = line.split(number, 1)[0]
+    sentence = sum(w.isalpha() and w.islower() for w in line.split()) >= 3
+    return sentence and not _REFERENCE.search(before) and not re.search(re.escape(number) + r"\.\d", line)
 
 
 def _blank(line: str, number: str) -> str:
@@ -44,6 +73,7 @@ class TextLayerGenerator:
 
     def __init__(self, tasks: Sequence[str] | None = None):
         self.tasks = None if tasks is None else frozenset(tasks)  # None: every task
+        self._boilerplate: dict[str, frozenset[str]] = {}  # per document: computed once, reused by requests
 
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
         return [self.propose(r) for r in requests]
@@ -58,7 +88,12 @@ class TextLayerGenerator:
         if request.task == "ocr-full":
             return _ocr_full(doc, rng, request.target_tokens)
         window = evidence_window(request, rng)
-        clozes = [(p, line, n) for p in window for line, n in cloze_lines(doc.page_texts[p])]
+        if doc.doc_id not in self._boilerplate:
+            self._boilerplate[doc.doc_id] = boilerplate_lines(doc.page_texts)
+        boilerplate = self._boilerplate[doc.doc_id]
+        clozes = [(p, line, n) for p in window for line, n in cloze_lines(doc.page_texts[p], boilerplate)]
+        if request.task in ("reasoning", "aggregate"):
+            clozes = [c for c in clozes if is_quantity(c[1], c[2])]
         if not clozes:
             return None
         if request.task == "extract-single":
