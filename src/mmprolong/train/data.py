@@ -1,0 +1,347 @@
+"""A synth ``DATA_DIR`` as a stream of packed rows for one rank: read, plan, shard, encode, resume.
+
+    encoder = SampleEncoder.build(tokenizer, image_processor, model.config)
+    rows = PackedRows("data", encoder, max_seq_len=131072, seed=0, rank=rank, world_size=world_size)
+    loader = PackedLoader(rows, num_workers=4, pin_memory=True)
+    loader.load_state_dict(checkpoint["data"])          # on resume
+    for batch in loader:                                 # one packed row per item (a Batch of 1 row)
+        loss_sum, targets = answer_loss_sum(model, batch.to(device))   # mmprolong.train.models
+        ...                                              # all-reduce targets; backward(loss_sum / global count)
+        checkpoint["data"] = loader.state_dict()          # the position after the last row received
+
+The plan of an epoch is a pure function of (samples, max_seq_len, seed, epoch): the kept samples are shuffled
+with the seed and epoch, packed first-fit decreasing into rows of ``max_seq_len`` tokens, the rows shuffled
+again, cut to a multiple of ``world_size`` (so every rank runs the same number of steps; the cut rows are
+counted) and dealt out ``rows[rank::world_size]``. DataLoader workers take ``rank_rows[worker::workers]``, which
+the DataLoader hands back in order, so the stream is the same for any number of workers.
+
+Samples longer than ``max_seq_len`` are never cut: they are skipped and counted (``stats``), as are samples whose
+pages are missing from the store. A sample that fails to encode (vision-token or length mismatch) is dropped
+from its row and reported in ``Batch.skipped``; ``PackedLoader.stats`` counts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import random
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from mmprolong.config import Config, field
+from mmprolong.errors import ConfigError, DataError, ResumeError
+from mmprolong.records import SampleRecord
+from mmprolong.train.collate import Batch, SampleEncoder, collate_packed
+from mmprolong.train.models import pixel_budget
+from mmprolong.train.packing import pack_first_fit_decreasing, packing_efficiency
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class DataConfig(Config):
+    """Where the samples are and how they are packed and loaded."""
+
+    data_dir: str = field(help="synth output folder: *.parquet samples and summary.json (whose 'store' is the "
+                               "page store, relative to data_dir)")
+    max_seq_len: int = field(131_072, help="tokens per packed row (paper: 131072); longer samples are skipped")
+    seed: int = field(0, help="shuffle seed: the same data, seed and world size give the same rows")
+    num_workers: int = field(2, help="DataLoader worker processes per rank (0: load in the training process)")
+    prefetch_factor: int = field(2, help="rows each worker prepares ahead (with num_workers > 0)")
+    num_epochs: int | None = field(None, help="passes over the data; none: repeat until the trainer stops")
+
+    def validate(self) -> None:
+        if self.max_seq_len <= 0:
+            raise ConfigError("max_seq_len", self.max_seq_len, "must be a positive number of tokens")
+        if self.num_workers < 0:
+            raise ConfigError("num_workers", self.num_workers, "must be 0 or more")
+        if self.prefetch_factor <= 0:
+            raise ConfigError("prefetch_factor", self.prefetch_factor, "must be positive")
+        if self.num_epochs is not None and self.num_epochs <= 0:
+            raise ConfigError("num_epochs", self.num_epochs, "must be positive, or none to repeat")
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+def read_samples(data_dir: str | Path) -> list[SampleRecord]:
+    """Every SampleRecord of ``DATA_DIR/*.parquet``, shards in name order, rows in file order."""
+    shards = sorted(Path(data_dir).glob("*.parquet"))
+    if not shards:
+        raise DataError(f"{data_dir} holds no sample shards (*.parquet): run `mmprolong synth` first")
+    return [SampleRecord.from_row(r) for shard in shards for r in pq.read_table(shard).to_pylist()]
+
+
+def read_data_summary(data_dir: str | Path) -> dict:
+    path = Path(data_dir) / "summary.json"
+    if not path.is_file():
+        raise DataError(f"{data_dir} has no summary.json: it is not a finished synth output")
+    summary = json.loads(path.read_text())
+    if "store" not in summary:
+        raise DataError(f"{path} names no page store (key 'store')")
+    return summary
+
+
+class PageStore:
+    """Page images by (doc_id, page_index), read on demand from the page store's Parquet shards.
+
+    The index is built from the ``doc_id`` and ``page_index`` columns only, and only for the pages asked for;
+    images are read one row group at a time (``image`` and ``image_format`` columns) through a small LRU cache,
+    which suits samples made of consecutive pages.
+    """
+
+    def __init__(self, store_dir: str | Path, pages: set[tuple[str, int]], *, cached_row_groups: int = 4):
+        self.store_dir = Path(store_dir)
+        self.files = sorted(self.store_dir.glob("*.parquet"))
+        if not self.files:
+            raise DataError(f"page store {self.store_dir} holds no *.parquet shards")
+        self.cached_row_groups = cached_row_groups
+        self.location: dict[tuple[str, int], tuple[int, int, int]] = {}  # -> (file, row group, row in group)
+        docs = pa.array(sorted({doc for doc, _ in pages}), type=pa.string())
+        for f, path in enumerate(self.files):
+            meta = pq.ParquetFile(path).metadata
+            starts = [0]
+            for g in range(meta.num_row_groups):
+                starts.append(starts[-1] + meta.row_group(g).num_rows)
+            table = pq.read_table(path, columns=["doc_id", "page_index"])
+            rows = pc.indices_nonzero(pc.is_in(table.column("doc_id"), value_set=docs))
+            picked = table.take(rows)
+            group = 0
+            for row, doc, page in zip(rows.to_pylist(), picked.column("doc_id").to_pylist(),
+                                      picked.column("page_index").to_pylist()):
+                if (doc, page) in pages:
+                    while starts[group + 1] <= row:
+                        group += 1
+                    self.location.setdefault((doc, page), (f, group, row - starts[group]))
+        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.location
+
+    def image(self, doc_id: str, page_index: int):
+        from PIL import Image
+
+        if (doc_id, page_index) not in self.location:
+            raise DataError(f"page {page_index} of document {doc_id} is not in the page store {self.store_dir}")
+        f, group, row = self.location[(doc_id, page_index)]
+        table = self._row_group(f, group)
+        data = table.column("image")[row].as_py()
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+
+    def _row_group(self, f: int, group: int) -> pa.Table:
+        key = (f, group)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        table = pq.ParquetFile(self.files[f]).read_row_group(group, columns=["image", "image_format"])
+        self._cache[key] = table
+        while len(self._cache) > self.cached_row_groups:
+            self._cache.popitem(last=False)
+        return table
+
+    def __getstate__(self):  # workers start with an empty cache
+        state = dict(self.__dict__)
+        state["_cache"] = OrderedDict()
+        return state
+
+
+# --- the dataset ------------------------------------------------------------------------------------------
+
+
+class PackedRows(IterableDataset):
+    """This rank's packed rows, epoch after epoch, from a position (``set_position``); each item a 1-row Batch.
+
+    Use through ``PackedLoader``, which tracks the position for ``state_dict``.
+    """
+
+    def __init__(self, data_dir: str | Path, encoder: SampleEncoder, *, max_seq_len: int, seed: int,
+                 rank: int = 0, world_size: int = 1, num_epochs: int | None = None):
+        super().__init__()
+        if world_size <= 0 or not 0 <= rank < world_size:
+            raise ConfigError("rank", rank, f"need 0 <= rank < world_size (world_size={world_size})")
+        if max_seq_len <= 0:
+            raise ConfigError("max_seq_len", max_seq_len, "must be a positive number of tokens")
+        self.data_dir = Path(data_dir)
+        self.encoder = encoder
+        self.max_seq_len, self.seed = max_seq_len, seed
+        self.rank, self.world_size, self.num_epochs = rank, world_size, num_epochs
+        summary = read_data_summary(self.data_dir)
+        self._check_pixel_budget(summary)
+        self.samples = read_samples(self.data_dir)
+        store_dir = (self.data_dir / summary["store"]).resolve()
+        self.store = PageStore(store_dir, {(p.doc_id, p.page_index) for s in self.samples for p in s.pages})
+        self.kept, reasons = self._select()
+        self.fingerprint = _fingerprint(self.samples)
+        self.position = (0, 0)
+        self.stats = self._stats(reasons)
+        if rank == 0:
+            log.info("data %s: %d samples, %d kept; skipped %s; %d rows/epoch at %.1f%% packing efficiency",
+                     self.data_dir, len(self.samples), len(self.kept), dict(reasons) or "none",
+                     self.stats["rows_per_epoch"], 100 * self.stats["packing_efficiency"])
+
+    def _check_pixel_budget(self, summary: dict) -> None:
+        lo, hi = pixel_budget(self.encoder.image_processor)
+        for name, ours in (("min_pixels", lo), ("max_pixels", hi)):
+            theirs = summary.get(name)
+            if theirs is not None and theirs != ours:
+                raise ConfigError(f"model.{name}", ours, f"{self.data_dir} was built with {name}={theirs}: set "
+                                                         f"model.{name} to {theirs} so vision tokens match")
+
+    def _select(self) -> tuple[list[int], Counter]:
+        kept, reasons, examples = [], Counter(), {}
+        for i, s in enumerate(self.samples):
+            if s.tokens > self.max_seq_len:
+                reason = "too_long"
+            elif any((p.doc_id, p.page_index) not in self.store for p in s.pages):
+                reason = "missing_page"
+            else:
+                kept.append(i)
+                continue
+            reasons[reason] += 1
+            examples.setdefault(reason, s.sample_id)
+        if self.rank == 0:
+            for reason, count in reasons.items():
+                log.warning("skipping %d samples (%s; e.g. %s%s)", count, reason, examples[reason],
+                            f", longer than max_seq_len={self.max_seq_len}" if reason == "too_long" else "")
+        return kept, reasons
+
+    def _stats(self, reasons: Counter) -> dict:
+        """Counts of the samples read and skipped, and of epoch 0's rows (later epochs differ only by ties)."""
+        lengths = [s.tokens for s in self.samples]
+        rows = self.global_rows(0)
+        return {"samples": len(self.samples), "samples_kept": len(self.kept),
+                "skipped_too_long": reasons.get("too_long", 0), "skipped_missing_page": reasons.get("missing_page", 0),
+                "tokens_per_epoch": sum(lengths[i] for i in self.kept),
+                "rows_per_epoch": len(rows) - len(rows) % self.world_size,
+                "rows_dropped_per_epoch": len(rows) % self.world_size,
+                "rows_per_rank_per_epoch": len(rows) // self.world_size,
+                "packing_efficiency": packing_efficiency(rows, lengths, self.max_seq_len)}
+
+    # -- plan ----------------------------------------------------------------------------------------------
+
+    def global_rows(self, epoch: int) -> list[list[int]]:
+        """Every rank's rows of ``epoch`` (sample indices into ``self.samples``), before the rank cut."""
+        order = list(self.kept)
+        random.Random(f"{self.seed}:{epoch}:samples").shuffle(order)
+        bins = pack_first_fit_decreasing([self.samples[i].tokens for i in order], self.max_seq_len)
+        rows = [[order[j] for j in row] for row in bins]
+        random.Random(f"{self.seed}:{epoch}:rows").shuffle(rows)
+        return rows
+
+    def rank_rows(self, epoch: int) -> list[list[int]]:
+        """This rank's rows of ``epoch``: the global rows cut to a multiple of world_size, every world_size-th."""
+        rows = self.global_rows(epoch)
+        rows = rows[: len(rows) - len(rows) % self.world_size]
+        return rows[self.rank :: self.world_size]
+
+    def set_position(self, epoch: int, row: int) -> None:
+        """Start the next iteration at ``row`` of this rank's rows of ``epoch``."""
+        self.position = (epoch, row)
+
+    # -- iteration -----------------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        epoch, start = self.position
+        k = 0  # index in the stream from the start position; worker w builds k = w, w + workers, ...
+        while self.num_epochs is None or epoch < self.num_epochs:
+            rows = self.rank_rows(epoch)
+            if not rows:
+                raise DataError(f"{self.data_dir}: no row for rank {self.rank} of {self.world_size} "
+                                f"({len(self.kept)} usable samples)")
+            for r in range(start, len(rows)):
+                if k % workers == worker:
+                    yield self.build_row(rows[r], epoch=epoch, row=r)
+                k += 1
+            epoch, start = epoch + 1, 0
+
+    def build_row(self, indices: Sequence[int], *, epoch: int = -1, row: int = -1) -> Batch:
+        """Load, encode and pack the samples ``indices`` into one row; failing samples are dropped and reported."""
+        encoded, skipped = [], []
+        for i in indices:
+            sample = self.samples[i]
+            try:
+                images = [self.store.image(p.doc_id, p.page_index) for p in sample.pages]
+                encoded.append(self.encoder.encode(sample, images))
+            except DataError as exc:
+                log.warning("dropping sample %s from row %d of epoch %d: %s", sample.sample_id, row, epoch, exc)
+                skipped.append((sample.sample_id, str(exc)))
+        if not encoded:
+            raise DataError(f"every sample of row {row} of epoch {epoch} failed to encode; first: {skipped[0][1]}")
+        batch = collate_packed([encoded], pad_token_id=self.encoder.pad_token_id)
+        return replace(batch, epoch=epoch, row=row, skipped=tuple(skipped))
+
+
+def _fingerprint(samples: Sequence[SampleRecord]) -> str:
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{s.sample_id}:{s.tokens};".encode())
+    return digest.hexdigest()[:16]
+
+
+# --- the loader -------------------------------------------------------------------------------------------
+
+
+class PackedLoader:
+    """Iterates a PackedRows (in worker processes when ``num_workers > 0``) and records the position reached.
+
+    ``state_dict()`` is the position after the last row *received* here, so rows prefetched by workers but not
+    yet consumed are produced again after ``load_state_dict``: a resumed run continues exactly where it stopped.
+    """
+
+    def __init__(self, dataset: PackedRows, *, num_workers: int = 0, prefetch_factor: int = 2,
+                 pin_memory: bool = False):
+        self.dataset = dataset
+        self.num_workers, self.prefetch_factor, self.pin_memory = num_workers, prefetch_factor, pin_memory
+        self.epoch, self.row = dataset.position
+        self.skipped: Counter = Counter()
+
+    def __iter__(self) -> Iterator[Batch]:
+        self.dataset.set_position(self.epoch, self.row)
+        if self.num_workers == 0:
+            source = iter(self.dataset)
+        else:
+            source = iter(torch.utils.data.DataLoader(
+                self.dataset, batch_size=None, num_workers=self.num_workers, prefetch_factor=self.prefetch_factor,
+                pin_memory=self.pin_memory, in_order=True))
+        for batch in source:
+            self.epoch, self.row = batch.epoch, batch.row + 1
+            self.skipped["encode_failed"] += len(batch.skipped)
+            yield batch
+
+    @property
+    def stats(self) -> dict:
+        """The dataset's plan statistics plus the samples dropped while encoding so far."""
+        return {**self.dataset.stats, "skipped_encode_failed": self.skipped["encode_failed"]}
+
+    def state_dict(self) -> dict:
+        d = self.dataset
+        return {"epoch": self.epoch, "row": self.row, "seed": d.seed, "rank": d.rank, "world_size": d.world_size,
+                "max_seq_len": d.max_seq_len, "fingerprint": d.fingerprint,
+                "skipped_encode_failed": self.skipped["encode_failed"]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state``; ResumeError if it was saved with other data, seed, length or ranks."""
+        d = self.dataset
+        ours = {"seed": d.seed, "rank": d.rank, "world_size": d.world_size, "max_seq_len": d.max_seq_len,
+                "fingerprint": d.fingerprint}
+        changed = {k: (state.get(k), v) for k, v in ours.items() if state.get(k) != v}
+        if changed:
+            raise ResumeError(f"data loader state was saved with other settings (saved, now): {changed}; resume "
+                              "with the same data, seed, max_seq_len and world size")
+        self.epoch, self.row = int(state["epoch"]), int(state["row"])
+        self.skipped = Counter({"encode_failed": int(state.get("skipped_encode_failed", 0))})
+        d.set_position(self.epoch, self.row)
