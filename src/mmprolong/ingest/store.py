@@ -14,12 +14,15 @@ whole file. Parquet bytes depend only on the rows: fixed row groups, zstd, no ti
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mmprolong.errors import DataError
@@ -135,3 +138,71 @@ def _read_shard(path: Path, columns: list[str] | None) -> pa.Table:
         raise DataError(f"{path}: page-store schema version {version or '(none)'}, this mmprolong reads "
                         f"{PAGE_SCHEMA_VERSION}: ingest the PDFs again with this version")
     return pq.read_table(path, columns=columns)
+
+
+class PageStore:
+    """Page images by (doc_id, page_index), read on demand from the page store's Parquet shards.
+
+    The index is built from the ``doc_id`` and ``page_index`` columns only, and only for the pages asked for;
+    images are read one row group at a time (``image`` and ``image_format`` columns) through a small LRU cache,
+    which suits samples made of consecutive pages.
+    """
+
+    def __init__(self, store_dir: str | Path, pages: set[tuple[str, int]], *, cached_row_groups: int = 4):
+        self.store_dir = Path(store_dir)
+        self.files = sorted(self.store_dir.glob("*.parquet"))
+        if not self.files:
+            raise DataError(f"page store {self.store_dir} holds no *.parquet shards")
+        self.cached_row_groups = cached_row_groups
+        self.location: dict[tuple[str, int], tuple[int, int, int]] = {}  # -> (file, row group, row in group)
+        docs = pa.array(sorted({doc for doc, _ in pages}), type=pa.string())
+        for f, path in enumerate(self.files):
+            meta = pq.ParquetFile(path).metadata
+            starts = [0]
+            for g in range(meta.num_row_groups):
+                starts.append(starts[-1] + meta.row_group(g).num_rows)
+            table = pq.read_table(path, columns=["doc_id", "page_index"])
+            rows = pc.indices_nonzero(pc.is_in(table.column("doc_id"), value_set=docs))
+            picked = table.take(rows)
+            group = 0
+            for row, doc, page in zip(rows.to_pylist(), picked.column("doc_id").to_pylist(),
+                                      picked.column("page_index").to_pylist()):
+                if (doc, page) in pages:
+                    while starts[group + 1] <= row:
+                        group += 1
+                    self.location.setdefault((doc, page), (f, group, row - starts[group]))
+        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.location
+
+    def image_bytes(self, doc_id: str, page_index: int) -> bytes:
+        """The page's encoded image (PNG or JPEG bytes, as stored)."""
+        if (doc_id, page_index) not in self.location:
+            raise DataError(f"page {page_index} of document {doc_id} is not in the page store {self.store_dir}")
+        f, group, row = self.location[(doc_id, page_index)]
+        return self._row_group(f, group).column("image")[row].as_py()
+
+    def image(self, doc_id: str, page_index: int):
+        """The page as a decoded PIL image."""
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(self.image_bytes(doc_id, page_index)))
+        image.load()
+        return image
+
+    def _row_group(self, f: int, group: int) -> pa.Table:
+        key = (f, group)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        table = pq.ParquetFile(self.files[f]).read_row_group(group, columns=["image", "image_format"])
+        self._cache[key] = table
+        while len(self._cache) > self.cached_row_groups:
+            self._cache.popitem(last=False)
+        return table
+
+    def __getstate__(self):  # workers start with an empty cache
+        state = dict(self.__dict__)
+        state["_cache"] = OrderedDict()
+        return state

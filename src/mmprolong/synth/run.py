@@ -132,9 +132,13 @@ def _run_unit_in_worker(unit_json: dict, out_dir: str) -> tuple[str, int, int]:
 def _run_unit(unit_json: dict, out_dir: str, state: dict) -> tuple[str, int, int]:
     unit = _unit_from_json(unit_json)
     config = state["config"]
+    before = Counter(state["generator"].stats)
     result = build_unit(unit, state["docs"], state["generator"], state["template"], seed=config.seed,
                         max_attempts=config.max_attempts)
+    generator_stats = Counter(state["generator"].stats)
+    generator_stats.subtract(before)
     stats = {"unit": unit_json, "stats": dict(sorted(result.stats.items())),
+             "generator": {k: v for k, v in sorted(generator_stats.items()) if v},
              "drop_reasons": dict(sorted(result.drop_reasons.items())),
              "samples": len(result.samples), "tokens": sum(s.tokens for s in result.samples)}
     out = Path(out_dir)
@@ -197,11 +201,12 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
     columns = ["tokens", "bucket", "task", "depth"]
     tables = [pq.read_table(out_dir / f"{n}.parquet", columns=columns) for n in names]
     rows = pa.concat_tables(tables).to_pylist() if tables else []
-    stats, reasons = Counter(), Counter()
+    stats, reasons, generator = Counter(), Counter(), Counter()
     for n in names:
         data = json.loads((out_dir / "stats" / f"{n}.json").read_text())
         stats.update(data["stats"])
         reasons.update(data["drop_reasons"])
+        generator.update(data["generator"])
     tokens = sum(r["tokens"] for r in rows)
     by_bucket, by_task = Counter(), Counter()
     for r in rows:
@@ -220,6 +225,7 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         "dropped_length": stats.get("dropped_length", 0),
         "no_candidate": stats.get("no_candidate", 0),
         "drop_reasons": dict(sorted(reasons.items())),
+        "generator_stats": dict(sorted(generator.items())),
         "units": len(units), "seconds": round(seconds, 3),
         "samples_per_second": round(len(rows) / seconds, 3) if seconds else None,
         "tokens_per_second": round(tokens / seconds, 1) if seconds else None,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 
 from mmprolong.errors import DataError
+from mmprolong.ingest.store import PageStore
 from mmprolong.synth.documents import DocumentView, Section
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def load_documents(store_dir: str | Path, *, truth_dir: str | Path | None = None
         pages = by_doc.setdefault(row["doc_id"], [])
         if not pages or pages[0]["source"] == row["source"]:  # byte-identical copies: keep the first path
             pages.append(row)
+    images = LazyPageImages(store_dir, {(r["doc_id"], r["page_index"]) for r in rows})
     docs, incomplete = [], 0
     for doc_id, pages in by_doc.items():
         if [p["page_index"] for p in pages] != list(range(pages[0]["page_count"])):
@@ -47,7 +49,7 @@ def load_documents(store_dir: str | Path, *, truth_dir: str | Path | None = None
         docs.append(DocumentView(
             doc_id=doc_id, source=pages[0]["source"], page_texts=tuple(p["text"] for p in pages),
             page_tokens=tuple(p["vision_tokens"] for p in pages),
-            sections=_sections(truth), truth=truth, load_image=partial(load_page_image, str(store_dir), doc_id)))
+            sections=_sections(truth), truth=truth, load_image=partial(images.image_bytes, doc_id)))
     duplicates = len({(r["doc_id"], r["source"]) for r in rows}) - len(by_doc)
     if incomplete or duplicates:
         log.warning("%s: %d documents with pages missing and %d duplicate copies left out of synth",
@@ -72,11 +74,14 @@ def _sections(truth) -> tuple[Section, ...]:
                  for s in truth.document.sections)
 
 
-def load_page_image(store_dir: str, doc_id: str, page_index: int) -> bytes:
-    """The encoded image of one page (for generators that show pages to a model)."""
-    dataset = ds.dataset(sorted(str(p) for p in Path(store_dir).glob("*.parquet")), format="parquet")
-    table = dataset.to_table(columns=["image"], filter=(ds.field("doc_id") == doc_id)
-                             & (ds.field("page_index") == page_index))
-    if table.num_rows != 1:
-        raise DataError(f"page {page_index} of document {doc_id} is not in the store {store_dir}")
-    return table.column("image")[0].as_py()
+class LazyPageImages:
+    """Page images for generators that show pages to a model; the store's index is built on first use only,
+    since offline generators never ask."""
+
+    def __init__(self, store_dir: Path, pages: set[tuple[str, int]]):
+        self.store_dir, self.pages, self._store = store_dir, pages, None
+
+    def image_bytes(self, doc_id: str, page_index: int) -> bytes:
+        if self._store is None:
+            self._store = PageStore(self.store_dir, self.pages)
+        return self._store.image_bytes(doc_id, page_index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from mmprolong.synth.generators import QAGenerator, QARequest
@@ -14,6 +15,14 @@ class FirstOf:
     def __init__(self, generators: Sequence[QAGenerator]):
         self.generators = list(generators)
         self.name = "+".join(g.name for g in self.generators)
+
+    @property
+    def stats(self) -> Counter:
+        """The counters of the generators that keep any (the endpoint's: calls, failures by reason)."""
+        total = Counter()
+        for generator in self.generators:
+            total.update(getattr(generator, "stats", {}))
+        return total
 
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
         results: list[QACandidate | None] = [None] * len(requests)
