@@ -58,11 +58,11 @@ def load_documents(store_dir: str | Path, *, truth_dir: str | Path | None = None
 
 
 def _load_truth(truth_dir: str | Path, source: str):
-    from mmprolong.corpus import load_truth
+    from mmprolong.corpus import load_truth, truth_path
     from mmprolong.synth.generators.truth import TruthOracle
 
     pdf = Path(truth_dir) / source
-    if not pdf.with_suffix(".truth.json").is_file():
+    if not truth_path(pdf).is_file():
         return None
     return TruthOracle(load_truth(pdf))
 
