@@ -52,12 +52,14 @@ class TruthGenerator:
 
 
 class _Scope:
-    """The truth seen through a page window: facts inside it; groups keep only wholly-inside members."""
+    """The truth seen through a page window: the facts inside it, each group cut to its members inside, and
+    the groups that lie wholly inside (only those can be aggregated: a total must include every member)."""
 
     def __init__(self, truth, facts):
         self.num_pages, self.facts = truth.num_pages, facts
         inside = {f.fact_id for f in facts}
-        self.groups = {name: ids for name, ids in truth.groups.items() if set(ids) <= inside}
+        self.groups = {name: [i for i in ids if i in inside] for name, ids in truth.groups.items()}
+        self.complete = {name for name, ids in truth.groups.items() if set(ids) <= inside}
 
 
 def _evidence(fact) -> Evidence:
@@ -95,11 +97,14 @@ def _extract_single(truth, doc_id: str, rng: random.Random) -> QACandidate | Non
                        source=fact.source, generator="truth", extra={"facts": [fact.fact_id]})
 
 
-def _group_facts(truth, rng: random.Random, *, numeric: bool, min_pages: int = 2) -> list | None:
-    """The facts of a random group that spans at least ``min_pages`` pages (numeric values if asked)."""
+def _group_facts(truth, rng: random.Random, *, numeric: bool, complete: bool = False,
+                 min_pages: int = 2) -> list | None:
+    """A random group spanning at least ``min_pages`` pages (numeric values, whole groups, if asked)."""
     by_id = {f.fact_id: f for f in truth.facts}
     groups = []
-    for ids in sorted(truth.groups.values()):
+    for name, ids in sorted(truth.groups.items()):
+        if complete and name not in truth.complete:
+            continue
         facts = [by_id[i] for i in ids if i in by_id]
         if numeric and any(f.value_type not in NUMERIC for f in facts):
             continue
@@ -125,7 +130,7 @@ def _extract_multi(truth, doc_id: str, rng: random.Random) -> QACandidate | None
 
 
 def _aggregate(truth, doc_id: str, rng: random.Random) -> QACandidate | None:
-    group = _group_facts(truth, rng, numeric=True)
+    group = _group_facts(truth, rng, numeric=True, complete=True)
     if group is None:
         return None
     group = sorted(group, key=lambda f: (f.page, f.fact_id))

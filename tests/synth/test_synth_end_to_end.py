@@ -1,0 +1,129 @@
+"""Synth on the embedded corpus: planned shares met, exact lengths, every answer re-checked, deterministic,
+resumable after kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mmprolong import api
+from mmprolong.corpus import load_truth
+from mmprolong.ingest import IngestConfig
+from mmprolong.synth.config import SynthConfig
+from mmprolong.synth.export import read_samples
+from mmprolong.synth.qa import candidate_from_json, values_equal, verify
+from mmprolong.synth.store import load_documents
+from mmprolong.template import ChatTemplate
+from mmprolong.tokenizer import load_tokenizer
+
+BUCKETS = [1024, 2048, 3072, 4097]
+SMALL_PAGES = {"max_pixels": 96 * 28 * 28, "max_dpi": 72.0}
+
+
+def _config(**kw) -> SynthConfig:
+    return SynthConfig(**({"target_tokens": 4096, "buckets": BUCKETS, "budget_tokens": 240_000,
+                           "unit_tokens": 20_000} | kw))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    api.make_corpus(root / "pdfs", docs=6, seed=3, min_pages=20, max_pages=40, show_progress=False)
+    api.ingest(root / "pdfs", root / "store", IngestConfig(**SMALL_PAGES, workers=2), show_progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(store):
+    summary = api.synth(store / "store", store / "data", _config(workers=2), show_progress=False)
+    return store / "data", summary
+
+
+def test_default_mixture_meets_its_plan(built):
+    data, summary = built
+    assert summary["samples"] >= 80
+    for key in ("share_by_bucket", "share_by_task"):
+        for name, planned in summary["planned"][key].items():
+            assert abs(summary[key][name] - planned) <= 0.02, (key, name, summary[key][name], planned)
+    assert set(summary["planned"]["share_by_task"]) == {"extract-single", "extract-multi", "reasoning"}
+    assert summary["planned"]["share_by_task"]["reasoning"] == pytest.approx(0.2)
+    assert (data / "mixture.png").stat().st_size > 10_000
+    assert summary["tokens"] == sum(summary["tokens_by_bucket"].values())
+
+
+def test_lengths_are_exact_and_inside_their_buckets(built, store):
+    data, _ = built
+    template = ChatTemplate(load_tokenizer())
+    docs = {d.doc_id: d for d in load_documents(store / "store")}
+    for sample in read_samples(data):
+        parts = [docs[p.doc_id].page_tokens[p.page_index] for p in sample.pages] + [sample.question]
+        assert [p.vision_tokens for p in sample.pages] == parts[:-1]
+        assert len(template.encode(parts, sample.answer)) == sample.tokens
+        low, high = _bounds(sample.bucket)
+        assert low <= sample.tokens < high
+
+
+def _bounds(label: str) -> tuple[int, int]:
+    low, high = label.split("-")
+    parse = lambda t: int(t[:-1]) * 1024 if t.endswith("K") else int(t)  # noqa: E731
+    return parse(low), parse(high)
+
+
+def test_every_answer_rechecked_independently(built, store):
+    """Against the text layer (verify) and, for ground-truth questions, against the truth file directly."""
+    data, summary = built
+    docs = {d.doc_id: d for d in load_documents(store / "store", truth_dir=store / "pdfs")}
+    truths = {d.doc_id: load_truth(store / "pdfs" / d.source) for d in docs.values()}
+    by_truth = 0
+    for sample in read_samples(data):
+        candidate = candidate_from_json(json.dumps(json.loads(sample.metadata)["candidate"]))
+        doc = docs[candidate.doc_id]
+        assert verify(candidate, doc.page_texts, doc.truth) is None
+        assert candidate.answer == sample.answer
+        ev_pages = [sample.pages[i] for i in sample.evidence]
+        assert {(p.doc_id, p.page_index) for p in ev_pages} == {(doc.doc_id, e.page) for e in candidate.evidence}
+        if candidate.generator == "truth":
+            by_truth += 1
+            facts = {f.fact_id: f for f in truths[doc.doc_id].facts}
+            used = [facts[i] for i in candidate.extra["facts"]]
+            for fact, evidence in zip(used, candidate.evidence):
+                assert fact.page == evidence.page and values_equal(fact.value, evidence.value)
+            if candidate.operation == "lookup":
+                assert values_equal(used[0].value, candidate.answer_value)
+            if candidate.operation == "list":
+                assert all(values_equal(f.value, v) for f, v in zip(used, candidate.answer_value))
+    assert by_truth > 0.9 * summary["samples"]  # the corpus has ground truth: it is the default source
+
+
+def test_same_output_whatever_the_worker_count(built, store, tmp_path):
+    data, _ = built
+    api.synth(store / "store", tmp_path / "one", _config(workers=1), show_progress=False)
+    shards = sorted(p.name for p in data.glob("*.parquet"))
+    assert shards == sorted(p.name for p in (tmp_path / "one").glob("*.parquet"))
+    for name in shards:
+        assert (data / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_resume_after_kill_gives_the_uninterrupted_output(built, store, tmp_path):
+    data, _ = built
+    out = tmp_path / "killed"
+    script = (f"from mmprolong import api; from tests.synth.test_synth_end_to_end import _config; "
+              f"api.synth({str(store / 'store')!r}, {str(out)!r}, _config(workers=1), show_progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("*.parquet")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(out.glob("*.parquet")))
+    assert 0 < done < len(list(data.glob("*.parquet"))), "kill landed before the first or after the last unit"
+    api.synth(store / "store", out, _config(workers=1), show_progress=False)
+    for shard in data.glob("*.parquet"):
+        assert pq.read_table(out / shard.name).equals(pq.read_table(shard))
+    assert not list(out.glob(".*.tmp"))
