@@ -150,7 +150,8 @@ def render_value(metric: Metric, value) -> str:
 
 def draw_value(metric: Metric, rng: random.Random):
     if metric.kind == "code":
-        return f"{rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}{rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}-{rng.randint(1000, 9999)}"
+        letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+        return f"{rng.choice(letters)}{rng.choice(letters)}-{rng.randint(1000, 9999)}"
     if metric.kind == "integer":
         return rng.randint(int(metric.low), int(metric.high))
     return round(rng.uniform(metric.low, metric.high), 1)
