@@ -1,10 +1,10 @@
 """Place a QA candidate's evidence inside a long sequence of pages that lands in a length bucket.
 
-The sequence is a window over [filler documents..., the document, filler documents...]: the pages from
-the first to the last page that the evidence or the question names are always kept whole; pages before and after are added so
-the first evidence page sits at the requested depth and the exact token count (ChatTemplate.count)
-falls inside the bucket. Filler documents are other documents of the store, unrelated to the
-question, as the paper pads inputs beyond the window. Pure: same inputs, same layout.
+The sequence is a window over [filler documents..., the document, filler documents...]. The pages from
+the first to the last page that the evidence or the question names are always kept whole; pages before
+and after are added so the first evidence page sits at the requested depth and the exact token count
+(ChatTemplate.count) falls inside the bucket. Filler documents are other documents of the store,
+unrelated to the question, as the paper pads inputs beyond the window. Pure: same inputs, same layout.
 """
 
 from __future__ import annotations
