@@ -50,6 +50,23 @@ def export(data_dir, out_dir, *, fmt: str) -> dict:
     return _export(data_dir, out_dir, fmt=fmt)
 
 
+def evaluate(model, out_dir, config=None, *, overwrite: bool = False, api_key: str | None = None,
+             show_progress: bool = True) -> dict:
+    """Evaluate a model (checkpoint folder, ModelConfig, or None: the tiny preset) as ``config`` says."""
+    from mmprolong.eval import EvalConfig
+    from mmprolong.eval import evaluate as _evaluate
+
+    return _evaluate(model, out_dir=out_dir, config=config or EvalConfig(), overwrite=overwrite, api_key=api_key,
+                     show_progress=show_progress)
+
+
+def compare(run_dirs, out_dir, *, training_length: int | None = None) -> dict:
+    """Compare eval runs side by side: tables and charts in ``out_dir``."""
+    from mmprolong.eval import compare_runs
+
+    return compare_runs(run_dirs, out_dir, training_length=training_length)
+
+
 def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
     """Train the tiny preset's byte-level BPE on the text layer of a folder of PDFs."""
     import pypdfium2 as pdfium

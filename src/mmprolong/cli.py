@@ -28,7 +28,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[Confi
             dest="cfg:" + name,
             default=None,
             metavar=kind.upper().split(" ")[0],
-            help=f"{help_text} (default {default})",
+            help=f"{help_text} (default {default})".replace("%", "%%"),  # argparse formats help with %
         )
 
 
@@ -90,6 +90,30 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    import os
+
+    from mmprolong import api
+    from mmprolong.eval.config import EvalConfig, parse_lengths
+
+    if getattr(args, "cfg:lengths") is not None:  # "8k,16k" -> [8192, 16384] before the typed config sees it
+        setattr(args, "cfg:lengths", str(parse_lengths(getattr(args, "cfg:lengths"))))
+    config = config_from_args(args, EvalConfig)
+    summary = api.evaluate(args.model, args.out, config, overwrite=args.overwrite,
+                           api_key=os.environ.get(args.api_key_env) if args.api_key_env else None)
+    print(json.dumps({k: v for k, v in summary.items() if k in ("suite", "items", "errors", "scores", "seconds",
+                                                                 "table")}, indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from mmprolong import api
+
+    summary = api.compare(args.run_dirs, args.out, training_length=args.training_length)
+    print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return 0
+
+
 def _cmd_tokenizer_train(args) -> int:
     from mmprolong import api
 
@@ -112,6 +136,7 @@ def _brief(summary) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmprolong.eval.config import EvalConfig
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
 
@@ -150,6 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("llamafactory", "swift"), required=True)
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(func=_cmd_export)
+
+    evaluate = sub.add_parser("eval", help="needle-in-a-haystack and long-document VQA by length and depth")
+    evaluate.add_argument("--model", type=Path, default=None,
+                          help="local Qwen2.5-VL checkpoint folder (e.g. a train run's final/); none: the tiny preset")
+    evaluate.add_argument("--out", type=Path, required=True, help="run folder (resumes an interrupted run)")
+    evaluate.add_argument("--overwrite", action="store_true", help="discard a run folder made with other settings")
+    evaluate.add_argument("--api-key-env", default=None, help="environment variable holding the endpoint's key")
+    add_config_arguments(evaluate, EvalConfig)
+    evaluate.set_defaults(func=_cmd_eval)
+
+    report = sub.add_parser("report", help="compare eval runs side by side (e.g. base vs trained)")
+    report.add_argument("run_dirs", type=Path, nargs="+")
+    report.add_argument("--out", type=Path, required=True)
+    report.add_argument("--training-length", type=int, default=None, help="drawn as a line on the charts, tokens")
+    report.set_defaults(func=_cmd_report)
 
     tok = sub.add_parser("tokenizer", help="tokenizers")
     tok_sub = tok.add_subparsers(dest="tokenizer_command", required=True)

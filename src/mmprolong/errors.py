@@ -26,3 +26,14 @@ class MissingDependencyError(MMProLongError, ImportError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(f"'{package}' is not installed: pip install 'mmprolong[{extra}]'")
+
+
+class TrainingDivergedError(MMProLongError):
+    """The loss or the gradient norm of a training step is NaN or infinite; the run stopped before applying it."""
+
+    def __init__(self, step: int, loss: float, grad_norm: float, sample_ids: list, checkpoint: str | None):
+        self.step, self.loss, self.grad_norm, self.sample_ids, self.checkpoint = (step, loss, grad_norm, sample_ids,
+                                                                                   checkpoint)
+        super().__init__(f"step {step}: loss {loss}, grad norm {grad_norm} (not finite); the step's samples: "
+                         f"{sample_ids}; last good state saved to {checkpoint}; lower optim.lr or inspect those "
+                         "samples, then resume")

@@ -1,0 +1,60 @@
+"""Backends: transformers (``hf``), vLLM offline (``vllm``, GPU, optional) and OpenAI-compatible HTTP (``openai``).
+
+``make_backend(model, config)`` builds the one ``EvalConfig.backend`` names; heavy imports stay inside.
+"""
+
+from __future__ import annotations
+
+from mmprolong.errors import ConfigError
+from mmprolong.eval.backends.base import (
+    Answer,
+    AnswerCache,
+    Backend,
+    BackendError,
+    GenerationSettings,
+    SequentialBackend,
+    template_parts,
+)
+
+__all__ = ["Answer", "AnswerCache", "Backend", "BackendError", "GenerationSettings", "SequentialBackend",
+           "make_backend", "template_parts"]
+
+
+def make_backend(model, config, *, api_key: str | None = None) -> Backend:
+    """A Backend from ``model`` (a ModelConfig, a checkpoint folder, or None for the tiny preset) and ``config``."""
+    from mmprolong.eval.rope_scaling import RopeScaling
+    from mmprolong.train.models import ModelConfig
+
+    rope = RopeScaling.from_config(config)
+    if isinstance(model, str) or model is None:
+        model = ModelConfig(path=model)
+    if config.backend == "openai":
+        from mmprolong.eval.backends.openai import OpenAIBackend
+
+        if rope.kind != "none":
+            raise ConfigError("rope_scaling", config.rope_scaling, "an endpoint's RoPE is set where it is served "
+                                                                   "(e.g. vllm serve --hf-overrides)")
+        if not config.api_model:
+            raise ConfigError("api_model", config.api_model, "name the model the endpoint serves")
+        return OpenAIBackend(config.base_url, config.api_model, api_key=api_key, timeout_s=config.timeout_s,
+                             retries=config.retries, concurrency=config.concurrency,
+                             max_model_len=config.max_model_len if config.max_model_len > 0 else None)
+    if not isinstance(model, ModelConfig):
+        raise ConfigError("model", model, "give a ModelConfig, a local checkpoint folder, or a Backend")
+    if config.backend == "vllm":
+        from mmprolong.eval.backends.vllm import VLLMBackend
+
+        if model.path is None:
+            raise ConfigError("backend", "vllm", "vLLM needs a checkpoint folder; the tiny preset runs with hf")
+        if config.max_model_len <= 0 or config.min_pixels is None or config.max_pixels is None:
+            raise ConfigError("max_model_len", config.max_model_len, "vllm needs max_model_len, min_pixels and "
+                                                                     "max_pixels set")
+        return VLLMBackend(model.path, max_model_len=config.max_model_len, min_pixels=config.min_pixels,
+                           max_pixels=config.max_pixels, rope=rope, label=config.label)
+    import dataclasses
+
+    from mmprolong.eval.backends.hf import HFBackend
+
+    pixels = {k: getattr(config, k) for k in ("min_pixels", "max_pixels")
+              if getattr(config, k) is not None and getattr(model, k) is None}
+    return HFBackend.load(dataclasses.replace(model, **pixels), rope=rope, label=config.label)

@@ -1,0 +1,176 @@
+"""EvalConfig: which suite, at which lengths and depths, how items are built, scored and generated.
+
+Lengths are exact cross-modal token counts (``ChatTemplate.count`` of the item with its gold answer, the
+same accounting synth and train use), written as "8k"/"128K" = multiples of 1024 on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from mmprolong.config import Config, field
+from mmprolong.errors import ConfigError
+from mmprolong.tokens import FACTOR, check_pixel_budget
+
+SUITES = ("niah", "docvqa", "synth-heldout")
+DOCVQA_DATASETS = ("mmlongbench-doc", "longdocurl", "slidevqa")
+_LENGTH = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
+
+
+def parse_length(text: str | int) -> int:
+    """"8k" / "128K" -> 8192 / 131072 (K = 1024, M = 1024*1024); a bare number is tokens."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        match = _LENGTH.match(str(text))
+        if not match:
+            raise ConfigError("lengths", text, "write a length as tokens (4096) or with a K/M suffix (8k, 128K, 1M)")
+        value = int(match.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
+    if value <= 0:
+        raise ConfigError("lengths", text, "a length must be a positive number of tokens")
+    return value
+
+
+def parse_lengths(text: str | list) -> list[int]:
+    """"8k,16k,128K" (or a list of such) -> [8192, 16384, 131072], order kept, duplicates dropped."""
+    pieces = text.split(",") if isinstance(text, str) else list(text)
+    lengths = []
+    for piece in pieces:
+        if isinstance(piece, str) and not piece.strip():
+            continue
+        value = parse_length(piece)
+        if value not in lengths:
+            lengths.append(value)
+    if not lengths:
+        raise ConfigError("lengths", text, "give at least one length, e.g. 8k,16k,32k")
+    return lengths
+
+
+def format_length(tokens: int) -> str:
+    """131072 -> "128K"; 1000 -> "1000"."""
+    return f"{tokens // 1024}K" if tokens >= 1024 and tokens % 1024 == 0 else str(tokens)
+
+
+def depth_grid(steps: int) -> list[float]:
+    """``steps`` depths evenly from 0 to 1 (0%, ..., 100%); one step is depth 0.5."""
+    if steps == 1:
+        return [0.5]
+    return [round(i / (steps - 1), 6) for i in range(steps)]
+
+
+@dataclass(kw_only=True)
+class EvalConfig(Config):
+    """Settings of the eval stage (model x suite -> results table and plots)."""
+
+    suite: Literal["niah", "docvqa", "synth-heldout"] = field("niah", help="what to measure: niah (multimodal "
+                                                                          "needle), docvqa, synth-heldout")
+    lengths: list[int] = field(default_factory=lambda: [65536, 131072],
+                               help="input lengths (tokens; the CLI takes 8k,16k,...,512k)")
+    depth_steps: int = field(11, help="needle/evidence depths evenly from 0% to 100% (11 = every 10%)")
+    seed: int = field(0, help="fixes the item grid: same seed and inputs, same items for every model")
+    store_dir: str | None = field(None, help="page store (haystack for niah, documents for synth-heldout, "
+                                             "extra padding documents for docvqa)")
+    data_dir: str | None = field(None, help="docvqa: folder with one sub-folder per dataset in its released layout")
+    datasets: list[str] = field(default_factory=lambda: list(DOCVQA_DATASETS),
+                                help="docvqa datasets to read: mmlongbench-doc, longdocurl, slidevqa")
+    max_questions: int = field(100, help="docvqa: questions per dataset and length (paper: 100); -1 = all")
+    docvqa_metric: Literal["mmlongbench", "native"] = field(
+        "mmlongbench", help="mmlongbench: MMLongBench's rule-based doc-QA score for all three datasets (the paper's "
+                            "setting without the judge); native: each dataset's official scorer")
+    pdf_max_dpi: float = field(144.0, help="docvqa PDFs are rendered at this resolution, lowered to fit max_pixels")
+    needles: list[int] = field(default_factory=lambda: [1, 3],
+                               help="niah variants by needle count: 1 = single needle, k > 1 = k needles asked at once")
+    items_per_cell: int = field(1, help="niah and synth-heldout: items per (length, depth, variant) cell")
+    heldout_fraction: float = field(0.05, help="synth-heldout: share of store documents held out from training "
+                                               "(hash split of doc_id, see suites.heldout.is_heldout)")
+    heldout_tasks: list[str] = field(default_factory=lambda: ["extract-single", "extract-multi", "reasoning"],
+                                     help="synth-heldout: synth tasks to ask (extract-single, extract-multi, "
+                                          "aggregate, reasoning)")
+    truth_dir: str | None = field(None, help="synth-heldout: folder of the corpus' *.truth.json files (optional)")
+    length_tolerance: int = field(-1, help="an item may be this many tokens short of its length; -1 = one page "
+                                           "(the largest page span that could have been added)")
+    min_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "
+                                              "else the store's, else 56*56")
+    max_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "
+                                              "else the store's, else 28*28*1280")
+    max_new_tokens: int = field(128, help="tokens generated per item, greedy (paper: 128)")
+    batch_size: int = field(1, help="items handed to the backend per call")
+    max_model_len: int = field(-1, help="items whose prompt + max_new_tokens exceed this fail as per-item errors "
+                                        "(tokens); -1 = no limit beyond the backend's own")
+    backend: Literal["hf", "vllm", "openai"] = field("hf", help="how answers are generated when a model is given")
+    base_url: str = field("http://127.0.0.1:8000/v1", help="openai: the endpoint's base URL")
+    api_model: str = field("", help="openai: model name sent to the endpoint")
+    timeout_s: float = field(600.0, help="openai: seconds to wait for one answer")
+    retries: int = field(3, help="openai: retries of a failed request (connection error, 429, 5xx)")
+    concurrency: int = field(4, help="openai: requests in flight")
+    tokenizer: str | None = field(None, help="tokenizer folder for counting when the backend has none (openai); "
+                                             "none: the model path, else the shipped tokenizer")
+    rope_scaling: Literal["none", "yarn", "dynamic"] = field(
+        "none", help="RoPE scaling applied to the model config before loading; none = the model as trained (paper)")
+    rope_factor: float = field(4.0, help="rope_scaling factor (MMLongBench's YaRN for Qwen2.5-VL: 4)")
+    original_max_positions: int = field(32768, help="positions the model was trained for, where scaling starts "
+                                                    "(Qwen2.5-VL: 32768)")
+    label: str = field("", help="model name in tables and plots; empty: the model path or backend")
+    cache_dir: str | None = field(None, help="answer cache folder (shareable between runs); none: OUT/cache")
+
+    def validate(self) -> None:
+        if not self.lengths:
+            raise ConfigError("lengths", self.lengths, "give at least one length, e.g. 8k,16k")
+        self.lengths = [parse_length(x) for x in self.lengths]
+        for name in ("depth_steps", "items_per_cell", "max_new_tokens", "batch_size", "concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "expected an integer >= 1")
+        if self.max_questions == 0 or self.max_questions < -1:
+            raise ConfigError("max_questions", self.max_questions, "expected a positive count or -1 (all)")
+        if not self.needles or any(k < 1 for k in self.needles):
+            raise ConfigError("needles", self.needles, "expected needle counts >= 1, e.g. [1, 3]")
+        unknown = [d for d in self.datasets if d not in DOCVQA_DATASETS]
+        if unknown:
+            raise ConfigError("datasets", self.datasets, f"unknown {unknown}; known: {', '.join(DOCVQA_DATASETS)}")
+        bad_tasks = [t for t in self.heldout_tasks if t not in ("extract-single", "extract-multi", "aggregate",
+                                                                "reasoning")]
+        if bad_tasks or not self.heldout_tasks:
+            raise ConfigError("heldout_tasks", self.heldout_tasks, "expected some of extract-single, extract-multi, "
+                                                                   "aggregate, reasoning")
+        if not 0 < self.heldout_fraction < 1:
+            raise ConfigError("heldout_fraction", self.heldout_fraction, "expected a share in (0, 1), e.g. 0.05")
+        if self.length_tolerance < -1:
+            raise ConfigError("length_tolerance", self.length_tolerance, "expected tokens >= 0, or -1 (one page)")
+        if self.max_model_len == 0 or self.max_model_len < -1:
+            raise ConfigError("max_model_len", self.max_model_len, "expected tokens > 0, or -1 (no limit)")
+        if self.rope_factor < 1:
+            raise ConfigError("rope_factor", self.rope_factor, "expected a factor >= 1 (4 extends 32K to 128K)")
+        if self.original_max_positions < 1:
+            raise ConfigError("original_max_positions", self.original_max_positions, "expected positions >= 1")
+        if self.retries < 0 or self.timeout_s <= 0:
+            raise ConfigError("retries" if self.retries < 0 else "timeout_s",
+                              self.retries if self.retries < 0 else self.timeout_s, "expected retries >= 0, "
+                                                                                    "timeout_s > 0")
+        if self.pdf_max_dpi <= 0:
+            raise ConfigError("pdf_max_dpi", self.pdf_max_dpi, "expected dots per inch > 0")
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(name, value, "must be a positive number of pixels")
+        if self.max_pixels is not None and self.max_pixels < FACTOR * FACTOR:
+            raise ConfigError("max_pixels", self.max_pixels, f"must be at least {FACTOR * FACTOR}")
+        if self.min_pixels is not None and self.max_pixels is not None:
+            try:
+                check_pixel_budget(self.min_pixels, self.max_pixels)
+            except ValueError as exc:
+                raise ConfigError("min_pixels", self.min_pixels, str(exc)) from None
+        if self.suite == "docvqa" and not self.data_dir:
+            raise ConfigError("data_dir", self.data_dir, "the docvqa suite reads a local folder: set data_dir "
+                                                         "(write_docvqa_samples makes a small one)")
+        if self.suite in ("niah", "synth-heldout") and not self.store_dir:
+            raise ConfigError("store_dir", self.store_dir, f"the {self.suite} suite needs a page store "
+                                                           "(`mmprolong ingest`)")
+
+    def item_fields(self) -> dict:
+        """The fields that decide which items are built (not how answers are generated)."""
+        keys = ("suite", "lengths", "depth_steps", "seed", "datasets", "max_questions", "pdf_max_dpi", "needles",
+                "items_per_cell", "heldout_fraction", "heldout_tasks", "length_tolerance", "docvqa_metric")
+        return {k: getattr(self, k) for k in keys}

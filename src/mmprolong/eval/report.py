@@ -1,0 +1,267 @@
+"""Results -> tables (JSON, Markdown) and plots (matplotlib Agg, no timestamps or version in the PNGs).
+
+A cell's score is the mean over its items that were answered (status ok); items with an error are counted in
+``errors`` and left out of the mean, so a broken input does not read as a wrong answer (a model that cannot take
+the length at all shows errors and no score). A suite's score at a length is the mean over its tasks of their
+means (for docvqa: the mean over the three datasets, as the paper reports).
+
+Plots: the needle heatmap (depth x length, one panel per needle variant) and accuracy against length (one line
+per model). ``compare_runs(run_dirs, out_dir)`` puts several runs (e.g. base vs trained) side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmprolong.eval.config import format_length
+from mmprolong.eval.items import NO_DEPTH, EvalResult, read_results, write_text_atomic
+
+ALL = "all"
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def summarize(results: Sequence[EvalResult]) -> list[dict]:
+    """Rows per (suite, task, length, depth), then per (suite, task, length) with depth "all", then per
+    (suite, length) with task "all" (mean of the task means)."""
+    cells: dict[tuple, list[EvalResult]] = defaultdict(list)
+    for r in results:
+        depth = ALL if r.depth == NO_DEPTH else r.depth
+        cells[(r.suite, r.task, r.length, depth)].append(r)
+        if depth != ALL:
+            cells[(r.suite, r.task, r.length, ALL)].append(r)
+    rows = [_row(key, group) for key, group in cells.items()]
+    by_suite_length: dict[tuple, list[float]] = defaultdict(list)
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        if row["depth"] == ALL:
+            key = (row["suite"], row["length"])
+            if row["score"] is not None:
+                by_suite_length[key].append(row["score"])
+            for i, name in enumerate(("n", "ok", "errors")):
+                counts[key][i] += row[name]
+    for key, (n, ok, errors) in counts.items():
+        rows.append({"suite": key[0], "task": ALL, "length": key[1], "depth": ALL, "n": n, "ok": ok,
+                     "errors": errors, "score": _mean(by_suite_length.get(key, []))})
+    return sorted(rows, key=_sort_key)
+
+
+def _row(key: tuple, group: list[EvalResult]) -> dict:
+    ok = [r.score for r in group if r.status == "ok"]
+    return {"suite": key[0], "task": key[1], "length": key[2], "depth": key[3], "n": len(group), "ok": len(ok),
+            "errors": len(group) - len(ok), "score": _mean(ok)}
+
+
+def _sort_key(row: dict):
+    depth = -1.0 if row["depth"] == ALL else row["depth"]
+    return (row["suite"], row["task"] == ALL, row["task"], row["length"], row["depth"] == ALL, depth)
+
+
+def _fmt_score(score: float | None) -> str:
+    return "—" if score is None else f"{100 * score:.1f}"
+
+
+def _fmt_depth(depth) -> str:
+    return ALL if depth == ALL else f"{100 * depth:.0f}%"
+
+
+def markdown_table(rows: Sequence[dict], *, title: str = "") -> str:
+    """The long table (suite, task, length, depth, n, errors, score in %) and, for niah, depth x length grids."""
+    lines = [f"# {title}", ""] if title else []
+    lines += ["| suite | task | length | depth | items | errors | score |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        lines.append(f"| {row['suite']} | {row['task']} | {format_length(row['length'])} | {_fmt_depth(row['depth'])} "
+                     f"| {row['n']} | {row['errors']} | {_fmt_score(row['score'])} |")
+    for task, grid in _niah_grids(rows).items():
+        lengths = sorted({length for (_, length) in grid})
+        depths = sorted({depth for (depth, _) in grid})
+        lines += ["", f"## niah {task}: score (%) by depth x length", "",
+                  "| depth | " + " | ".join(format_length(n) for n in lengths) + " |",
+                  "| --- |" + " --- |" * len(lengths)]
+        for depth in depths:
+            lines.append(f"| {_fmt_depth(depth)} | " + " | ".join(_fmt_score(grid.get((depth, n))) for n in lengths)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _niah_grids(rows: Sequence[dict]) -> dict[str, dict[tuple, float | None]]:
+    grids: dict[str, dict] = defaultdict(dict)
+    for row in rows:
+        if row["suite"] == "niah" and row["task"] != ALL and row["depth"] != ALL:
+            grids[row["task"]][(row["depth"], row["length"])] = row["score"]
+    return dict(sorted(grids.items()))
+
+
+def by_length(rows: Sequence[dict], suite: str, task: str = ALL) -> dict[int, float | None]:
+    return {r["length"]: r["score"] for r in rows if r["suite"] == suite and r["task"] == task and r["depth"] == ALL}
+
+
+# --- plots -------------------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: same data, same bytes
+    tmp.replace(path)
+    return path
+
+
+def plot_needle_heatmaps(panels: dict[str, dict[tuple, float | None]], path: str | Path, *, title: str = "",
+                         ncols: int | None = None) -> Path:
+    """One heatmap per panel (``ncols`` per row): depth (rows, 0% at the top) x length (columns), score 0-100."""
+    plt = _pyplot()
+    import numpy as np
+
+    names = list(panels)
+    ncols = max(1, min(ncols or len(names), len(names)))
+    nrows = max(1, -(-len(names) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.0 + 3.2 * ncols, 0.4 + 3.2 * nrows), squeeze=False,
+                             layout="constrained")
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(names):]:
+        ax.axis("off")
+    image = None
+    for ax, name in zip(flat, names):
+        grid = panels[name]
+        lengths = sorted({n for (_, n) in grid})
+        depths = sorted({d for (d, _) in grid})
+        data = np.full((len(depths), len(lengths)), np.nan)
+        for (d, n), score in grid.items():
+            if score is not None:
+                data[depths.index(d), lengths.index(n)] = 100 * score
+        image = ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
+        ax.set_xticks(range(len(lengths)), [format_length(n) for n in lengths])
+        ax.set_yticks(range(len(depths)), [f"{100 * d:.0f}%" for d in depths])
+        ax.set_xlabel("input length (tokens)")
+        ax.set_ylabel("needle depth")
+        ax.set_title(name, fontsize=9)
+        for i in range(len(depths)):
+            for j in range(len(lengths)):
+                text = "—" if np.isnan(data[i, j]) else f"{data[i, j]:.0f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=flat, shrink=0.8, label="score (%)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    out = _save(fig, Path(path))
+    plt.close(fig)
+    return out
+
+
+def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: str | Path, *, title: str = "",
+                            training_length: int | None = None) -> Path:
+    """A line per series (model, or suite/task): score (%) against length on a log2 axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    lengths = sorted({n for s in series.values() for n in s})
+    for name, points in series.items():
+        xs = [n for n in lengths if points.get(n) is not None]
+        ax.plot(xs, [100 * points[n] for n in xs], marker="o", label=name)
+    if training_length:
+        ax.axvline(training_length, color="grey", linestyle="--", linewidth=1, label="training length")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [format_length(n) for n in lengths])
+    ax.minorticks_off()
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("input length (tokens)")
+    ax.set_ylabel("score (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    out = _save(fig, Path(path))
+    plt.close(fig)
+    return out
+
+
+# --- one run, several runs ---------------------------------------------------------------------------------
+
+
+def write_report(out_dir: str | Path, results: Sequence[EvalResult], *, label: str) -> dict:
+    """table.json, table.md, accuracy_vs_length.png and (niah) needle_heatmap.png in ``out_dir``."""
+    out = Path(out_dir)
+    rows = summarize(results)
+    write_text_atomic(out / "table.json", json.dumps({"label": label, "rows": rows}, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(out / "table.md", markdown_table(rows, title=f"{label}: results"))
+    files = {"table_json": str(out / "table.json"), "table_md": str(out / "table.md")}
+    suites = sorted({r["suite"] for r in rows})
+    series = {f"{s}/{t}": by_length(rows, s, t) for s in suites
+              for t in sorted({r["task"] for r in rows if r["suite"] == s})}
+    files["accuracy_vs_length"] = str(plot_accuracy_vs_length(series, out / "accuracy_vs_length.png",
+                                                              title=label))
+    grids = _niah_grids(rows)
+    if grids:
+        files["needle_heatmap"] = str(plot_needle_heatmaps(grids, out / "needle_heatmap.png", title=label))
+    return files
+
+
+def _run_label(run_dir: Path) -> str:
+    for name in ("run.json", "table.json"):
+        path = run_dir / name
+        if path.is_file():
+            label = json.loads(path.read_text()).get("label")
+            if label:
+                return str(label)
+    return run_dir.name
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, training_length: int | None = None) -> dict:
+    """Side-by-side comparison of eval runs (e.g. base vs trained): compare.md / compare.json with a column per
+    run, accuracy_vs_length.png with a line per run and suite (a dashed line at ``training_length`` when given,
+    to show generalisation past it), needle_heatmaps.png with a row per run."""
+    if not run_dirs:
+        raise ValueError("compare_runs needs at least one run folder")
+    out = Path(out_dir)
+    runs = []
+    for run in map(Path, run_dirs):
+        label = _run_label(run)
+        while label in [r[0] for r in runs]:
+            label += "'"
+        runs.append((label, summarize(read_results(run))))
+    keys = sorted({(r["suite"], r["task"], r["length"]) for _, rows in runs for r in rows if r["depth"] == ALL},
+                  key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
+    table = []
+    for suite, task, length in keys:
+        entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}}
+        for label, rows in runs:
+            match = [r for r in rows if (r["suite"], r["task"], r["length"], r["depth"]) == (suite, task, length, ALL)]
+            entry["scores"][label] = match[0]["score"] if match else None
+            entry["errors"][label] = match[0]["errors"] if match else None
+        table.append(entry)
+    labels = [label for label, _ in runs]
+    lines = ["# Comparison", "", "Score (%) per suite, task and length; errors in brackets.", "",
+             "| suite | task | length | " + " | ".join(labels) + " |", "| --- | --- | --- |" + " --- |" * len(labels)]
+    for e in table:
+        cells = [_fmt_score(e["scores"][lb]) + (f" ({e['errors'][lb]} err)" if e["errors"][lb] else "") for lb in labels]
+        lines.append(f"| {e['suite']} | {e['task']} | {format_length(e['length'])} | " + " | ".join(cells) + " |")
+    write_text_atomic(out / "compare.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "compare.json", json.dumps({"runs": labels, "rows": table}, indent=1, sort_keys=True)
+                      + "\n")
+    files = {"compare_md": str(out / "compare.md"), "compare_json": str(out / "compare.json")}
+    suites = sorted({e["suite"] for e in table})
+    series = {f"{label} / {suite}" if len(suites) > 1 else label: by_length(rows, suite)
+              for label, rows in runs for suite in suites}
+    files["accuracy_vs_length"] = str(plot_accuracy_vs_length(series, out / "accuracy_vs_length.png",
+                                                              title="score against length",
+                                                              training_length=training_length))
+    panels = {f"{label}: {task}": grid for label, rows in runs for task, grid in _niah_grids(rows).items()}
+    if panels:
+        variants = max(len(_niah_grids(rows)) for _, rows in runs)
+        files["needle_heatmaps"] = str(plot_needle_heatmaps(panels, out / "needle_heatmaps.png", ncols=variants))
+    return files

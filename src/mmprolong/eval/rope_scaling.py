@@ -1,0 +1,77 @@
+"""RoPE scaling at inference, applied to the model config before the model is built.
+
+The paper evaluates beyond its 128K window with *no* scaling (the model as trained, base 4e6): that is
+``rope_scaling="none"``, the default. MMLongBench offers YaRN for Qwen2.5-VL (factor 4 over 32,768 original
+positions, mrope_section [16, 24, 24]); dynamic NTK is the other common choice.
+
+How transformers 5.24 expresses it for qwen2_5_vl: everything lives in ``text_config.rope_parameters``, a dict
+holding ``rope_type``, ``rope_theta`` and ``mrope_section`` (ignored by the rope validator, read by
+``Qwen2_5_VLRotaryEmbedding``):
+
+- YaRN: ``rope_type="yarn"``, ``factor``, ``original_max_position_embeddings``. Static: every position's
+  frequencies change (low-frequency dimensions interpolated) and cos/sin are scaled by 0.1*ln(factor)+1.
+- dynamic NTK: ``rope_type="dynamic"``, ``factor``; the base grows with the largest position id of the input
+  once it passes ``max_position_embeddings``, which transformers uses as the original length, so that field is
+  set to ``original_max_positions``. Inputs whose positions stay below it are computed exactly as unscaled.
+
+``rope_theta`` and ``mrope_section`` are kept; no other config field changes. Note that mRoPE positions grow by
+max(grid h, w)/2 per image, not by its token count, so a 128K-token input of page images spans far fewer
+positions than 128K: scaling acts on positions, lengths are counted in tokens.
+
+The rotary ``inv_freq`` buffers are computed from the config when the model is constructed, which is why the
+config is edited before loading (see ``mmprolong.eval.backends.hf.load_eval_model``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmprolong.errors import ConfigError
+
+KINDS = ("none", "yarn", "dynamic")
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    kind: str = "none"  # none | yarn | dynamic
+    factor: float = 4.0
+    original_max_positions: int = 32768
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError("rope_scaling", self.kind, f"expected one of {', '.join(KINDS)}")
+        if self.kind != "none" and self.factor < 1:
+            raise ConfigError("rope_factor", self.factor, "expected a factor >= 1")
+        if self.kind != "none" and self.original_max_positions < 1:
+            raise ConfigError("original_max_positions", self.original_max_positions, "expected positions >= 1")
+
+    @classmethod
+    def from_config(cls, config) -> RopeScaling:
+        return cls(config.rope_scaling, float(config.rope_factor), int(config.original_max_positions))
+
+    def describe(self) -> dict:
+        if self.kind == "none":
+            return {"kind": "none"}
+        return {"kind": self.kind, "factor": self.factor, "original_max_positions": self.original_max_positions}
+
+
+def apply_rope_scaling(config, scaling: RopeScaling) -> dict:
+    """Edit a ``Qwen2_5_VLConfig`` (or its text config) in place; returns the new ``rope_parameters``.
+
+    Call before the model is constructed. ``none`` leaves the config untouched.
+    """
+    text = getattr(config, "text_config", config)
+    params = dict(text.rope_parameters or {})
+    if scaling.kind == "none":
+        return params
+    if "rope_theta" not in params:
+        raise ConfigError("rope_scaling", scaling.kind, "the model config has no rope_parameters.rope_theta")
+    keep = {k: params[k] for k in ("rope_theta", "mrope_section") if k in params}
+    if scaling.kind == "yarn":
+        new = {**keep, "rope_type": "yarn", "factor": float(scaling.factor),
+               "original_max_position_embeddings": int(scaling.original_max_positions)}
+    else:
+        new = {**keep, "rope_type": "dynamic", "factor": float(scaling.factor)}
+        text.max_position_embeddings = int(scaling.original_max_positions)
+    text.rope_parameters = new
+    return dict(new)

@@ -1,0 +1,113 @@
+"""synth-heldout: synth's own task builders on documents held out from training.
+
+Split rule (``is_heldout``): a document is held out when the first 8 bytes of
+sha256("mmprolong-heldout-v1:" + doc_id), read as a big-endian integer and divided by 2**64, fall below
+``fraction``. doc_id is the SHA-256 prefix of the PDF's bytes, so the split is the same on every machine, for
+every store holding the document, whatever its file name. The synth stage does not exclude these documents yet;
+``heldout_split`` is the function it should call to do so.
+
+Items: for each (length, depth, task, index) cell a held-out document is drawn (seeded); synth's offline
+generators (ground truth when the corpus has it, else text-layer clozes) propose a question, ``qa.verify``
+checks it against the page text, and ``layout_sample`` places its evidence at the depth, padding with other
+store documents until the exact count lands in [L - tolerance, L]. Scored with MMLongBench's rule-based doc-QA
+score by the answer's format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from mmprolong.eval.config import depth_grid
+from mmprolong.eval.items import EvalItem, error_item
+from mmprolong.eval.suites.common import SuiteContext, finish_item, pick_fillers, rng_for
+
+SPLIT_SALT = "mmprolong-heldout-v1"
+DEFAULT_TASKS = ("extract-single", "extract-multi", "reasoning")
+ATTEMPTS = 24  # documents tried per item before it is reported as an error
+METRIC = "mmlongbench-docqa"
+
+
+def heldout_score(doc_id: str) -> float:
+    """The document's position in [0, 1) of the split (uniform over doc_ids)."""
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{doc_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_heldout(doc_id: str, fraction: float = 0.05) -> bool:
+    """True when ``doc_id`` belongs to the held-out share ``fraction`` (training should skip it)."""
+    return heldout_score(doc_id) < fraction
+
+
+def heldout_split(doc_ids: Iterable[str], fraction: float = 0.05) -> tuple[list[str], list[str]]:
+    """(train, held_out) doc_ids, each sorted."""
+    train, held = [], []
+    for doc_id in sorted(doc_ids):
+        (held if is_heldout(doc_id, fraction) else train).append(doc_id)
+    return train, held
+
+
+def build_items(ctx: SuiteContext) -> list[EvalItem]:
+    from mmprolong.synth.generators.factory import FirstOf
+    from mmprolong.synth.generators.textlayer import TextLayerGenerator
+    from mmprolong.synth.generators.truth import TruthGenerator
+
+    config = ctx.config
+    docs = ctx.store.documents(truth_dir=config.truth_dir)
+    _, held_ids = heldout_split([d.doc_id for d in docs], config.heldout_fraction)
+    held = [d for d in docs if d.doc_id in set(held_ids)]
+    generator = FirstOf([TruthGenerator(), TextLayerGenerator()])
+    tolerance = ctx.tolerance([t + 2 for d in docs for t in d.page_tokens])
+    items = []
+    for length in config.lengths:
+        for task in config.heldout_tasks:
+            for depth in depth_grid(config.depth_steps):
+                for index in range(config.items_per_cell):
+                    items.append(_build_one(ctx, docs, held, generator, tolerance, length, task, depth, index))
+    return items
+
+
+def _build_one(ctx: SuiteContext, docs, held, generator, tolerance: int, length: int, task: str, depth: float,
+               index: int) -> EvalItem:
+    from mmprolong.synth.generators import QARequest
+    from mmprolong.synth.layout import layout_sample
+    from mmprolong.synth.plan import Bucket
+    from mmprolong.synth.qa import verify
+
+    def fail(reason: str) -> EvalItem:
+        return error_item(suite="synth-heldout", task=task, length=length, depth=depth, metric=METRIC, error=reason,
+                          metadata={"index": index})
+
+    if not held:
+        return fail(f"no held-out document: none of the store's {len(docs)} documents falls in the "
+                    f"heldout_fraction={ctx.config.heldout_fraction} split")
+    rng = rng_for("heldout", ctx.config.seed, length, task, depth, index)
+    reasons: dict[str, int] = {}
+    for _ in range(ATTEMPTS):
+        doc = rng.choice(held)
+        request = QARequest(doc=doc, task=task, seed=rng.getrandbits(63), target_tokens=length)
+        candidate = generator.propose_many([request])[0]
+        reason = "no candidate" if candidate is None else verify(candidate, doc.page_texts, doc.truth)
+        if reason is None:
+            fillers = pick_fillers(docs, rng, need_each_side=length, exclude={doc.doc_id})
+            layout = layout_sample(candidate, doc, fillers, bucket=Bucket(max(1, length - tolerance), length + 1),
+                                   target_tokens=length, depth=depth, template=ctx.template)
+            if not isinstance(layout, str):
+                return _item(ctx, doc, candidate, layout, length, task, depth, index, fillers)
+            reason = layout
+        key = reason.split(":")[0][:60]
+        reasons[key] = reasons.get(key, 0) + 1
+    return fail(f"no verified {task} question fits {length} tokens after {ATTEMPTS} tries: {reasons}")
+
+
+def _item(ctx: SuiteContext, doc, candidate, layout, length, task, depth, index, fillers) -> EvalItem:
+    store = ctx.store
+    images = [store.image(r.doc_id, r.page_index) for r in layout.pages]
+    first, last = layout.evidence[0], max(layout.evidence)
+    block = list(range(first, last + 1))  # the evidence block layout_sample keeps whole
+    return finish_item(ctx, suite="synth-heldout", task=task, length=length, depth=depth,
+                       parts=images + [layout.question], question=layout.question, answers=[candidate.answer],
+                       answer_format=candidate.answer_format, metric=METRIC, evidence=list(layout.evidence),
+                       skip=block, metadata={"doc": doc.doc_id, "index": index, "generator": candidate.generator,
+                                             "evidence_pages": list(candidate.evidence_pages),
+                                             "fillers": [d.doc_id for d in fillers]})

@@ -1,0 +1,182 @@
+"""Multimodal needle in a haystack: document pages from the page store, a generated "note" page stating a fact.
+
+The needle is an image, rendered with Pillow at the store's most common page size (so it has the vision
+tokens of a store page at the eval pixel budget): "The secret code of the Orion archive is 418063." The
+haystack is whole documents of the store. synth's ``layout_sample`` places the needle page at the requested
+depth of the context and fills both sides with filler documents until the exact count (ChatTemplate.count,
+gold answer included) lands in [L - tolerance, L]; the question comes last and asks for the fact.
+
+Variants: ``single`` (one needle, scored by sub-EM) and ``multi-K`` (K needles about K different archives,
+the first at the requested depth and the others spread evenly over the rest of the context; one question asks
+for all K codes; the score is the fraction found, sub-EM on each).
+
+An item depends only on (seed, length, depth, variant, index) and the store: two models see the same items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import textwrap
+from pathlib import Path
+
+from mmprolong.eval.config import depth_grid
+from mmprolong.eval.items import EvalItem, ItemImage, error_item
+from mmprolong.eval.pages import span
+from mmprolong.eval.suites.common import SuiteContext, answer_text, finish_item, pick_fillers, rng_for
+from mmprolong.synth.documents import DocumentView
+from mmprolong.synth.layout import layout_sample
+from mmprolong.synth.plan import Bucket
+from mmprolong.synth.qa import Evidence, QACandidate
+from mmprolong.tokens import image_tokens
+
+NEEDLE_DOC = "niah-needle"
+SUBJECTS = (
+    "Orion", "Lyra", "Vega", "Andromeda", "Cassiopeia", "Perseus", "Draco", "Cygnus", "Aquila", "Hydra",
+    "Phoenix", "Pegasus", "Carina", "Centaurus", "Corvus", "Dorado", "Fornax", "Gemini", "Lepus", "Lynx",
+    "Mensa", "Norma", "Octans", "Pavo", "Pictor", "Puppis", "Pyxis", "Sagitta", "Scutum", "Sextans",
+    "Taurus", "Tucana", "Vela", "Volans", "Auriga", "Bootes", "Caelum", "Circinus", "Columba", "Crater",
+)  # fmt: skip
+PAPER = (255, 250, 225)  # a pale note, so the needle page looks unlike the document pages around it
+INK = (20, 20, 20)
+
+
+def fact_text(subject: str, code: str) -> str:
+    return f"The secret code of the {subject} archive is {code}."
+
+
+def question_text(subjects: list[str]) -> str:
+    if len(subjects) == 1:
+        return f"What is the secret code of the {subjects[0]} archive? Answer with the code only."
+    names = ", ".join(subjects[:-1]) + f" and {subjects[-1]}"
+    return f"What are the secret codes of the {names} archives? Answer with the codes, in that order."
+
+
+def render_note(text: str, width: int, height: int):
+    """The needle page: ``text`` written on a pale note of ``width`` x ``height`` pixels (deterministic)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (width, height), PAPER)
+    draw = ImageDraw.Draw(image)
+    margin = max(2, width // 12)
+    size = max(6, width // 16)
+    font = ImageFont.load_default(size=size)
+    chars = max(8, int((width - 2 * margin) / max(1.0, font.getlength("n"))))
+    y = margin
+    for line in ["NOTE"] + textwrap.wrap(text, width=chars):
+        draw.text((margin, y), line, fill=INK, font=font)
+        y += int(size * 1.4)
+    draw.rectangle((0, 0, width - 1, height - 1), outline=(180, 160, 90))
+    return image
+
+
+def needle_image(ctx: SuiteContext, text: str, width: int, height: int) -> ItemImage:
+    """Render the needle page into OUT/needles/ (once) and reference it by the hash of its PNG bytes."""
+    buffer = io.BytesIO()
+    render_note(text, width, height).save(buffer, format="PNG", compress_level=6)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    path = Path(ctx.out_dir) / "needles" / f"{digest[:20]}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    tokens = image_tokens(height, width, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels)
+    return ItemImage(kind="file", vision_tokens=tokens, width=width, height=height, path=str(path.resolve()),
+                     content_key=f"needle:{digest}")
+
+
+def variant_name(needles: int) -> str:
+    return "single" if needles == 1 else f"multi-{needles}"
+
+
+def build_items(ctx: SuiteContext) -> list[EvalItem]:
+    """The whole grid: lengths x needle variants x depths x items_per_cell, in that order."""
+    config = ctx.config
+    store = ctx.store
+    docs = store.documents()
+    width, height = store.common_size()
+    tolerance = ctx.tolerance([span(p) for doc in store.pages.values() for p in doc])
+    items = []
+    for length in config.lengths:
+        for k in config.needles:
+            for depth in depth_grid(config.depth_steps):
+                for index in range(config.items_per_cell):
+                    items.append(_build_one(ctx, docs, (width, height), tolerance, length, k, depth, index))
+    return items
+
+
+def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, length: int, k: int, depth: float,
+               index: int) -> EvalItem:
+    config, store = ctx.config, ctx.store
+    variant = variant_name(k)
+    rng = rng_for("niah", config.seed, length, depth, k, index)
+    if k > len(SUBJECTS):
+        return error_item(suite="niah", task=variant, length=length, depth=depth, metric="niah-all",
+                          error=f"{k} needles: at most {len(SUBJECTS)} distinct subjects")
+    subjects = rng.sample(SUBJECTS, k)
+    codes = [str(c) for c in rng.sample(range(100_000, 1_000_000), k)]
+    texts = [fact_text(s, c) for s, c in zip(subjects, codes)]
+    question = question_text(subjects)
+    metric = "niah" if k == 1 else "niah-all"
+    meta = {"needles": [{"subject": s, "code": c} for s, c in zip(subjects, codes)], "index": index}
+    needles = [needle_image(ctx, t, *size) for t in texts]
+
+    def fail(reason: str) -> EvalItem:
+        return error_item(suite="niah", task=variant, length=length, depth=depth, metric=metric, question=question,
+                          answers=codes, error=reason, metadata=meta)
+
+    # Haystack documents depend on (seed, length, index) only: every depth and variant at a length uses the same.
+    fillers = pick_fillers(docs, rng_for("niah-haystack", config.seed, length, index), need_each_side=length)
+    extra = sum(span(n) for n in needles[1:])
+    target = length - extra
+    needle_doc = DocumentView(doc_id=NEEDLE_DOC, source="niah", page_texts=(texts[0],),
+                              page_tokens=(needles[0].vision_tokens,))
+    candidate = QACandidate(doc_id=NEEDLE_DOC, task="extract-single", question=question,
+                            answer_value=answer_text(codes), answer_format="String", operation="lookup",
+                            evidence=(Evidence(page=0, quote=texts[0], value=codes[0]),), generator="niah")
+    layout = layout_sample(candidate, needle_doc, fillers, bucket=Bucket(max(1, target - tolerance), target + 1),
+                           target_tokens=target, depth=depth, template=ctx.template)
+    if isinstance(layout, str):
+        return fail(f"cannot build a {length}-token haystack: {layout} (store pages: "
+                    f"{sum(len(p) for p in store.pages.values())}, tolerance {tolerance} tokens)")
+    haystack, first = [], 0
+    for ref in layout.pages:
+        if ref.doc_id == NEEDLE_DOC:
+            first = len(haystack)
+        else:
+            haystack.append(store.image(ref.doc_id, ref.page_index))
+    images, evidence = _insert_needles(haystack, needles, first, depth)
+    item = finish_item(ctx, suite="niah", task=variant, length=length, depth=depth, parts=images + [question],
+                       question=question, answers=codes, answer_format="String", metric=metric, evidence=evidence,
+                       metadata={**meta, "fillers": [d.doc_id for d in fillers], "tolerance": tolerance})
+    if not length - tolerance <= item.tokens <= length:
+        return fail(f"landed at {item.tokens} tokens, outside [{length - tolerance}, {length}]")
+    return item
+
+
+def _insert_needles(haystack: list[ItemImage], needles: list[ItemImage], first: int,
+                    depth: float) -> tuple[list[ItemImage], list[int]]:
+    """Needle 1 before haystack image ``first``; needle j (j >= 1) at depth d + (1 - d) * j / K of the haystack
+    tokens (the page boundary nearest to it, never before the previous needle)."""
+    k = len(needles)
+    cumulative = [0]
+    for image in haystack:
+        cumulative.append(cumulative[-1] + span(image))
+    total = cumulative[-1]
+    boundaries, previous = [first], first
+    for j in range(1, k):
+        goal = (depth + (1 - depth) * j / k) * total
+        best = min(range(previous, len(cumulative)), key=lambda b: (abs(cumulative[b] - goal), b))
+        boundaries.append(best)
+        previous = best
+    images, evidence = [], []
+    for b in range(len(haystack) + 1):
+        for j, boundary in enumerate(boundaries):
+            if boundary == b:
+                evidence.append(len(images))
+                images.append(needles[j])
+        if b < len(haystack):
+            images.append(haystack[b])
+    return images, evidence

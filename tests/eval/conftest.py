@@ -1,0 +1,33 @@
+"""Fixtures for the eval tests: the shipped tokenizer, a page store with text layers, the tiny Qwen2.5-VL."""
+
+import pytest
+from eval_fixtures import write_text_store
+
+from mmprolong.template import ChatTemplate
+from mmprolong.tokenizer import load_tokenizer
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def template(tokenizer):
+    return ChatTemplate(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory):
+    """12 documents of 12 pages (about 3,000 tokens of pages)."""
+    path = tmp_path_factory.mktemp("store")
+    write_text_store(path, docs=12, pages=12, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_backend():
+    from mmprolong.eval.backends.hf import HFBackend
+    from mmprolong.train.models import ModelConfig
+
+    return HFBackend.load(ModelConfig(), device="cpu")

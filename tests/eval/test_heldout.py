@@ -1,0 +1,53 @@
+"""synth-heldout: a documented hash split, synth's builders on held-out documents only, exact lengths."""
+
+import json
+
+from eval_fixtures import FakeBackend
+
+from mmprolong.eval import EvalConfig, evaluate
+from mmprolong.eval.items import read_items, read_results
+from mmprolong.eval.pages import StorePages, span
+from mmprolong.eval.suites.heldout import heldout_score, heldout_split, is_heldout
+
+
+def test_split_is_a_stable_hash_of_doc_id():
+    ids = [f"{i:016x}" for i in range(4000)]
+    train, held = heldout_split(ids, 0.05)
+    assert sorted(train + held) == sorted(ids) and 150 <= len(held) <= 250  # about 5%
+    assert held == heldout_split(list(reversed(ids)), 0.05)[1]  # order does not matter
+    assert set(heldout_split(ids, 0.02)[1]) <= set(held)  # nested: a smaller share is a subset
+    assert all(is_heldout(i, 0.05) for i in held) and not any(is_heldout(i, 0.05) for i in train)
+    assert heldout_score("0123456789abcdef") == heldout_score("0123456789abcdef")
+    assert 0 <= heldout_score("x") < 1
+
+
+def test_items_come_from_held_out_documents(tmp_path, store_dir):
+    config = EvalConfig(suite="synth-heldout", store_dir=str(store_dir), heldout_fraction=0.3, depth_steps=2,
+                        lengths=[384, 768], max_new_tokens=8)
+    backend = FakeBackend(answer="42")
+    summary = evaluate(backend, out_dir=tmp_path / "run", config=config)
+    items = read_items(tmp_path / "run" / "items.jsonl")
+    store = StorePages(store_dir)
+    _, held = heldout_split(store.doc_ids, 0.3)
+    one_page = max(span(p) for doc in store.pages.values() for p in doc)
+    assert summary["items"] == len(items) == 2 * 3 * 2 and summary["errors"] == 0
+    assert {i.task for i in items} == {"extract-single", "extract-multi", "reasoning"}
+    for item in items:
+        meta = json.loads(item.metadata)
+        assert meta["doc"] in held
+        evidence_docs = {item.images[e].doc_id for e in item.evidence}
+        assert evidence_docs == {meta["doc"]}  # the question's evidence is on the held-out document
+        assert item.length - one_page <= item.tokens <= item.length
+        assert item.metric == "mmlongbench-docqa"
+    assert all(r.status == "ok" for r in read_results(tmp_path / "run"))
+    again = evaluate(FakeBackend(answer="42"), out_dir=tmp_path / "run2", config=config)
+    assert [i.item_id for i in read_items(tmp_path / "run2" / "items.jsonl")] == [i.item_id for i in items]
+    assert again["items"] == summary["items"]
+
+
+def test_no_held_out_document_is_an_item_error(tmp_path, store_dir):
+    config = EvalConfig(suite="synth-heldout", store_dir=str(store_dir), heldout_fraction=1e-9, depth_steps=1,
+                        lengths=[384], heldout_tasks=["extract-single"], max_new_tokens=8)
+    summary = evaluate(FakeBackend(), out_dir=tmp_path / "run", config=config)
+    assert summary["errors"] == 1
+    assert "no held-out document" in read_results(tmp_path / "run")[0].error

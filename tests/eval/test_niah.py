@@ -1,0 +1,111 @@
+"""The needle grid: deterministic, exact lengths within the tolerance, needles at their depths, the same items for
+every model."""
+
+import json
+
+import pytest
+from eval_fixtures import FakeBackend
+
+from mmprolong.eval import EvalConfig, evaluate
+from mmprolong.eval.config import depth_grid
+from mmprolong.eval.items import read_items
+from mmprolong.eval.pages import StorePages, span
+from mmprolong.eval.suites.common import SuiteContext
+from mmprolong.eval.suites.niah import build_items
+from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+
+LENGTHS = [512, 1024]
+
+
+def _items(tmp_path, store_dir, template, *, seed=0, needles=(1, 3), depth_steps=5):
+    config = EvalConfig(store_dir=str(store_dir), lengths=LENGTHS, depth_steps=depth_steps, needles=list(needles),
+                        seed=seed)
+    ctx = SuiteContext(config, template, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, tmp_path)
+    return build_items(ctx)
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory, store_dir, template):
+    return _items(tmp_path_factory.mktemp("niah"), store_dir, template)
+
+
+def test_grid_is_deterministic_for_a_seed(tmp_path, store_dir, template, items):
+    again = _items(tmp_path, store_dir, template)
+    assert [i.to_row() | {"parts": None} for i in again] == [i.to_row() | {"parts": None} for i in items]
+    assert [i.content_key() for i in again] == [i.content_key() for i in items]  # needle pixels too
+    other = _items(tmp_path / "s1", store_dir, template, seed=1)
+    assert {i.item_id for i in other}.isdisjoint({i.item_id for i in items})
+    assert len(items) == len(LENGTHS) * 2 * 5 and len({i.item_id for i in items}) == len(items)
+    assert [(i.length, i.task, i.depth) for i in items[:5]] == [(512, "single", d) for d in depth_grid(5)]
+
+
+def test_lengths_exact_within_one_page(items, template, store_dir):
+    store = StorePages(store_dir)
+    one_page = max(span(p) for doc in store.pages.values() for p in doc)
+    for item in items:
+        assert not item.error, item.error
+        parts = [p if isinstance(p, str) else p.vision_tokens for p in item.parts]
+        assert item.tokens == template.count(parts, ", ".join(item.answers))
+        assert item.prompt_tokens == len(template.prompt_ids(parts))
+        assert item.length - one_page <= item.tokens <= item.length, (item.length, item.tokens)
+        assert json.loads(item.metadata)["tolerance"] == one_page
+
+
+def test_needles_sit_at_their_depths(items):
+    for item in items:
+        images = item.images
+        needles = [i for i, im in enumerate(images) if im.kind == "file"]
+        assert list(item.evidence) == needles
+        haystack = sum(span(im) for im in images if im.kind == "store")
+        page = max(span(im) for im in images)
+        # The first needle starts at the requested fraction of the haystack, within two pages (pages are whole).
+        assert abs(item.achieved_depth - item.depth) <= 2 * page / haystack, (item.depth, item.achieved_depth)
+        if item.depth == 0.0:
+            assert needles[0] == 0
+        if item.depth == 1.0:
+            assert needles[-1] == len(images) - 1
+
+
+def test_multi_needle_variant(items):
+    multi = [i for i in items if i.task == "multi-3"]
+    assert multi and all(i.metric == "niah-all" for i in multi)
+    for item in multi:
+        meta = json.loads(item.metadata)
+        assert len(item.answers) == 3 and len(set(item.answers)) == 3
+        assert [n["code"] for n in meta["needles"]] == list(item.answers)
+        assert len(item.evidence) == 3 and list(item.evidence) == sorted(item.evidence)
+        for needle in meta["needles"]:  # the question asks for every archive
+            assert needle["subject"] in item.question
+        assert len({im.key() for im in item.images if im.kind == "file"}) == 3  # three different note pages
+    single = [i for i in items if i.task == "single"]
+    assert all(len(i.answers) == 1 and i.metric == "niah" and i.answers[0] in json.loads(i.metadata)["needles"][0]
+               ["code"] for i in single)
+
+
+def test_same_items_for_two_models(tmp_path, store_dir):
+    config = EvalConfig(store_dir=str(store_dir), lengths=[512], depth_steps=3, needles=[1, 2], max_new_tokens=8)
+    a = evaluate(FakeBackend("model-a"), "niah", out_dir=tmp_path / "a", config=config)
+    b = evaluate(FakeBackend("model-b", answer="no idea"), "niah", out_dir=tmp_path / "b", config=config)
+    items_a = read_items(tmp_path / "a" / "items.jsonl")
+    items_b = read_items(tmp_path / "b" / "items.jsonl")
+    assert [i.item_id for i in items_a] == [i.item_id for i in items_b]
+    assert [i.content_key() for i in items_a] == [i.content_key() for i in items_b]
+    assert a["ok"] == b["ok"] == len(items_a) == 6
+    table = json.loads((tmp_path / "a" / "table.json").read_text())["rows"]
+    single = [r for r in table if r["task"] == "single" and r["depth"] == "all"]
+    multi = [r for r in table if r["task"] == "multi-2" and r["depth"] == "all"]
+    assert single[0]["score"] == 1.0 and multi[0]["score"] == 0.5  # FakeBackend finds half the multi needles
+    table_b = json.loads((tmp_path / "b" / "table.json").read_text())["rows"]
+    assert all(r["score"] == 0.0 for r in table_b)
+
+
+def test_needle_page_is_a_store_sized_image(items, store_dir):
+    store = StorePages(store_dir)
+    width, height = store.common_size()
+    needle = next(im for im in items[0].images if im.kind == "file")
+    assert (needle.width, needle.height) == (width, height) == (112, 140)
+    assert needle.vision_tokens == 20
+    from PIL import Image
+
+    with Image.open(needle.path) as image:
+        assert image.size == (112, 140)

@@ -1,0 +1,80 @@
+"""Tables and plots from a hand-made results set; comparing runs."""
+
+import json
+
+import pytest
+
+from mmprolong.eval.items import EvalResult, write_results
+from mmprolong.eval.report import compare_runs, markdown_table, summarize, write_report
+
+
+def _result(task, length, depth, score, status="ok", suite="niah"):
+    return EvalResult(item_id=f"{suite}-{task}-{length}-{depth}-{score}-{status}", suite=suite, task=task,
+                      length=length, depth=depth, tokens=length, achieved_depth=depth, status=status,
+                      score=score if status == "ok" else 0.0, error="" if status == "ok" else "boom")
+
+
+def hand_made(shift=0.0):
+    return [
+        _result("single", 8192, 0.0, 1.0), _result("single", 8192, 0.0, 0.0), _result("single", 8192, 1.0, 1.0),
+        _result("single", 16384, 0.0, max(0.0, 0.5 - shift)), _result("single", 16384, 1.0, 0.0),
+        _result("single", 16384, 1.0, 0.0, status="error"),
+        _result("multi-2", 8192, 0.0, 0.5), _result("multi-2", 16384, 0.0, 0.0, status="error"),
+        _result("longdocurl", 8192, -1.0, 0.25, suite="docvqa"), _result("slidevqa", 8192, -1.0, 0.75, suite="docvqa"),
+    ]
+
+
+def _row(rows, suite, task, length, depth):
+    [row] = [r for r in rows if (r["suite"], r["task"], r["length"], r["depth"]) == (suite, task, length, depth)]
+    return row
+
+
+def test_summary_numbers():
+    rows = summarize(hand_made())
+    assert _row(rows, "niah", "single", 8192, 0.0) == {"suite": "niah", "task": "single", "length": 8192,
+                                                       "depth": 0.0, "n": 2, "ok": 2, "errors": 0, "score": 0.5}
+    assert _row(rows, "niah", "single", 8192, "all")["score"] == pytest.approx(2 / 3, abs=1e-6)
+    assert _row(rows, "niah", "single", 16384, 1.0) == {"suite": "niah", "task": "single", "length": 16384,
+                                                             "depth": 1.0, "n": 2, "ok": 1, "errors": 1, "score": 0.0}
+    assert _row(rows, "niah", "multi-2", 16384, "all")["score"] is None  # only errors: no score
+    assert _row(rows, "niah", "all", 8192, "all")["score"] == pytest.approx((2 / 3 + 0.5) / 2, abs=1e-6)  # task mean
+    assert _row(rows, "docvqa", "all", 8192, "all")["score"] == 0.5  # mean over datasets
+    assert _row(rows, "niah", "all", 16384, "all")["errors"] == 2
+
+
+def test_markdown_table_and_plots(tmp_path):
+    results = hand_made()
+    files = write_report(tmp_path, results, label="base")
+    md = (tmp_path / "table.md").read_text()
+    assert "| niah | single | 8K | 0% | 2 | 0 | 50.0 |" in md
+    assert "| niah | single | 16K | 100% | 2 | 1 | 0.0 |" in md
+    assert "| niah | multi-2 | 16K | all | 1 | 1 | — |" in md
+    assert "| docvqa | all | 8K | all | 2 | 0 | 50.0 |" in md
+    assert "| 0% | 50.0 | 50.0 |" in md and "| 100% | 100.0 | 0.0 |" in md  # the single-needle depth x length grid
+    assert markdown_table(summarize(results)) == md.split("\n", 2)[2]
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert table["label"] == "base" and table["rows"] == summarize(results)
+    for name in ("needle_heatmap", "accuracy_vs_length"):
+        data = (tmp_path / f"{name}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        assert b"Software" not in data and b"matplotlib" not in data.lower()  # no version stamp
+    before = (tmp_path / "needle_heatmap.png").read_bytes()
+    write_report(tmp_path, results, label="base")
+    assert (tmp_path / "needle_heatmap.png").read_bytes() == before  # deterministic bytes
+    assert set(files) == {"table_json", "table_md", "accuracy_vs_length", "needle_heatmap"}
+
+
+def test_compare_runs_side_by_side(tmp_path):
+    for name, shift in (("base", 0.5), ("trained", 0.0)):
+        run = tmp_path / name
+        write_results(run, hand_made(shift))
+        (run / "run.json").write_text(json.dumps({"label": f"{name}-model"}))
+    files = compare_runs([tmp_path / "base", tmp_path / "trained"], tmp_path / "cmp", training_length=8192)
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| suite | task | length | base-model | trained-model |" in md
+    assert "| niah | single | 16K | 0.0 (1 err) | 25.0 (1 err) |" in md
+    assert "| niah | single | 8K | 66.7 | 66.7 |" in md
+    data = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert data["runs"] == ["base-model", "trained-model"]
+    for key in ("accuracy_vs_length", "needle_heatmaps"):
+        assert (tmp_path / "cmp" / f"{key}.png").stat().st_size > 5000 and key in files
