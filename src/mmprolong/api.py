@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -85,31 +83,8 @@ def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
     return train_tokenizer(texts(), vocab_size=vocab_size, out_dir=out_dir)
 
 
-def quickstart(out_dir, *, docs: int = 8, seed: int = 0) -> dict:
-    """The recipe end to end on the embedded default, sized for a CPU. Grows as the stages land."""
-    from mmprolong.ingest import IngestConfig
+def quickstart(out_dir, *, docs: int = 10, seed: int = 0, show_progress: bool = True) -> dict:
+    """The recipe end to end on the embedded default, sized for a CPU; writes RUN/report.md and report.html."""
+    from mmprolong.quickstart import quickstart as _quickstart
 
-    out = Path(out_dir)
-    start = time.perf_counter()
-    pdfs = make_corpus(out / "corpus", docs=docs, seed=seed, min_pages=20, max_pages=60)
-    store = ingest(out / "corpus", out / "store", IngestConfig(**QUICKSTART_INGEST))
-    from mmprolong.synth.config import SynthConfig
-
-    data = synth(out / "store", out / "data", SynthConfig(**QUICKSTART_SYNTH, seed=seed))
-    summary = {"documents": len(pdfs), "store": _as_dict(store), "synth": {
-        k: data[k] for k in ("samples", "tokens", "share_by_bucket", "share_by_task", "planned",
-                             "dropped_unverified")}, "seconds": round(time.perf_counter() - start, 1)}
-    (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    return summary
-
-
-def _as_dict(summary) -> dict:
-    import dataclasses
-
-    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
-    return {k: v for k, v in data.items() if k != "config"}
-
-
-# CPU-sized recipe: small pages (about 100-300 vision tokens each) so 4K-token samples hold many pages.
-QUICKSTART_INGEST = {"max_pixels": 256 * 28 * 28, "max_dpi": 72.0, "workers": 2}
-QUICKSTART_SYNTH = {"target_tokens": 4096, "buckets": [1024, 2048, 3072, 4097], "workers": 2}
+    return _quickstart(out_dir, docs=docs, seed=seed, show_progress=show_progress)

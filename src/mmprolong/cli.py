@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = sub.add_parser("quickstart", help="the whole recipe on the embedded default, on a CPU")
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
-    quick.add_argument("--docs", type=int, default=8, help="documents in the generated corpus")
+    quick.add_argument("--docs", type=int, default=10, help="documents in the generated corpus")
     quick.add_argument("--seed", type=int, default=0)
     quick.set_defaults(func=_cmd_quickstart)
     return parser

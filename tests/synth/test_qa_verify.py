@@ -87,3 +87,14 @@ def test_numbers_answers_anchors_and_json():
     assert render_question("pages {page:3}-{page:5}", {3: 10, 5: 12}.__getitem__) == "pages 11-13"
     c = _two("argmax", "South", "String")
     assert candidate_from_json(candidate_to_json(c)) == c
+
+
+def test_truth_oracle_vouches_for_every_point_of_an_entity_on_a_page():
+    from types import SimpleNamespace
+
+    from mmprolong.synth.generators.truth import TruthOracle
+
+    facts = [SimpleNamespace(page=4, entity="Project Vega", value=v) for v in (12.5, 30.0)]
+    oracle = TruthOracle(SimpleNamespace(facts=facts))
+    assert oracle.vouches(4, "Project Vega", 12.5) and oracle.vouches(4, "Project Vega", 30)
+    assert not oracle.vouches(4, "Project Vega", 31) and not oracle.vouches(5, "Project Vega", 12.5)

@@ -1,197 +1,194 @@
-"""Lay a DocumentPlan out into a PDF with reportlab, one plan page per PDF page, recording each fact's box.
+"""Pages of a planned document, laid out into one PDF with reportlab, and the facts as printed.
 
-Pagination is explicit (one ``showPage`` per plan page), so a fact's page index is exact. A block that
-would not fit the page is left out with its facts, so the truth lists only what is printed.
+Pagination is ours: one ``showPage`` per planned page, so the PDF has exactly ``plan.num_pages`` pages and a
+fact's page index is exact. A page is filled block by block until the next block does not fit; a paragraph
+is then cut at a sentence boundary, while a table or chart moves to the next page of its section (text
+fills the gap) or, at the section's end, is dropped. Only drawn facts enter the truth.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from reportlab.lib.colors import HexColor
-from reportlab.lib.pagesizes import letter
-from reportlab.lib.utils import ImageReader, simpleSplit
+from reportlab.lib.pagesizes import A4, letter
 from reportlab.pdfgen.canvas import Canvas
 
-from mmprolong.corpus.charts import bar_chart_png
-from mmprolong.corpus.content import Block, DocumentPlan, FactDraft
+from mmprolong.corpus.compose import Composer, PageState
+from mmprolong.corpus.content import Block, Chart, DocumentPlan, Heading, Paragraph, SectionPlan, Sentence, Table
+from mmprolong.corpus.layout import GREY, PageWriter, Style, Widths
 from mmprolong.corpus.truth import Fact
 
-SLIDE_SIZE = (960.0, 540.0)
-BODY, BOLD = "Helvetica", "Helvetica-Bold"
-BODY_SIZE = {"report": 10.5, "manual": 10.0, "slides": 16.0}
+STYLES = {
+    "report": Style(letter, 72, 72, 64, "Times-Roman", 10.5, (26, 17, 12.5), 8.5, ""),
+    "manual": Style(A4, 60, 66, 60, "Helvetica", 9.5, (24, 15, 11.5), 8.5, ""),
+    "slides": Style((960.0, 540.0), 56, 44, 44, "Helvetica", 17, (34, 26, 13), 12, ""),
+}
 
 
-class PageWriter:
-    """Draws blocks top-down on one page and records (fact, source, bbox in points) for what it draws."""
-
-    def __init__(self, canvas: Canvas, size: tuple[float, float], kind: str):
-        self.c, (self.width, self.height), self.kind = canvas, size, kind
-        self.margin = 54.0 if kind != "slides" else 48.0
-        self.y = self.height - self.margin - 14
-        self.body = BODY_SIZE[kind]
-        self.placed: list[tuple[FactDraft, str, tuple[float, float, float, float]]] = []
-
-    @property
-    def text_width(self) -> float:
-        return self.width - 2 * self.margin
-
-    def room(self, needed: float) -> bool:
-        return self.y - needed >= self.margin + 20
-
-    def heading(self, text: str, level: int) -> None:
-        size = {0: 24.0, 1: 17.0}.get(level, 13.0) * (1.4 if self.kind == "slides" else 1.0)
-        lines = simpleSplit(text, BOLD, size, self.text_width)
-        if not self.room(len(lines) * size * 1.3 + 8):
-            return
-        self.c.setFont(BOLD, size)
-        for line in lines:
-            self.y -= size * 1.3
-            self.c.drawString(self.margin, self.y, line)
-        self.y -= 8
-
-    def paragraph(self, sentences, *, bullet: bool = False) -> None:
-        """Sentences wrapped as one paragraph (or one bullet each); fact boxes are their lines' boxes."""
-        groups = [[s] for s in sentences] if bullet else [sentences]
-        leading = self.body * 1.35
-        for group in groups:
-            prefix = "\u2022 " if bullet else ""
-            text = prefix + " ".join(s for s, _ in group)
-            lines = simpleSplit(text, BODY, self.body, self.text_width - (14 if bullet else 0))
-            if not self.room(len(lines) * leading + 6):
-                return
-            top = self.y
-            self.c.setFont(BODY, self.body)
-            for line in lines:
-                self.y -= leading
-                self.c.drawString(self.margin, self.y, line)
-            self._record_sentence_facts(group, prefix, lines, top, leading)
-            self.y -= 6 if bullet else 10
-
-    def _record_sentence_facts(self, group, prefix, lines, top, leading) -> None:
-        offset = len(prefix)
-        starts = [0]
-        for line in lines:
-            starts.append(starts[-1] + len(line) + 1)  # simpleSplit breaks at single spaces
-        for sentence, fact in group:
-            if fact is not None:
-                begin = offset + sentence.index(fact.rendered)
-                first = max(i for i in range(len(lines)) if starts[i] <= begin)
-                last = max(i for i in range(len(lines)) if starts[i] <= begin + len(fact.rendered) - 1)
-                x1 = self.margin + max(self.c.stringWidth(lines[i], BODY, self.body) for i in range(first, last + 1))
-                box = (self.margin, top - (last + 1) * leading - 3, x1, top - first * leading + 2)
-                self.placed.append((fact, "layout" if fact.attribute == "document number" else "text", box))
-            offset += len(sentence) + 1
-
-    def table(self, block: Block) -> None:
-        size, row_h = self.body - 1, (self.body - 1) * 1.8
-        cols = len(block.header)
-        first_w = self.text_width * (0.4 if cols > 2 else 0.5)
-        other_w = (self.text_width - first_w) / max(1, cols - 1)
-        if not self.room(row_h * (len(block.rows) + 1) + 30):
-            return
-        xs = [self.margin] + [self.margin + first_w + i * other_w for i in range(cols)]
-        self.c.setFillColor(HexColor("#dde4f0"))
-        self.c.rect(self.margin, self.y - row_h, self.text_width, row_h, stroke=0, fill=1)
-        self.c.setFillColor(HexColor("#000000"))
-        self._table_row(block.header, xs, size, BOLD)
-        for row in block.rows:
-            top = self.y
-            self._table_row([text for text, _ in row], xs, size, BODY)
-            for col, (_, fact) in enumerate(row):
-                if fact is not None:
-                    self.placed.append((fact, "table", (xs[col], self.y - 2, xs[col + 1], top)))
-        self.c.setLineWidth(0.4)
-        self.c.line(self.margin, self.y - 2, self.margin + self.text_width, self.y - 2)
-        self.caption(block.caption)
-
-    def _table_row(self, cells, xs, size, font) -> None:
-        row_h = size * 1.8
-        self.y -= row_h
-        self.c.setFont(font, size)
-        for col, text in enumerate(cells):
-            self.c.drawString(xs[col] + 4, self.y + size * 0.55, text)
-
-    def chart(self, block: Block) -> None:
-        width = self.text_width * (0.55 if self.kind == "slides" else 0.8)
-        height = min(width * 0.5, self.y - self.margin - 60)
-        if height < 90:
-            return
-        labels, values = [f.entity for f in block.chart], [f.value for f in block.chart]
-        png = bar_chart_png(labels, values, title=block.caption.removeprefix("Figure: "),
-                            width_in=width / 72, height_in=height / 72)
-        x, top = self.margin, self.y - 6
-        self.c.drawImage(ImageReader(io.BytesIO(png)), x, top - height, width, height)
-        self.y = top - height
-        for fact in block.chart:
-            self.placed.append((fact, "figure", (x, self.y, x + width, top)))
-        self.caption(block.caption)
-
-    def caption(self, text: str) -> None:
-        self.y -= self.body * 1.4
-        self.c.setFont("Helvetica-Oblique", self.body - 1.5)
-        self.c.drawString(self.margin, self.y, text)
-        self.y -= 10
-
-    def header_footer(self, header: str, page: int, pages: int) -> None:
-        self.c.setFont(BODY, 8)
-        self.c.setFillColor(HexColor("#666666"))
-        self.c.drawString(self.margin, self.height - 30, header)
-        self.c.drawRightString(self.width - self.margin, 24, f"Page {page + 1} of {pages}")
-        self.c.setFillColor(HexColor("#000000"))
-
-
-def render_pdf(plan: DocumentPlan) -> tuple[bytes, list[Fact]]:
-    """The PDF bytes and the facts as printed (page, source, box as page fractions, top-left origin)."""
-    size = SLIDE_SIZE if plan.kind == "slides" else letter
+def render_pdf(plan: DocumentPlan, composer: Composer) -> tuple[bytes, list[Fact]]:
+    """The PDF bytes and every fact drawn, with its page, source, section and box."""
+    style = replace(STYLES[plan.kind], accent=plan.topic["color"])
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=size, invariant=1, pageCompression=1)
+    canvas = Canvas(buffer, pagesize=style.page_size, invariant=1, pageCompression=1)
     canvas.setTitle(plan.title)
     canvas.setAuthor(plan.organisation)
     facts: list[Fact] = []
-    for index, page in enumerate(plan.pages):
-        writer = PageWriter(canvas, size, plan.kind)
-        if index > 0:
-            writer.header_footer(f"{plan.organisation} \u2014 {plan.title.removeprefix(plan.organisation).strip()}",
-                                 index, len(plan.pages))
-        for block in page.blocks:
-            _draw(writer, block)
-        if page.section == "Contents":
-            _contents(writer, plan)
-        for fact, source, (x0, y0, x1, y1) in writer.placed:
-            facts.append(Fact(
-                fact_id=f"f{len(facts):05d}", entity=fact.entity, attribute=fact.attribute, value=fact.value,
-                value_type=_value_type(fact), unit=fact.metric.unit, page=index, source=source,
-                section=page.section,
-                bbox=tuple(round(v, 5) for v in (x0 / size[0], 1 - y1 / size[1], x1 / size[0], 1 - y0 / size[1])),
-                rendered=None if source == "figure" else fact.rendered))
+    carried: Block | None = None
+    widths = Widths()
+    for page in range(plan.num_pages):
+        writer = PageWriter(canvas, style, widths)
+        sections = plan.sections_at(page)
+        if sections[-1].chapter == "cover":
+            _cover(writer, plan, composer)
+        else:
+            _header_footer(writer, plan, sections[0], page)
+            if sections[-1].chapter == "contents":
+                _contents(writer, plan)
+            elif plan.kind == "slides":
+                _slide(writer, composer, sections, page)
+            else:
+                carried = _content_page(writer, composer, sections, page, carried)
+        facts += _facts(writer, page, sections[-1].title, first_id=len(facts))
         canvas.showPage()
     canvas.save()
     return buffer.getvalue(), facts
 
 
-def _draw(writer: PageWriter, block: Block) -> None:
-    if block.kind == "heading":
-        writer.heading(block.text, block.level)
-    elif block.kind in ("paragraph", "bullets"):
-        writer.paragraph(block.sentences, bullet=block.kind == "bullets")
-    elif block.kind == "table":
-        writer.table(block)
-    elif block.kind == "chart":
-        writer.chart(block)
+def _content_page(w: PageWriter, composer: Composer, sections: list[SectionPlan], page: int,
+                  carried: Block | None) -> Block | None:
+    """Fill a report or manual page; returns the block moved to the next page, if any."""
+    state, section = composer.new_page(page), sections[-1]
+    if page == 0 and not any(s.chapter == "cover" for s in composer.plan.sections):
+        w.heading(Heading(composer.plan.title, 0))  # a one-page document has no cover: title it here
+    for s in sections:
+        if s.start_page == page:
+            w.heading(Heading(s.title, s.level))
+    while w.room > w.s.leading * 2:
+        block, carried = carried or composer.block(section, state), None
+        if _place(w, block, state, composer):
+            continue
+        if isinstance(block, Paragraph):
+            _place_part(w, block, state)
+        else:
+            carried = block if state.blocks > 0 else None  # too tall even for a fresh page: drop it
+            _place_part(w, composer.filler(section, state), state)
+        break
+    return carried if page < section.end_page else None
 
 
-def _contents(writer: PageWriter, plan: DocumentPlan) -> None:
-    writer.c.setFont(BODY, writer.body)
-    for title, _, start, _ in plan.sections:
-        if not writer.room(writer.body * 1.6):
-            return
-        writer.y -= writer.body * 1.6
-        writer.c.drawString(writer.margin, writer.y, title)
-        writer.c.drawRightString(writer.width - writer.margin, writer.y, str(start + 1))
+def _place(w: PageWriter, block: Block, state: PageState, composer: Composer, *, x: float | None = None,
+           width: float | None = None) -> bool:
+    """Draws the block if it fits the room left; notes its facts on the page state."""
+    width = width or (w.right - w.left)
+    before = len(w.placed)
+    if isinstance(block, Paragraph):
+        if w.paragraph_height(block, width) > w.room:
+            return False
+        w.paragraph(block, x=x, width=width)
+    elif isinstance(block, Table):
+        layout = w.table_layout(block, width)
+        if layout[2] > w.room:
+            return False
+        w.table(block, layout, x=x)
+    elif isinstance(block, Chart):
+        width = min(width, 440.0) if composer.plan.kind != "slides" else width
+        if w.chart_height(block, width) > w.room:
+            return False
+        w.chart(block, width, x=x)
+        composer.last_chart_page = state.page
+    state.note([fact for fact, _, _ in w.placed[before:]], figure=isinstance(block, Chart))
+    return True
 
 
-def _value_type(fact: FactDraft) -> str:
-    if isinstance(fact.value, int):
-        return "integer"
-    return "float" if isinstance(fact.value, float) else "string"
+def _place_part(w: PageWriter, block: Paragraph, state: PageState, *, x=None, width=None) -> None:
+    """As much of a paragraph as fits, cut after a whole sentence."""
+    width = width or (w.right - w.left)
+    part = w.fit_paragraph(block, width)
+    if part is not None:
+        before = len(w.placed)
+        w.paragraph(part, x=x, width=width)
+        state.note([fact for fact, _, _ in w.placed[before:]])
+
+
+def _slide(w: PageWriter, composer: Composer, sections: list[SectionPlan], page: int) -> None:
+    """Section label, title, bullets; a chart or table, when the slide has one, in the right half."""
+    state, section = composer.new_page(page), sections[-1]
+    title, bullets, *visual = composer.slide(section, state)
+    w.c.setFillColor(HexColor(w.s.accent))
+    w.c.setFont(w.s.head_font, 11)
+    w.c.drawString(w.left, w.y - 4, section.title.upper())
+    w.c.setFillColor(GREY)
+    w.y -= 12
+    w.heading(title)
+    top, full = w.y, w.right - w.left
+    half = full * 0.47 if visual else full
+    if not _place(w, bullets, state, composer, width=half):
+        _place_part(w, bullets, state, width=half)
+    if visual:
+        w.y = top
+        _place(w, visual[0], state, composer, x=w.left + full * 0.52, width=full * 0.48)
+
+
+def _cover(w: PageWriter, plan: DocumentPlan, composer: Composer) -> None:
+    """Title band, organisation, and the small print whose values are layout facts."""
+    accent = HexColor(plan.topic["color"])
+    w.c.setFillColor(accent)
+    w.c.rect(0, w.height * 0.62, w.width, w.height * 0.06, stroke=0, fill=1)
+    w.y = w.height * 0.58
+    w.heading(Heading(plan.title, 0))
+    w.c.setFillColor(GREY)
+    w.draw_lines(w.text_lines([Sentence(plan.organisation)], size=w.s.head_sizes[1]), w.left,
+                 size=w.s.head_sizes[1])
+    w.y = w.height * 0.25
+    lines = [line for sentence in composer.cover_lines() for line in w.text_lines([sentence])]
+    w.c.setFillColor(HexColor("#000000"))
+    w.draw_lines(lines, w.left, source="layout")
+
+
+def _contents(w: PageWriter, plan: DocumentPlan) -> None:
+    """Contents (agenda for slides): level-2 entries too when they all fit on the page."""
+    w.heading(Heading("Agenda" if plan.kind == "slides" else "Contents", 1))
+    body = [s for s in plan.sections if s.chapter not in ("cover", "contents")]
+    step = w.s.body_size * 1.6
+    if len(body) * step > w.room:
+        body = [s for s in body if s.level == 1]
+    w.c.setFont(w.s.body_font, w.s.body_size)
+    for section in body:
+        if w.room < step:
+            break
+        w.y -= step
+        indent = 18.0 if section.level == 2 else 0.0
+        w.c.drawString(w.left + indent, w.y, section.title)
+        w.c.drawRightString(w.right, w.y, str(section.start_page + 1))
+
+
+def _header_footer(w: PageWriter, plan: DocumentPlan, chapter: SectionPlan, page: int) -> None:
+    w.c.setFont(w.s.body_font if plan.kind != "report" else "Helvetica", 8)
+    w.c.setFillColor(GREY)
+    top, bottom = w.height - w.s.margin_top * 0.55, w.s.margin_bottom * 0.5
+    if plan.kind == "slides":
+        w.c.drawString(w.left, bottom, f"{plan.organisation} | {plan.topic['programme']} Programme")
+        w.c.drawRightString(w.right, bottom, str(page + 1))
+    else:
+        w.c.drawString(w.left, top, plan.title)
+        w.c.drawRightString(w.right, top, chapter.title)
+        w.c.setStrokeColor(GREY)
+        w.c.setLineWidth(0.4)
+        w.c.line(w.left, top - 4, w.right, top - 4)
+        w.c.drawCentredString(w.width / 2, bottom, f"Page {page + 1} of {plan.num_pages}")
+    w.c.setFillColor(HexColor("#000000"))
+
+
+def _facts(w: PageWriter, page: int, section: str, *, first_id: int) -> list[Fact]:
+    """Placements as truth facts: box as page fractions with a top-left origin."""
+    facts = []
+    for fact, source, (x0, y0, x1, y1) in w.placed:
+        box = (x0 / w.width, 1 - y1 / w.height, x1 / w.width, 1 - y0 / w.height)
+        facts.append(Fact(
+            fact_id=f"f{first_id + len(facts):05d}", entity=fact.entity, attribute=fact.attribute,
+            value=fact.value, value_type=fact.value_type, unit=fact.metric.unit, page=page, source=source,
+            section=section, bbox=tuple(round(min(1.0, max(0.0, v)), 5) for v in box),
+            rendered={"figure": None, "table": fact.cell}.get(source, fact.text)))
+    return facts

@@ -21,12 +21,15 @@ class TruthOracle:
 
     def __init__(self, truth):
         self.document = truth
-        self._facts = {(f.page, f.entity): f.value for f in truth.facts}
+        # One entity can have several values on a page (a line chart over years): keep them all.
+        self._values: dict[tuple[int, str], list] = {}
+        for f in truth.facts:
+            self._values.setdefault((f.page, f.entity), []).append(f.value)
 
     def vouches(self, page: int, label: str | None, value: object) -> bool:
         from mmprolong.synth.qa import values_equal
 
-        return (page, label) in self._facts and values_equal(self._facts[(page, label)], value)
+        return any(values_equal(v, value) for v in self._values.get((page, label), ()))
 
 
 class TruthGenerator:

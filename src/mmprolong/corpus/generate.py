@@ -1,0 +1,94 @@
+"""``make_corpus``: documents written one by one, deterministic per (seed, index), resumable.
+
+Document i draws everything from ``random.Random(document_seed(seed, i))``, so its bytes depend only on
+(seed, i, min_pages, max_pages): ``docs=5`` makes a prefix of ``docs=10``, and a rerun skips documents
+whose PDF and truth are both present. Files are written under a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from pathlib import Path
+
+from mmprolong.corpus.compose import Composer
+from mmprolong.corpus.content import KINDS, plan_document
+from mmprolong.corpus.render import render_pdf
+from mmprolong.corpus.truth import DocumentTruth, SectionTruth, fact_groups, load_truth, truth_path
+from mmprolong.errors import ConfigError, ResumeError
+
+log = logging.getLogger(__name__)
+
+
+def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
+                show_progress: bool = False) -> list[Path]:
+    """Writes docs PDFs + one ground-truth JSON each into out_dir; returns the PDF paths (sorted)."""
+    _validate(docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages)
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths, made = [], 0
+    for index in tqdm(range(docs), desc="corpus", unit="doc", disable=not show_progress):
+        pdf = out / f"doc-{index:05d}.pdf"
+        if pdf.is_file() and truth_path(pdf).is_file():
+            _check_existing(pdf, seed=seed, index=index, min_pages=min_pages, max_pages=max_pages)
+        else:
+            data, truth = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages)
+            _write_atomic(pdf, data)
+            _write_atomic(truth_path(pdf), truth.to_json().encode("utf-8"))
+            made += 1
+        paths.append(pdf)
+    log.info("corpus: %d documents in %s (%d made, %d already there)", docs, out, made, docs - made)
+    return sorted(paths)
+
+
+def document_seed(seed: int, index: int) -> int:
+    """A 63-bit seed per document from (corpus seed, index); stable across processes and platforms."""
+    digest = hashlib.sha256(f"mmprolong-corpus/{seed}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int) -> tuple[bytes, DocumentTruth]:
+    """One document's PDF bytes and its ground truth."""
+    doc_seed = document_seed(seed, index)
+    rng = random.Random(doc_seed)
+    num_pages = rng.randint(min_pages, max_pages)
+    kind = rng.choice(KINDS)
+    plan, pool = plan_document(rng, kind, num_pages)
+    data, facts = render_pdf(plan, Composer(rng, plan, pool))
+    sections = tuple(SectionTruth(title=s.title, level=s.level, start_page=s.start_page, end_page=s.end_page)
+                     for s in plan.sections)
+    truth = DocumentTruth(doc_name=f"doc-{index:05d}", kind=kind, title=plan.title, organisation=plan.organisation,
+                          num_pages=num_pages, seed=doc_seed, sections=sections, facts=tuple(facts),
+                          groups=fact_groups(facts))
+    return data, truth
+
+
+def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int) -> None:
+    for name, value in (("docs", docs), ("seed", seed), ("min_pages", min_pages), ("max_pages", max_pages)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(name, value, "must be an integer")
+    if docs < 1:
+        raise ConfigError("docs", docs, "make at least one document (docs >= 1)")
+    if min_pages < 1:
+        raise ConfigError("min_pages", min_pages, "a document has at least one page (min_pages >= 1)")
+    if max_pages < min_pages:
+        raise ConfigError("max_pages", max_pages, f"must be >= min_pages ({min_pages})")
+
+
+def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pages: int) -> None:
+    """A document already on disk must be the one this call would make, else resuming mixes two corpora."""
+    truth = load_truth(pdf)
+    if truth.seed != document_seed(seed, index) or not min_pages <= truth.num_pages <= max_pages:
+        raise ResumeError(f"{pdf} was made with another seed or page range (its truth: seed {truth.seed}, "
+                          f"{truth.num_pages} pages); use an empty folder or the original settings")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target under a dot-name, then rename: a killed run leaves no half file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
