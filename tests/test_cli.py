@@ -9,9 +9,10 @@ from mmprolong.cli import build_parser, main
 from mmprolong.eval.config import EvalConfig
 from mmprolong.ingest import IngestConfig
 from mmprolong.synth.config import SynthConfig
+from mmprolong.train.config import TrainConfig
 
-COMMANDS = [["ingest"], ["synth"], ["export"], ["eval"], ["report"], ["corpus", "make"], ["tokenizer", "train"],
-            ["quickstart"]]
+COMMANDS = [["ingest"], ["synth"], ["export"], ["train"], ["eval"], ["report"], ["corpus", "make"],
+            ["tokenizer", "train"], ["quickstart"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -22,7 +23,8 @@ def test_help_works(command, capsys):
     assert "usage: mmprolong" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command,config", [("ingest", IngestConfig), ("synth", SynthConfig), ("eval", EvalConfig)])
+@pytest.mark.parametrize("command,config", [("ingest", IngestConfig), ("synth", SynthConfig), ("eval", EvalConfig),
+                                            ("train", TrainConfig)])
 def test_every_config_field_is_a_flag(command, config):
     help_text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
     for name, *_ in config.reference():

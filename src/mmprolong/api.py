@@ -48,6 +48,13 @@ def export(data_dir, out_dir, *, fmt: str) -> dict:
     return _export(data_dir, out_dir, fmt=fmt)
 
 
+def train(config, *, rank: int = 0, world_size: int = 1, local_rank: int = 0) -> dict:
+    """Continued pre-training as ``config`` (TrainConfig) says; one process or one of many under torchrun."""
+    from mmprolong.train.run import train as _train
+
+    return _train(config, rank=rank, world_size=world_size, local_rank=local_rank)
+
+
 def evaluate(model, out_dir, config=None, *, overwrite: bool = False, api_key: str | None = None,
              show_progress: bool = True) -> dict:
     """Evaluate a model (checkpoint folder, ModelConfig, or None: the tiny preset) as ``config`` says."""

@@ -90,6 +90,31 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def distributed_env() -> dict:
+    """RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them (one process without them)."""
+    import os
+
+    return {"rank": int(os.environ.get("RANK", "0")), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "local_rank": int(os.environ.get("LOCAL_RANK", "0"))}
+
+
+def _cmd_train(args) -> int:
+    from mmprolong import api
+    from mmprolong.errors import TrainingDivergedError
+    from mmprolong.train.config import TrainConfig
+
+    env = distributed_env()
+    config = config_from_args(args, TrainConfig)
+    try:
+        summary = api.train(config, **env)
+    except TrainingDivergedError as exc:
+        print(f"mmprolong: training diverged: {exc}", file=sys.stderr)
+        return 3
+    if env["rank"] == 0:
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return 0
+
+
 def _cmd_eval(args) -> int:
     import os
 
@@ -139,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mmprolong.eval.config import EvalConfig
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
+    from mmprolong.train.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="mmprolong", description=__import__("mmprolong").__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -176,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(func=_cmd_export)
 
+    train = sub.add_parser("train", help="continued pre-training on packed long sequences (one process or torchrun)",
+                           description="torchrun --nproc_per_node N -m mmprolong.cli train --config FILE runs it on "
+                                       "N processes (FSDP2); see recipes/ for the paper's settings.")
+    add_config_arguments(train, TrainConfig)
+    train.set_defaults(func=_cmd_train)
+
     evaluate = sub.add_parser("eval", help="needle-in-a-haystack and long-document VQA by length and depth")
     evaluate.add_argument("--model", type=Path, default=None,
                           help="local Qwen2.5-VL checkpoint folder (e.g. a train run's final/); none: the tiny preset")
@@ -193,11 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tok = sub.add_parser("tokenizer", help="tokenizers")
     tok_sub = tok.add_subparsers(dest="tokenizer_command", required=True)
-    train = tok_sub.add_parser("train", help="train the tiny preset's byte-level BPE on a corpus' text layer")
-    train.add_argument("corpus_dir", type=Path, help="folder of PDFs")
-    train.add_argument("--out", type=Path, required=True)
-    train.add_argument("--vocab-size", type=int, default=8192)
-    train.set_defaults(func=_cmd_tokenizer_train)
+    tok_train = tok_sub.add_parser("train", help="train the tiny preset's byte-level BPE on a corpus' text layer")
+    tok_train.add_argument("corpus_dir", type=Path, help="folder of PDFs")
+    tok_train.add_argument("--out", type=Path, required=True)
+    tok_train.add_argument("--vocab-size", type=int, default=8192)
+    tok_train.set_defaults(func=_cmd_tokenizer_train)
 
     quick = sub.add_parser("quickstart", help="the whole recipe on the embedded default, on a CPU")
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
@@ -210,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: typing.Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rank = distributed_env()["rank"]
+    level = logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except MMProLongError as exc:

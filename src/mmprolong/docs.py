@@ -14,10 +14,13 @@ END = "<!-- config-reference:end -->"
 
 
 def config_classes() -> list[tuple[str, type]]:
+    from mmprolong.eval.config import EvalConfig
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
+    from mmprolong.train.config import TrainConfig
 
-    return [("mmprolong ingest", IngestConfig), ("mmprolong synth", SynthConfig)]
+    return [("mmprolong ingest", IngestConfig), ("mmprolong synth", SynthConfig), ("mmprolong train", TrainConfig),
+            ("mmprolong eval", EvalConfig)]
 
 
 def reference_markdown() -> str:

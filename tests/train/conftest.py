@@ -3,84 +3,23 @@
 Pages are small random PNGs (56x84 .. 112x140 px: 6-20 vision tokens) so whole samples are ~100 tokens.
 """
 
-import io
 import json
-import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
-from mmprolong.records import PAGE_SCHEMA, SAMPLE_SCHEMA, PageRecord, PageRef, SampleRecord
+from mmprolong.records import SAMPLE_SCHEMA
 from mmprolong.template import ChatTemplate
 from mmprolong.tokenizer import load_tokenizer
-from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, image_tokens
+from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from mmprolong.train.models import build_image_processor, build_tiny_model
 
 WORDS = ("revenue of northwind logistics grew in 2023 to 1,840 units while pressure reached 12.5 bar "
          "table section figure caption page total").split()
 
 
-def random_page_image(rng: random.Random) -> Image.Image:
-    width, height = rng.randrange(56, 113), rng.randrange(84, 141)
-    data = rng.randbytes(width * height * 3)
-    return Image.frombytes("RGB", (width, height), data)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_page_store(store_dir, *, docs: int, pages: int, seed: int) -> dict:
-    """A page store of ``docs`` documents of ``pages`` pages in two shards; returns {(doc_id, page): image}."""
-    rng = random.Random(seed)
-    store_dir.mkdir(parents=True, exist_ok=True)
-    images, shards = {}, [[], []]
-    for d in range(docs):
-        doc_id = f"{d:016x}"
-        for p in range(pages):
-            image = random_page_image(rng)
-            images[(doc_id, p)] = image
-            shards[d % 2].append(PageRecord(
-                doc_id=doc_id, source=f"doc{d}.pdf", page_index=p, page_count=pages, width=image.width,
-                height=image.height, vision_tokens=image_tokens(image.height, image.width),
-                text=f"page {p}", image=png_bytes(image), image_format="png").to_row())
-    for i, rows in enumerate(shards):
-        # Small row groups so reading one page touches one group, as in a real store.
-        pq.write_table(pa.Table.from_pylist(rows, schema=PAGE_SCHEMA), store_dir / f"shard-{i:05d}.parquet",
-                       row_group_size=4)
-    (store_dir / "summary.json").write_text(json.dumps({"config": {"min_pixels": DEFAULT_MIN_PIXELS,
-                                                                   "max_pixels": DEFAULT_MAX_PIXELS}}))
-    return images
-
-
-def make_samples(images: dict, template: ChatTemplate, *, count: int, seed: int, max_pages: int = 4,
-                 prefix: str = "s") -> list[SampleRecord]:
-    """Samples of 1..max_pages consecutive pages of one document, with random question and answer."""
-    rng = random.Random(seed)
-    docs = sorted({doc for doc, _ in images})
-    samples = []
-    for i in range(count):
-        doc = rng.choice(docs)
-        pages_in_doc = sum(1 for d, _ in images if d == doc)
-        n = rng.randint(1, min(max_pages, pages_in_doc))
-        first = rng.randrange(pages_in_doc - n + 1)
-        refs = tuple(PageRef(doc_id=doc, page_index=p, vision_tokens=image_tokens(
-            images[(doc, p)].height, images[(doc, p)].width)) for p in range(first, first + n))
-        question = "What is " + " ".join(rng.choices(WORDS, k=rng.randint(2, 12))) + "?"
-        answer = " ".join(rng.choices(WORDS, k=rng.randint(1, 6)))
-        tokens = template.count([r.vision_tokens for r in refs] + [question], answer)
-        samples.append(SampleRecord(
-            sample_id=f"{prefix}{i:04d}", task="extract-single", bucket="tiny", tokens=tokens, pages=refs,
-            question=question, answer=answer, answer_format="String", evidence=(0,), depth=0.0))
-    return samples
-
-
-def sample_images(sample: SampleRecord, images: dict) -> list[Image.Image]:
-    return [images[(p.doc_id, p.page_index)] for p in sample.pages]
+from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +63,60 @@ def data_dir(tmp_path_factory, page_store, template):
     (root / "summary.json").write_text(json.dumps({"store": store_rel, "min_pixels": DEFAULT_MIN_PIXELS,
                                                    "max_pixels": DEFAULT_MAX_PIXELS, "samples": len(samples)}))
     return root, samples
+
+
+# --- the training loop's fixtures (tests/train/test_trainer.py, test_resume.py, test_distributed.py) -----------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_cpu_thread():
+    """One intra-op thread: on a shared 2-core machine torch's OpenMP threads slow the tiny model ~10x."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train_config_dict(run_dir, data_dir, **overrides) -> dict:
+    """A TrainConfig mapping for the tiny preset on the fixture data: rows of 512 tokens, 2 rows per step.
+
+    ``overrides`` use dotted keys (``optim.lr=...``); ``steps=N`` sets the budget to N steps.
+    """
+    from mmprolong.config import merge_overrides
+
+    steps = overrides.pop("steps", 6)
+    base = {
+        "run_dir": str(run_dir), "seed": 0, "device": "cpu",
+        "model": {"preset": "tiny", "seed": 0, "rope_theta": 4.0e6, "dtype": "float32"},
+        "data": {"data_dir": str(data_dir), "max_seq_len": 512, "seed": 0, "num_workers": 0},
+        "optim": {"lr": 3e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "max_grad_norm": 1.0},
+        "schedule": {"budget_tokens": steps * 1024, "global_batch_tokens": 1024, "warmup_fraction": 0.1,
+                     "decay": "cosine", "min_lr": 3e-4},
+        "checkpoint": {"interval_steps": -1, "keep_last": 2, "resume": "auto", "save_final": True},
+        "parallel": {"mixed_precision": "none"},
+        "logging": {"progress_bar": False, "tensorboard": True, "plot": True},
+    }
+    return merge_overrides(base, overrides)
+
+
+@pytest.fixture
+def train_config_mapping(data_dir):
+    """``train_config_mapping(run_dir, data_dir=None, **dotted_overrides) -> dict`` (unvalidated)."""
+
+    def make(run_dir, data=None, **overrides):
+        return train_config_dict(run_dir, data or data_dir[0], **overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_train_config(data_dir):
+    """``make_train_config(run_dir, **dotted_overrides) -> TrainConfig`` on the session's fixture data."""
+    from mmprolong.train.config import TrainConfig
+
+    def make(run_dir, **overrides):
+        return TrainConfig.from_dict(train_config_dict(run_dir, data_dir[0], **overrides))
+
+    return make

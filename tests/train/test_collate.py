@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_samples, sample_images
+from train_fixtures import make_samples, sample_images
 
 from mmprolong.errors import DataError
 from mmprolong.train.collate import (
