@@ -9,11 +9,11 @@ at the default pixel budget, so the pages are the paper's size (about 1,000-1,30
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from common import report
 
 from mmprolong import api
 from mmprolong.ingest import IngestConfig
@@ -49,14 +49,7 @@ def main() -> None:
         root = Path(tmp)
         store = args.store or make_store(root, args.workers)
         rows = [run(store, root, target, args.workers, args.budget_tokens) for target in (32_768, 131_072)]
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |\n|" + " --- |" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-                                    "date": time.strftime("%Y-%m-%d"), "workers": args.workers, "rows": rows},
-                                   indent=1) + "\n")
+    report(rows, args.out, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def _train(run_dir: Path, data_dir: Path, init: Path | None, window: int, theta:
     config = TrainConfig.from_dict({
         "run_dir": str(run_dir), "seed": seed, "device": "cpu",
         "model": {"path": str(init) if init else None, "rope_theta": theta, "max_position_embeddings": window,
-                  "seed": seed},
+                  "seed": seed, "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
         "data": {"data_dir": str(data_dir), "max_seq_len": window, "seed": seed},
         "optim": {"lr": 2e-3, "weight_decay": 0.1},
         "schedule": {"budget_tokens": budget, "global_batch_tokens": window * 4, "warmup_fraction": 0.1,

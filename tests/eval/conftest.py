@@ -3,18 +3,6 @@
 import pytest
 from eval_fixtures import write_text_store
 
-from mmprolong.template import ChatTemplate
-from mmprolong.tokenizer import load_tokenizer
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    return load_tokenizer()
-
-
-@pytest.fixture(scope="session")
-def template(tokenizer):
-    return ChatTemplate(tokenizer)
 
 
 @pytest.fixture(scope="session")

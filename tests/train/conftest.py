@@ -10,8 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from mmprolong.records import SAMPLE_SCHEMA
-from mmprolong.template import ChatTemplate
-from mmprolong.tokenizer import load_tokenizer
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from mmprolong.train.models import build_image_processor, build_tiny_model
 
@@ -20,16 +18,6 @@ WORDS = ("revenue of northwind logistics grew in 2023 to 1,840 units while press
 
 
 from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    return load_tokenizer()
-
-
-@pytest.fixture(scope="session")
-def template(tokenizer):
-    return ChatTemplate(tokenizer)
 
 
 @pytest.fixture(scope="session")

@@ -180,7 +180,17 @@ def load_model(cfg: ModelConfig):
 
 
 def _load_checkpoint(cfg: ModelConfig):
-    from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
+    config = checkpoint_config(cfg)
+    config.use_cache = False
+    config.text_config.use_cache = False
+    return load_checkpoint(cfg, config)
+
+
+def checkpoint_config(cfg: ModelConfig):
+    """The config of the checkpoint at ``cfg.path`` with ``cfg``'s RoPE base and positions applied.
+
+    ConfigError for a folder that is not a local Qwen2.5-VL checkpoint (nothing is downloaded)."""
+    from transformers import AutoConfig
 
     folder = Path(cfg.path)
     if not (folder / "config.json").is_file():
@@ -188,15 +198,20 @@ def _load_checkpoint(cfg: ModelConfig):
                                             "checkpoint; nothing is downloaded)")
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     if config.model_type != "qwen2_5_vl":
-        raise ConfigError("path", cfg.path, f"model_type is {config.model_type!r}; mmprolong trains qwen2_5_vl")
+        raise ConfigError("path", cfg.path, f"model_type is {config.model_type!r}; mmprolong supports qwen2_5_vl")
     if cfg.rope_theta is not None:
         config.text_config.rope_parameters["rope_theta"] = float(cfg.rope_theta)
     if cfg.max_position_embeddings is not None:
         config.text_config.max_position_embeddings = cfg.max_position_embeddings
-    config.use_cache = False
-    config.text_config.use_cache = False
+    return config
+
+
+def load_checkpoint(cfg: ModelConfig, config):
+    """The weights at ``cfg.path`` loaded into ``config`` (safetensors only, no remote code)."""
+    from transformers import AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
+
     model = AutoModelForImageTextToText.from_pretrained(
-        str(folder), config=config, local_files_only=True, use_safetensors=True,
+        str(cfg.path), config=config, local_files_only=True, use_safetensors=True,
         dtype=torch_dtype(cfg.dtype), attn_implementation=cfg.attn_implementation)
     if not isinstance(model, Qwen2_5_VLForConditionalGeneration):
         raise ConfigError("path", cfg.path, f"loaded {type(model).__name__}, expected "

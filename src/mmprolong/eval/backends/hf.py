@@ -13,7 +13,7 @@ import json
 import logging
 import time
 
-from mmprolong.errors import ConfigError, DataError
+from mmprolong.errors import DataError
 from mmprolong.eval.backends.base import Answer, GenerationSettings, SequentialBackend, template_parts
 from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
 from mmprolong.template import ChatTemplate
@@ -62,26 +62,11 @@ def load_eval_model(cfg, rope: RopeScaling | None = None):
 
 
 def _load_checkpoint(cfg, rope: RopeScaling):
-    from pathlib import Path
+    from mmprolong.train.models import checkpoint_config, load_checkpoint
 
-    from transformers import AutoConfig, AutoModelForImageTextToText
-
-    from mmprolong.train.models import torch_dtype
-
-    folder = Path(cfg.path)
-    if not (folder / "config.json").is_file():
-        raise ConfigError("path", cfg.path, "not a model folder: no config.json (give a local Qwen2.5-VL checkpoint)")
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-    if config.model_type != "qwen2_5_vl":
-        raise ConfigError("path", cfg.path, f"model_type is {config.model_type!r}; mmprolong evaluates qwen2_5_vl")
-    if cfg.rope_theta is not None:
-        config.text_config.rope_parameters["rope_theta"] = float(cfg.rope_theta)
-    if cfg.max_position_embeddings is not None:
-        config.text_config.max_position_embeddings = cfg.max_position_embeddings
-    apply_rope_scaling(config, rope)
-    return AutoModelForImageTextToText.from_pretrained(
-        str(folder), config=config, local_files_only=True, use_safetensors=True, dtype=torch_dtype(cfg.dtype),
-        attn_implementation=cfg.attn_implementation)
+    config = checkpoint_config(cfg)
+    apply_rope_scaling(config, rope)  # before loading: the rotary buffers are built from the config
+    return load_checkpoint(cfg, config)
 
 
 def weights_fingerprint(model) -> str:
