@@ -143,7 +143,8 @@ def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str
     seconds = time.perf_counter() - start
     return {"mode": mode, "batches": len(batches), "samples": len(encoded), "tokens": tokens, "slots": slots,
             "padding_share": round(1 - tokens / slots, 4), "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 1), "peak_memory_gb": round(peak_memory_gb(torch.device(device)), 3),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "peak_memory_gb": round(peak_memory_gb(torch.device(device)), 3),
             "memory_kind": "cuda_max_allocated" if device == "cuda" else "rss",
             "row_capacity_fill": round(rows.stats["packing_efficiency"], 4) if mode == "packed" else None}
 
@@ -187,10 +188,12 @@ def packed_vs_padded(args) -> dict:
 # --- 7B on GPU ---------------------------------------------------------------------------------------------
 
 QWEN25VL_7B_TEXT = {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
-                        "num_key_value_heads": 4, "vocab_size": 152064, "rms_norm_eps": 1e-6, "max_position_embeddings": 131072,
+                        "num_key_value_heads": 4, "vocab_size": 152064, "rms_norm_eps": 1e-6,
+                        "max_position_embeddings": 131072,
                         "rope_parameters": {"rope_type": "default", "rope_theta": 4e6, "mrope_section": [16, 24, 24]},
                         "use_cache": False}
-QWEN25VL_7B_VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584,
+QWEN25VL_7B_VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                      "out_hidden_size": 3584,
                           "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
                           "fullatt_block_indexes": [7, 15, 23, 31], "hidden_act": "silu"}
 SPECIAL_IDS = {"image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
@@ -344,7 +347,8 @@ def gpu_7b(args) -> dict:
             print(json.dumps(row))
     report = {"device": name, "world_size": world.world_size, "attn": attn, "activation_checkpointing": True,
               "activation_offload": args.ac_offload,
-              "optimizer_step": optimizer is not None, "peak_bf16_tflops": peak / 1e12 if peak else None, "date": time.strftime("%Y-%m-%d"),
+              "optimizer_step": optimizer is not None, "peak_bf16_tflops": peak / 1e12 if peak else None,
+              "date": time.strftime("%Y-%m-%d"),
               "model": "Qwen2.5-VL-7B architecture, random weights" + (" (2 layers: CPU dry run)" if args.dry_run_cpu
                                                                          else ""),
               "rows": rows}

@@ -90,8 +90,11 @@ def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
     return train_tokenizer(texts(), vocab_size=vocab_size, out_dir=out_dir)
 
 
-def quickstart(out_dir, *, docs: int = 10, seed: int = 0, show_progress: bool = True) -> dict:
-    """The recipe end to end on the embedded default, sized for a CPU; writes RUN/report.md and report.html."""
+def quickstart(out_dir, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_200_000,
+               niah_lengths: list[int] | None = None, heldout_items: int = 6, show_progress: bool = True) -> dict:
+    """The recipe end to end on the embedded default, sized for a CPU; writes RUN/report.md and report.html.
+    See :func:`mmprolong.quickstart.quickstart` for the options."""
     from mmprolong.quickstart import quickstart as _quickstart
 
-    return _quickstart(out_dir, docs=docs, seed=seed, show_progress=show_progress)
+    return _quickstart(out_dir, docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
+                       heldout_items=heldout_items, show_progress=show_progress)

@@ -150,7 +150,8 @@ def _cmd_tokenizer_train(args) -> int:
 def _cmd_quickstart(args) -> int:
     from mmprolong import api
 
-    summary = api.quickstart(args.out, docs=args.docs, seed=args.seed)
+    summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
+                             niah_lengths=args.niah_lengths, heldout_items=args.heldout_items)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
@@ -161,7 +162,7 @@ def _brief(summary) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmprolong.eval.config import EvalConfig
+    from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
@@ -235,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
     quick.add_argument("--docs", type=int, default=10, help="documents in the generated corpus")
     quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--train-tokens", type=int, default=1_200_000,
+                       help="LongPT token budget (the starting point gets half)")
+    quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
+                       help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
+    quick.add_argument("--heldout-items", type=int, default=6, help="held-out synth items per task and length")
     quick.set_defaults(func=_cmd_quickstart)
     return parser
 

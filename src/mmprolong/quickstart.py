@@ -26,23 +26,39 @@ SHORT_WINDOW, LONG_WINDOW = 1024, 4096
 BASE_THETA, LONG_THETA = 10_000.0, 40_000.0
 NIAH_LENGTHS = [1024, 2048, 4096, 8192, 16384]
 INGEST = {"max_pixels": 128 * 28 * 28, "max_dpi": 72.0, "workers": 2}
-SHORT_SYNTH = {"target_tokens": SHORT_WINDOW, "buckets": [256, 512, 768, SHORT_WINDOW + 1], "store_passes": 6.0}
-LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 8.0}
+HELDOUT_FRACTION = 0.3  # of the documents, kept out of both mixtures for the synth-heldout eval
+SHORT_SYNTH = {"target_tokens": SHORT_WINDOW, "buckets": [256, 512, 768, SHORT_WINDOW + 1], "store_passes": 6.0,
+               "heldout_fraction": HELDOUT_FRACTION}
+EVAL_LABELS = {"base": "starting point", "trained": "after LongPT"}
+LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 8.0,
+              "heldout_fraction": HELDOUT_FRACTION}
 
 
 def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_200_000,
-               show_progress: bool = True) -> dict:
+               niah_lengths: list[int] | None = None, heldout_items: int = 6, show_progress: bool = True) -> dict:
+    """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
+
+    ``train_tokens``: LongPT's token budget (the starting point gets half); ``niah_lengths``: needle lengths
+    (default 1K..16K); ``heldout_items``: held-out synth items per task and length. Smaller values give a
+    faster, noisier run of the same steps."""
     from mmprolong import api
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
 
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # seconds per step in this invocation, and summed over every invocation in this folder (kept on disk after
+    # each step), so a quickstart that was interrupted and resumed still reports what its work cost
     timings: dict[str, float] = {}
+    totals_path = out / "timings.json"
+    totals: dict[str, float] = json.loads(totals_path.read_text()) if totals_path.is_file() else {}
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal clock
         timings[name] = round(time.perf_counter() - clock, 1)
+        totals[name] = round(totals.get(name, 0.0) + timings[name], 1)
+        totals_path.write_text(json.dumps(totals, indent=1) + "\n")
         clock = time.perf_counter()
 
     api.make_corpus(out / "corpus", docs=docs, seed=seed, min_pages=20, max_pages=60, show_progress=show_progress)
@@ -60,7 +76,8 @@ def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_toke
     lap("train")
     evals = {}  # run summaries, kept in the facts for the record
     for name, model in (("base", out / "train-base" / "final"), ("trained", out / "train-long" / "final")):
-        evals[name] = {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, seed)
+        evals[name] = {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, seed,
+                                        EVAL_LABELS[name], niah_lengths or NIAH_LENGTHS, heldout_items)
                        for suite in ("niah", "synth-heldout")}
     comparisons = {}
     for suite, name in (("niah", "compare-niah"), ("synth-heldout", "compare-heldout")):
@@ -69,10 +86,11 @@ def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_toke
         comparisons[suite] = json.loads((out / name / "compare.json").read_text())
     lap("eval")
     facts = {"store": _plain(store), "short": short, "long": long, "base": base, "trained": extended,
-             "evals": evals, "comparisons": comparisons, "timings": timings}
+             "evals": evals, "comparisons": comparisons, "timings": timings, "totals": totals}
     write_report(out, facts)
-    timings["report"] = round(time.perf_counter() - clock, 1)
+    lap("report")
     summary = {"report": str(out / "report.md"), "timings_s": timings, "total_s": round(sum(timings.values()), 1),
+               "total_all_invocations_s": round(sum(totals.values()), 1),
                "final_loss": extended.get("final_loss"), "samples": long["samples"]}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
@@ -106,16 +124,18 @@ def _train(run_dir: Path, data_dir: Path, init: Path | None, window: int, theta:
     return train(config)
 
 
-def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, seed: int) -> dict:
+def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, seed: int, label: str, niah_lengths: list[int],
+              heldout_items: int) -> dict:
     from mmprolong import api
     from mmprolong.eval import EvalConfig
 
     if suite == "niah":
-        config = EvalConfig(suite="niah", lengths=NIAH_LENGTHS, depth_steps=5, needles=[1], items_per_cell=1,
-                            store_dir=str(store), max_new_tokens=12, seed=seed)
+        config = EvalConfig(suite="niah", lengths=niah_lengths, depth_steps=5, needles=[1], items_per_cell=1,
+                            store_dir=str(store), max_new_tokens=12, seed=seed, label=label)
     else:
         config = EvalConfig(suite="synth-heldout", lengths=[2048, LONG_WINDOW], store_dir=str(store),
-                            heldout_fraction=0.3, items_per_cell=6, max_new_tokens=24, seed=seed)
+                            heldout_fraction=HELDOUT_FRACTION, items_per_cell=heldout_items, max_new_tokens=24, seed=seed,
+                            label=label)
     return api.evaluate(model, run_dir, config, show_progress=False)
 
 
@@ -164,7 +184,8 @@ def _data_section(facts: dict, images: dict) -> Section:
     s = Section("Data")
     s.paragraphs.append(
         f"Corpus: {store['documents']} generated documents, {store['pages']} pages, "
-        f"{store['vision_tokens']:,} vision tokens; {store['skipped']} files skipped. "
+        f"{store['vision_tokens']:,} vision tokens; {store['skipped']} files skipped; "
+        f"{long['heldout_documents']} documents held out of training for the held-out eval. "
         f"LongPT mixture: {long['samples']} samples, {long['tokens']:,} tokens; "
         f"{long['dropped_unverified']} candidates dropped because their answer did not follow from the evidence.")
     rows = [[b, _pct(long["planned"]["share_by_bucket"][b]), _pct(long["share_by_bucket"][b]),
@@ -206,9 +227,11 @@ def _fmt(value) -> str:
 
 def _eval_section(facts: dict, images: dict) -> Section:
     s = Section("Evaluation")
+    lengths = facts["evals"]["base"]["niah"]["lengths"]
     s.paragraphs.append(
-        f"Needle-in-a-haystack at {', '.join(f'{n // 1024}K' for n in NIAH_LENGTHS)} tokens (up to 4x the "
-        f"{LONG_WINDOW}-token training window) and held-out synth tasks, for the starting point and the trained "
+        f"Needle-in-a-haystack at {', '.join(f'{n // 1024}K' for n in lengths)} tokens (up to "
+        f"{max(lengths) / LONG_WINDOW:g}x the {LONG_WINDOW}-token training window) and held-out synth tasks, "
+        "for the starting point and the trained "
         "model. Scores are whatever the tiny model achieves.")
     for comparison in facts["comparisons"].values():
         runs = comparison["runs"]
@@ -225,8 +248,10 @@ def _eval_section(facts: dict, images: dict) -> Section:
 
 
 def _timing_section(facts: dict) -> Section:
-    rows = [[name, f"{seconds:.1f}"] for name, seconds in facts["timings"].items()]
-    return Section("Time", tables=[(["step", "seconds"], rows)])
+    rows = [[name, f"{facts['totals'][name]:.1f}", f"{seconds:.1f}"] for name, seconds in facts["timings"].items()]
+    return Section("Time", paragraphs=["Seconds on this machine, summed over every invocation that worked in this "
+                                       "folder, and in this one (a rerun skips the steps it finds done)."],
+                   tables=[(["step", "all invocations (s)", "this invocation (s)"], rows)])
 
 
 def render_markdown(title: str, sections: list[Section]) -> str:

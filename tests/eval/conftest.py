@@ -4,7 +4,6 @@ import pytest
 from eval_fixtures import write_text_store
 
 
-
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory):
     """12 documents of 12 pages (about 3,000 tokens of pages)."""

@@ -7,7 +7,7 @@ from eval_fixtures import FakeBackend
 from mmprolong.eval import EvalConfig, evaluate
 from mmprolong.eval.items import read_items, read_results
 from mmprolong.eval.pages import StorePages, span
-from mmprolong.eval.suites.heldout import heldout_score, heldout_split, is_heldout
+from mmprolong.split import heldout_score, heldout_split, is_heldout
 
 
 def test_split_is_a_stable_hash_of_doc_id():

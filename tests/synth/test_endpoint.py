@@ -27,7 +27,12 @@ from mmprolong.errors import ConfigError, DataError
 from mmprolong.synth.documents import DocumentView, Section
 from mmprolong.synth.generators import QARequest
 from mmprolong.synth.generators.endpoint import (
-    PROMPTS_DIR, EndpointConfig, EndpointGenerator, choose_segment, convert_anchors, image_data_url,
+    PROMPTS_DIR,
+    EndpointConfig,
+    EndpointGenerator,
+    choose_segment,
+    convert_anchors,
+    image_data_url,
 )
 from mmprolong.synth.qa import ANSWER_FORMATS, EVIDENCE_SOURCES, OPERATIONS, anchored_pages, verify
 

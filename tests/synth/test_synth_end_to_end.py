@@ -15,6 +15,7 @@ import pytest
 from mmprolong import api
 from mmprolong.corpus import load_truth
 from mmprolong.ingest import IngestConfig
+from mmprolong.split import heldout_split
 from mmprolong.synth.config import SynthConfig
 from mmprolong.synth.export import read_samples
 from mmprolong.synth.qa import candidate_from_json, values_equal, verify
@@ -99,6 +100,19 @@ def test_every_answer_rechecked_independently(built, store):
             if candidate.operation == "list":
                 assert all(values_equal(f.value, v) for f, v in zip(used, candidate.answer_value))
     assert by_truth > 0.9 * summary["samples"]  # the corpus has ground truth: it is the default source
+
+
+def test_heldout_documents_never_reach_the_mixture(store, tmp_path):
+    """Every page of every sample (evidence and padding) comes from a document outside eval's held-out split."""
+    all_ids = {d.doc_id for d in load_documents(store / "store")}
+    train, held = heldout_split(all_ids, 0.5)
+    assert train and held  # the split of this corpus at 0.5 has both sides, so the test can fail
+    summary = api.synth(store / "store", tmp_path / "data", _config(heldout_fraction=0.5, budget_tokens=60_000),
+                        show_progress=False)
+    used = {p.doc_id for sample in read_samples(tmp_path / "data") for p in sample.pages}
+    assert used and used <= set(train)
+    assert summary["heldout_documents"] == len(held) and summary["heldout_fraction"] == 0.5
+    assert set(json.loads((tmp_path / "data" / "manifest.json").read_text())["heldout_doc_ids"]) == set(held)
 
 
 def test_same_output_whatever_the_worker_count(built, store, tmp_path):

@@ -8,16 +8,11 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
 
 from mmprolong.records import SAMPLE_SCHEMA
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from mmprolong.train.models import build_image_processor, build_tiny_model
-
-WORDS = ("revenue of northwind logistics grew in 2023 to 1,840 units while pressure reached 12.5 bar "
-         "table section figure caption page total").split()
-
-
-from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -93,8 +93,10 @@ def test_schedule_steps_warmup_and_decay():
     assert total_steps(5 * 2**30, 4 * 2**20) == 1280 and total_steps(10, 4) == 3
     kw = {"peak_lr": 1.0, "min_lr": 0.1, "total": 11, "warmup": 0}
     assert lr_at(0, decay="cosine", **kw) == 1.0
-    assert lr_at(10, decay="cosine", **kw) == pytest.approx(0.1) and lr_at(10, decay="linear", **kw) == pytest.approx(0.1)
-    assert lr_at(5, decay="cosine", **kw) == pytest.approx(0.55) and lr_at(5, decay="linear", **kw) == pytest.approx(0.55)
+    assert lr_at(10, decay="cosine", **kw) == pytest.approx(0.1)
+    assert lr_at(10, decay="linear", **kw) == pytest.approx(0.1)
+    assert lr_at(5, decay="cosine", **kw) == pytest.approx(0.55)
+    assert lr_at(5, decay="linear", **kw) == pytest.approx(0.55)
     assert lr_at(3, decay="cosine", **kw) > lr_at(3, decay="linear", **kw)
     assert all(lr_at(s, decay="constant", **kw) == 1.0 for s in range(11))
     warm = [lr_at(s, peak_lr=1.0, min_lr=0.0, total=100, warmup=10, decay="cosine") for s in range(12)]

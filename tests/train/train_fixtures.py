@@ -13,7 +13,6 @@ from mmprolong.records import PAGE_SCHEMA, PageRecord, PageRef, SampleRecord
 from mmprolong.template import ChatTemplate
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, image_tokens
 
-
 WORDS = ("revenue of northwind logistics grew in 2023 to 1,840 units while pressure reached 12.5 bar "
          "table section figure caption page total").split()
 

@@ -84,7 +84,7 @@ class EvalConfig(Config):
                                help="niah variants by needle count: 1 = single needle, k > 1 = k needles asked at once")
     items_per_cell: int = field(1, help="niah and synth-heldout: items per (length, depth, variant) cell")
     heldout_fraction: float = field(0.05, help="synth-heldout: share of store documents held out from training "
-                                               "(hash split of doc_id, see suites.heldout.is_heldout)")
+                                               "(hash split of doc_id, mmprolong.split); the value synth used")
     heldout_tasks: list[str] = field(default_factory=lambda: ["extract-single", "extract-multi", "reasoning"],
                                      help="synth-heldout: synth tasks to ask (extract-single, extract-multi, "
                                           "aggregate, reasoning)")

@@ -20,7 +20,6 @@ Sources:
 from __future__ import annotations
 
 import ast
-import json
 import math
 import re
 import string

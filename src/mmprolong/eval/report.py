@@ -73,7 +73,8 @@ def _fmt_depth(depth) -> str:
 def markdown_table(rows: Sequence[dict], *, title: str = "") -> str:
     """The long table (suite, task, length, depth, n, errors, score in %) and, for niah, depth x length grids."""
     lines = [f"# {title}", ""] if title else []
-    lines += ["| suite | task | length | depth | items | errors | score |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["| suite | task | length | depth | items | errors | score |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         lines.append(f"| {row['suite']} | {row['task']} | {format_length(row['length'])} | {_fmt_depth(row['depth'])} "
                      f"| {row['n']} | {row['errors']} | {_fmt_score(row['score'])} |")
@@ -248,7 +249,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
     lines = ["# Comparison", "", "Score (%) per suite, task and length; errors in brackets.", "",
              "| suite | task | length | " + " | ".join(labels) + " |", "| --- | --- | --- |" + " --- |" * len(labels)]
     for e in table:
-        cells = [_fmt_score(e["scores"][lb]) + (f" ({e['errors'][lb]} err)" if e["errors"][lb] else "") for lb in labels]
+        cells = [_fmt_score(e["scores"][lb]) + (f" ({e['errors'][lb]} err)" if e["errors"][lb] else "")
+                 for lb in labels]
         lines.append(f"| {e['suite']} | {e['task']} | {format_length(e['length'])} | " + " | ".join(cells) + " |")
     write_text_atomic(out / "compare.md", "\n".join(lines) + "\n")
     write_text_atomic(out / "compare.json", json.dumps({"runs": labels, "rows": table}, indent=1, sort_keys=True)

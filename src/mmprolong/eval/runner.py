@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -53,11 +54,13 @@ def evaluate(model, suite: str | None = None, *, lengths=None, out_dir, config: 
              api_key: str | None = None, overwrite: bool = False, show_progress: bool = False) -> dict:
     """Evaluate ``model`` on ``suite`` at ``lengths`` into ``out_dir``; returns the run summary (run.json).
 
-    ``model``: a Backend, a ``ModelConfig``, a local checkpoint folder, or None (the tiny preset); a ModelConfig /
-    folder is loaded by ``config.backend`` with ``config.rope_scaling`` applied before loading.
+    ``model``: a Backend, a ``ModelConfig``, a local checkpoint folder (str or Path), or None (the tiny preset);
+    a ModelConfig or folder is loaded by ``config.backend`` with ``config.rope_scaling`` applied before loading.
     ``suite`` and ``lengths`` ("8k,16k" or ints) override the config's. ``api_key`` is for the openai backend.
     """
     config = _resolve_config(config, suite, lengths)
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,15 @@ from mmprolong.ingest.config import IngestConfig
 from mmprolong.ingest.executors import run_local, run_ray
 from mmprolong.ingest.pdf import process_file
 from mmprolong.ingest.shard import FileProcessor, ShardSpec
-from mmprolong.ingest.store import (ERRORS, MANIFEST, SHARD_REPORTS, SUMMARY, remove_temp_files,
-                                    shard_report_path, write_json)
+from mmprolong.ingest.store import (
+    ERRORS,
+    MANIFEST,
+    SHARD_REPORTS,
+    SUMMARY,
+    remove_temp_files,
+    shard_report_path,
+    write_json,
+)
 from mmprolong.records import PAGE_SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)

@@ -40,6 +40,9 @@ class SynthConfig(Config):
                                              "ingested folder")
     tokenizer: str | None = field(None, help="folder of the model's tokenizer, used to count text tokens exactly; "
                                            "default: the tiny preset's")
+    heldout_fraction: float = field(0.05, help="share of documents (a hash split of doc_id) left out of the mixture "
+                                               "for eval's synth-heldout suite, which must be given the same value; "
+                                               "0 uses every document")
     seed: int = field(0, help="seed: the same store, config and seed give byte-identical output")
     unit_tokens: int = field(2_000_000, help="tokens per work unit (a shard file; the unit of parallelism "
                                              "and resume)")
@@ -51,7 +54,7 @@ class SynthConfig(Config):
         if self.target_tokens < 64:
             raise ConfigError("target_tokens", self.target_tokens, "must be >= 64")
         make_buckets(self.boundaries())
-        for name in ("target_share", "short_share"):
+        for name in ("target_share", "short_share", "heldout_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "must be in [0, 1)")
         if not self.task_mix or any(v < 0 for v in self.task_mix.values()) or sum(self.task_mix.values()) <= 0:

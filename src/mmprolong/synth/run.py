@@ -27,6 +27,7 @@ from mmprolong.records import SAMPLE_SCHEMA, SAMPLE_SCHEMA_VERSION
 from mmprolong.synth.build import build_unit
 from mmprolong.synth.config import PAPER_BUDGET_TOKENS, SynthConfig
 from mmprolong.synth.plan import Bucket, Unit, bucket_weights, make_buckets, plan_units, planned_shares
+from mmprolong.split import heldout_split
 from mmprolong.synth.store import load_documents, read_store_summary
 
 log = logging.getLogger(__name__)
@@ -39,22 +40,32 @@ def synth(store_dir: str | Path, out_dir: str | Path, config: SynthConfig, *, ov
     store_dir, out_dir = Path(store_dir).resolve(), Path(out_dir)
     store_summary = read_store_summary(store_dir)
     truth_dir = config.truth_dir or store_summary.get("pdf_dir")
-    docs = load_documents(store_dir, truth_dir=truth_dir)
+    docs, held_out = training_documents(load_documents(store_dir, truth_dir=truth_dir), config.heldout_fraction)
     if not docs:
-        raise DataError(f"page store {store_dir} has no complete document")
+        raise DataError(f"page store {store_dir} has no complete document outside the held-out split "
+                        f"(heldout_fraction={config.heldout_fraction}, {len(held_out)} held out)")
+    log.info("%d documents, %d more held out for eval (heldout_fraction=%g)", len(docs), len(held_out),
+             config.heldout_fraction)
     units = make_plan(config, docs)
     manifest = {"config": config.to_dict(), "store": str(store_dir), "truth_dir": truth_dir,
                 "store_pages": sum(d.page_count for d in docs), "units": [_unit_json(u) for u in units],
-                "schema_version": SAMPLE_SCHEMA_VERSION}
+                "heldout_doc_ids": held_out, "schema_version": SAMPLE_SCHEMA_VERSION}
     _prepare(out_dir, manifest, overwrite)
     pending = [u for u in units if not (out_dir / f"{u.name}.parquet").exists()]
     log.info("plan: %d units, %d tokens; %d to build", len(units), sum(u.tokens for u in units), len(pending))
     _execute(pending, store_dir, truth_dir, out_dir, config, show_progress, api_key)
-    summary = summarise(out_dir, units, store_dir, store_summary, time.perf_counter() - start)
+    summary = summarise(out_dir, units, store_dir, store_summary, time.perf_counter() - start,
+                        heldout={"heldout_fraction": config.heldout_fraction, "heldout_documents": len(held_out)})
     from mmprolong.synth.report import plot_mixture
 
     plot_mixture(out_dir / "samples_lengths.json", summary, out_dir / "mixture.png")
     return summary
+
+
+def training_documents(docs: list, fraction: float) -> tuple[list, list[str]]:
+    """(documents synth may use, doc_ids held out for eval's synth-heldout suite)."""
+    held = set(heldout_split([d.doc_id for d in docs], fraction)[1])
+    return [d for d in docs if d.doc_id not in held], sorted(held)
 
 
 def make_plan(config: SynthConfig, docs) -> list[Unit]:
@@ -112,7 +123,8 @@ def _load_state(store_dir: str, truth_dir: str | None, config_dict: dict, api_ke
     from mmprolong.tokenizer import load_tokenizer
 
     config = SynthConfig.from_dict(config_dict)
-    return {"config": config, "docs": load_documents(store_dir, truth_dir=truth_dir),
+    docs, _ = training_documents(load_documents(store_dir, truth_dir=truth_dir), config.heldout_fraction)
+    return {"config": config, "docs": docs,
             "template": ChatTemplate(load_tokenizer(config.tokenizer)),
             "generator": make_generator(config, api_key=api_key)}
 
@@ -195,7 +207,8 @@ def _execute_ray(jobs: list[dict], args: tuple, out_dir: str, workers: int) -> N
 # --- summary ------------------------------------------------------------------------------------------
 
 
-def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: dict, seconds: float) -> dict:
+def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: dict, seconds: float,
+              heldout: dict) -> dict:
     """Planned vs achieved, from the shard files themselves (so a resumed run is summarised whole)."""
     names = [u.name for u in units]
     columns = ["tokens", "bucket", "task", "depth"]
@@ -233,6 +246,7 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         "min_pixels": store_summary.get("config", {}).get("min_pixels"),
         "max_pixels": store_summary.get("config", {}).get("max_pixels"),
         "schema_version": SAMPLE_SCHEMA_VERSION,
+        **heldout,
     }
     lengths = {"tokens": [r["tokens"] for r in rows], "bucket": [r["bucket"] for r in rows],
                "task": [r["task"] for r in rows], "depth": [r["depth"] for r in rows]}

@@ -287,6 +287,7 @@ def resume_relevant(config: TrainConfig) -> dict:
     for key in ("num_workers", "prefetch_factor"):
         d["data"].pop(key)
     for key in ("activation_checkpointing", "activation_checkpointing_every_n_layers",
-                "activation_checkpointing_offload", "reshard_after_forward", "backend"):  # memory and communication knobs: same numbers either way
+                "activation_checkpointing_offload", "reshard_after_forward", "backend"):
+        # memory and communication knobs: same numbers either way
         d["parallel"].pop(key)
     return d

@@ -36,8 +36,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mmprolong.config import Config, field
-from mmprolong.ingest.store import PageStore
 from mmprolong.errors import ConfigError, DataError, ResumeError
+from mmprolong.ingest.store import PageStore
 from mmprolong.records import SampleRecord
 from mmprolong.train.collate import Batch, SampleEncoder, collate_packed
 from mmprolong.train.models import pixel_budget

@@ -50,11 +50,13 @@ def make_backend(model, config, *, api_key: str | None = None) -> Backend:
             raise ConfigError("max_model_len", config.max_model_len, "vllm needs max_model_len, min_pixels and "
                                                                      "max_pixels set")
         return VLLMBackend(model.path, max_model_len=config.max_model_len, min_pixels=config.min_pixels,
-                           max_pixels=config.max_pixels, rope=rope, label=config.label)
+                           max_pixels=config.max_pixels, rope=rope)
     import dataclasses
 
     from mmprolong.eval.backends.hf import HFBackend
 
     pixels = {k: getattr(config, k) for k in ("min_pixels", "max_pixels")
               if getattr(config, k) is not None and getattr(model, k) is None}
-    return HFBackend.load(dataclasses.replace(model, **pixels), rope=rope, label=config.label)
+    # the backend is named by its model; config.label only renames it in tables and plots, so a new display
+    # name does not change the run's fingerprint (and its cached answers stay valid)
+    return HFBackend.load(dataclasses.replace(model, **pixels), rope=rope)

@@ -1,10 +1,7 @@
 """synth-heldout: synth's own task builders on documents held out from training.
 
-Split rule (``is_heldout``): a document is held out when the first 8 bytes of
-sha256("mmprolong-heldout-v1:" + doc_id), read as a big-endian integer and divided by 2**64, fall below
-``fraction``. doc_id is the SHA-256 prefix of the PDF's bytes, so the split is the same on every machine, for
-every store holding the document, whatever its file name. The synth stage does not exclude these documents yet;
-``heldout_split`` is the function it should call to do so.
+The split (``mmprolong.split``) is the one synth uses to leave these documents out of the mixture: give
+both stages the same ``heldout_fraction``.
 
 Items: for each (length, depth, task, index) cell a held-out document is drawn (seeded); synth's offline
 generators (ground truth when the corpus has it, else text-layer clozes) propose a question, ``qa.verify``
@@ -15,36 +12,14 @@ score by the answer's format.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-
 from mmprolong.eval.config import depth_grid
 from mmprolong.eval.items import EvalItem, error_item
 from mmprolong.eval.suites.common import SuiteContext, finish_item, pick_fillers, rng_for
+from mmprolong.split import heldout_split
 
-SPLIT_SALT = "mmprolong-heldout-v1"
 DEFAULT_TASKS = ("extract-single", "extract-multi", "reasoning")
 ATTEMPTS = 24  # documents tried per item before it is reported as an error
 METRIC = "mmlongbench-docqa"
-
-
-def heldout_score(doc_id: str) -> float:
-    """The document's position in [0, 1) of the split (uniform over doc_ids)."""
-    digest = hashlib.sha256(f"{SPLIT_SALT}:{doc_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def is_heldout(doc_id: str, fraction: float = 0.05) -> bool:
-    """True when ``doc_id`` belongs to the held-out share ``fraction`` (training should skip it)."""
-    return heldout_score(doc_id) < fraction
-
-
-def heldout_split(doc_ids: Iterable[str], fraction: float = 0.05) -> tuple[list[str], list[str]]:
-    """(train, held_out) doc_ids, each sorted."""
-    train, held = [], []
-    for doc_id in sorted(doc_ids):
-        (held if is_heldout(doc_id, fraction) else train).append(doc_id)
-    return train, held
 
 
 def build_items(ctx: SuiteContext) -> list[EvalItem]:
