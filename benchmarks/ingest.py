@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=40, help="pages per generated document")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each variant; the best is kept")
     parser.add_argument("--image-format", default="png", choices=["png", "jpeg"])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/ingest.json"), help="JSON results")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ingest.json"), help="JSON results")
     args = parser.parse_args(argv)
     config = IngestConfig(image_format=args.image_format, docs_per_shard=1)
     with tempfile.TemporaryDirectory() as corpus_dir:
