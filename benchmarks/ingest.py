@@ -5,13 +5,12 @@
 The bare loop is what any page store must do per page: open the PDF, render at the same scale, extract the
 text, encode the image the same way (one process, no store). Against it: ``ingest`` with workers=1 (our
 overhead: hashing, limit checks, Parquet, processes, resumability) and workers=N (scaling). Without PDF_DIR
-a corpus is generated into a temp folder (mmprolong.corpus if present, else plain reportlab documents).
+the embedded corpus is generated into a temp folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -19,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import report as write_report
+
+from mmprolong.corpus import make_corpus
 from mmprolong.ingest import IngestConfig, discover_pdfs, ingest
 from mmprolong.ingest.pdf import encode_image, fit_scale, normalise_newlines
 
@@ -47,29 +49,7 @@ def timed(fn) -> tuple[float, int]:
 
 
 def generate_corpus(folder: Path, docs: int, pages: int) -> None:
-    try:
-        from mmprolong.corpus import make_corpus
-    except ImportError:
-        make_corpus = None
-    if make_corpus is not None:
-        make_corpus(folder, docs=docs, seed=0, min_pages=pages, max_pages=pages)
-        return
-    from reportlab.lib.pagesizes import letter
-    from reportlab.pdfgen import canvas
-
-    words = "long context vision language model page store render token budget document".split()
-    for d in range(docs):
-        pdf = canvas.Canvas(str(folder / f"doc{d:03d}.pdf"), pagesize=letter, invariant=1)
-        for p in range(pages):
-            pdf.setFont("Helvetica-Bold", 16)
-            pdf.drawString(72, 740, f"Document {d}, section {p // 5 + 1}, page {p + 1}")
-            pdf.setFont("Times-Roman", 10)
-            for line in range(52):
-                pdf.drawString(72, 710 - 12.5 * line, " ".join(words[(line * 7 + p + i) % len(words)]
-                                                             for i in range(14)))
-            pdf.rect(360, 80, 180, 90)
-            pdf.showPage()
-        pdf.save()
+    make_corpus(folder, docs=docs, seed=0, min_pages=pages, max_pages=pages, show_progress=False)
 
 
 def run(pdf_dir: Path, workers: int, repeats: int, config: IngestConfig) -> dict:
@@ -136,17 +116,13 @@ def main(argv=None) -> int:
             pdf_dir = Path(corpus_dir)
             generate_corpus(pdf_dir, args.docs, args.pages)
         report = run(pdf_dir, args.workers, args.repeats, config)
-    print(f"{'variant':<22}{'pages':>7}{'seconds':>9}{'pages/s':>9}{'pages/s/core':>14}{'overhead':>10}"
-          f"{'steady':>9}")
-    for name, row in report["results"].items():
-        print(f"{name:<22}{row['pages']:>7}{row['seconds']:>9.2f}{row['pages_per_second']:>9.1f}"
-              f"{row['pages_per_second_per_core']:>14.1f}{row['overhead_pct']:>9.1f}%"
-              f"{row['steady_overhead_pct']:>8.1f}%")
+    rows = [{"variant": name, **{k: row[k] for k in ("pages", "seconds", "pages_per_second",
+                                                     "pages_per_second_per_core", "overhead_pct",
+                                                     "steady_overhead_pct")}}
+            for name, row in report.pop("results").items()]
+    write_report(rows, args.out, **report)
     print(f"overhead: per core, vs the bare loop; steady: less the fixed start-up of a run "
           f"({report['startup_seconds']:.2f} s, measured on a one-page PDF)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -3,10 +3,19 @@ rerun finds everything done."""
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from mmprolong import api
+from mmprolong.config import merge_overrides
+from mmprolong.errors import ConfigError
+from mmprolong.quickstart import INGEST
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +71,49 @@ def test_rerun_finds_every_step_done(run):
         assert run_json["errors"] == 0
     totals = json.loads((out / "timings.json").read_text())
     assert totals["train"] >= first["timings_s"]["train"]
+
+
+def test_recipe_runs_on_two_processes(run, tmp_path):
+    """--recipe with --model and --pdfs under torchrun (gloo, 2 CPU processes): rank 0 makes the data while
+    rank 1 waits, both train, rank 0 evaluates the given model and the trained one and writes the report."""
+    out, _ = run
+    recipe = merge_overrides(yaml.safe_load((REPO / "recipes" / "debug-cpu.yaml").read_text()), {
+        "model.max_pixels": INGEST["max_pixels"],  # a config change: small pages, so 4K rows hold many
+        "schedule.budget_tokens": 16384, "logging.progress_bar": False})
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(recipe))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mmprolong.cli",
+         "quickstart", "--recipe", str(tmp_path / "small.yaml"), "--model", str(out / "train-base" / "final"),
+         "--pdfs", str(out / "corpus"), "--out", str(tmp_path / "run"), "--niah-lengths", "1k,2k",
+         "--heldout-items", "1"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run_dir = tmp_path / "run"
+    trained = json.loads((run_dir / "train-long" / "summary.json").read_text())
+    assert trained["world_size"] == 2 and trained["steps"] == 2  # 16,384 tokens in steps of 2 x 4,096
+    assert not (run_dir / "corpus").exists() and not (run_dir / "train-base").exists()  # the user's PDFs and model
+    long = json.loads((run_dir / "data-long" / "summary.json").read_text())
+    assert long["max_pixels"] == INGEST["max_pixels"]  # pages rendered at the recipe model's pixel budget
+    assert 0 < max(json.loads((run_dir / "data-long" / "samples_lengths.json").read_text())["tokens"]) <= 4096
+    report = (run_dir / "report.md").read_text()
+    assert "LongPT: small.yaml at 4,096 tokens with RoPE base 4e+06" in report
+    assert f"Starting point: {out / 'train-base' / 'final'}" in report
+    base_eval = json.loads((run_dir / "eval-base-niah" / "run.json").read_text())
+    assert base_eval["items"] > 0 and base_eval["errors"] == 0
+    assert (run_dir / "heatmap_trained.png").is_file() and (run_dir / "heatmap_base.png").is_file()
+
+
+def test_recipe_problems_are_refused_before_any_work(run, tmp_path):
+    out, _ = run
+    recipe = REPO / "recipes" / "debug-cpu.yaml"
+    with pytest.raises(ConfigError, match="model"):
+        api.quickstart(tmp_path / "a", recipe=recipe, model=tmp_path / "missing", show_progress=False)
+    with pytest.raises(ConfigError, match="recipe"):
+        api.quickstart(tmp_path / "b", model=out / "train-base" / "final", show_progress=False)
+    with pytest.raises(ConfigError, match="pdfs"):
+        api.quickstart(tmp_path / "c", recipe=recipe, model=out / "train-base" / "final", pdfs=tmp_path / "none",
+                       show_progress=False)
+    (tmp_path / "bad.yaml").write_text("schedule:\n  warmup_fraction: 2.0\n")
+    with pytest.raises(ConfigError, match="schedule.warmup_fraction"):
+        api.quickstart(tmp_path / "d", recipe=tmp_path / "bad.yaml", model=out / "train-base" / "final",
+                       show_progress=False)
+    assert not any((tmp_path / name).exists() for name in "abcd")  # nothing made before the refusal

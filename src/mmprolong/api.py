@@ -91,10 +91,13 @@ def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
 
 
 def quickstart(out_dir, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_200_000,
-               niah_lengths: list[int] | None = None, heldout_items: int = 6, show_progress: bool = True) -> dict:
-    """The recipe end to end on the embedded default, sized for a CPU; writes RUN/report.md and report.html.
+               niah_lengths: list[int] | None = None, heldout_items: int = 6, recipe=None, model=None, pdfs=None,
+               show_progress: bool = True) -> dict:
+    """The recipe end to end on the embedded default, sized for a CPU (or, with ``recipe`` and ``model``, a
+    training recipe such as the paper's); writes RUN/report.md and report.html.
     See :func:`mmprolong.quickstart.quickstart` for the options."""
     from mmprolong.quickstart import quickstart as _quickstart
 
     return _quickstart(out_dir, docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
-                       heldout_items=heldout_items, show_progress=show_progress)
+                       heldout_items=heldout_items, recipe=recipe, model=model, pdfs=pdfs,
+                       show_progress=show_progress)

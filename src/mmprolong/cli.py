@@ -151,8 +151,10 @@ def _cmd_quickstart(args) -> int:
     from mmprolong import api
 
     summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
-                             niah_lengths=args.niah_lengths, heldout_items=args.heldout_items)
-    print(json.dumps(summary, indent=2, sort_keys=True))
+                             niah_lengths=args.niah_lengths, heldout_items=args.heldout_items, recipe=args.recipe,
+                             model=args.model, pdfs=args.pdfs, show_progress=distributed_env()["rank"] == 0)
+    if "report" in summary:  # rank 0 (the others only train)
+        print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
 
@@ -232,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok_train.add_argument("--vocab-size", type=int, default=8192)
     tok_train.set_defaults(func=_cmd_tokenizer_train)
 
-    quick = sub.add_parser("quickstart", help="the whole recipe on the embedded default, on a CPU")
+    quick = sub.add_parser("quickstart", help="the whole recipe: on the embedded default on a CPU, or a given recipe")
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
     quick.add_argument("--docs", type=int, default=10, help="documents in the generated corpus")
     quick.add_argument("--seed", type=int, default=0)
@@ -241,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
     quick.add_argument("--heldout-items", type=int, default=6, help="held-out synth items per task and length")
+    quick.add_argument("--recipe", type=Path, default=None,
+                       help="a train config (e.g. recipes/mmprolong-7b.yaml): run that recipe instead of the CPU default")
+    quick.add_argument("--model", type=Path, default=None,
+                       help="with --recipe: the starting checkpoint folder (default: the recipe's model.path)")
+    quick.add_argument("--pdfs", type=Path, default=None,
+                       help="with --recipe: a folder of your PDFs (default: a generated corpus of --docs documents)")
     quick.set_defaults(func=_cmd_quickstart)
     return parser
 

@@ -35,7 +35,8 @@ class Config:
         """Reject bad values and bad combinations with a ConfigError. Subclasses extend it."""
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, *, prefix: str = "") -> Self:
+    def from_dict(cls, data: dict[str, Any] | None, *, prefix: str = "", validate: bool = True) -> Self:
+        """Build from a mapping, coercing types; ``validate=False`` leaves ``validate()`` to the caller."""
         data = dict(data or {})
         known = {f.name: f for f in dataclasses.fields(cls)}
         for key in data:
@@ -47,7 +48,8 @@ class Config:
             config = cls(**kwargs)
         except TypeError as exc:  # a required field is missing
             raise ConfigError(prefix.rstrip(".") or cls.__name__, data, str(exc)) from None
-        config.validate()
+        if validate:
+            config.validate()
         return config
 
     @classmethod

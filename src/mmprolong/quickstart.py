@@ -8,6 +8,12 @@ Steps (each resumable; rerunning the command skips what is done):
               with the base raised 4x (the paper's 1e6 -> 4e6, scaled down)
   5. eval     both models on niah at 1K..16K (4x the training window) and on held-out synth tasks
   6. report   RUN/report.md and RUN/report.html with every figure beside them; nothing typed by hand
+
+With a recipe (``recipe=recipes/mmprolong-7b.yaml, model=PATH``) the same steps are the paper's run: the
+documents are the user's PDFs (or a generated corpus of 20-200 pages each), pages are rendered at the model's
+pixel budget, the mixture is synth's default fitted to the recipe's window, the given model is the starting
+point and is trained by the recipe, and both are evaluated at 1/2, 1, 2 and 4 times the window.
+Under torchrun, rank 0 makes the data while the other ranks wait, every rank trains, and rank 0 evaluates.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mmprolong.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +43,113 @@ LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_W
               "heldout_fraction": HELDOUT_FRACTION}
 
 
+@dataclass
+class Plan:
+    """What one run does: the CPU default (``cpu_plan``) or a training recipe (``recipe_plan``)."""
+
+    corpus: dict | None  # make_corpus options; None: the user's PDFs in ``pdfs``
+    pdfs: Path | None
+    ingest: dict
+    long_synth: dict
+    short_synth: dict | None  # the starting point's mixture; None: the starting point is ``base_model``
+    base_model: Path | None
+    long_train: dict  # TrainConfig fields (run_dir and data_dir are set by the run)
+    base_train: dict | None
+    window: int
+    niah_lengths: list[int]
+    heldout_lengths: list[int]
+    heldout_items: int
+    description: str  # the training paragraph of the report
+
+
+def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None,
+             heldout_items: int) -> Plan:
+    def tiny(window: int, theta: float, budget: int) -> dict:
+        return {"seed": seed, "device": "cpu",
+                "model": {"rope_theta": theta, "max_position_embeddings": window, "seed": seed,
+                          "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
+                "data": {"max_seq_len": window, "seed": seed},
+                "optim": {"lr": 2e-3, "weight_decay": 0.1},
+                "schedule": {"budget_tokens": budget, "global_batch_tokens": window * 4, "warmup_fraction": 0.1,
+                             "min_lr": 2e-4},
+                "checkpoint": {"interval_steps": 50, "keep_last": 1}}
+
+    return Plan(
+        corpus={"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 60}, pdfs=None, ingest=INGEST,
+        long_synth={**LONG_SYNTH, "seed": seed, "workers": 2},
+        short_synth={**SHORT_SYNTH, "seed": seed, "workers": 2}, base_model=None,
+        long_train=tiny(LONG_WINDOW, LONG_THETA, train_tokens), base_train=tiny(SHORT_WINDOW, BASE_THETA,
+                                                                                 train_tokens // 2),
+        window=LONG_WINDOW, niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=[2048, LONG_WINDOW],
+        heldout_items=heldout_items,
+        description=f"Starting point: the tiny preset trained at {SHORT_WINDOW} tokens with RoPE base "
+                    f"{BASE_THETA:g}. LongPT: continued at {LONG_WINDOW} tokens with the base raised to "
+                    f"{LONG_THETA:g}, loss on answers only, packed sequences.")
+
+
+def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
+                niah_lengths: list[int] | None, heldout_items: int) -> Plan:
+    """The paper's run (or any recipe): the given model is the starting point, trained as the recipe says."""
+    import yaml
+
+    from mmprolong.cli import distributed_env
+    from mmprolong.config import merge_overrides
+    from mmprolong.train.config import TrainConfig, micro_batches_per_step
+
+    recipe = Path(recipe)
+    if not recipe.is_file():
+        raise ConfigError("recipe", str(recipe), "file not found")
+    fields = merge_overrides(yaml.safe_load(recipe.read_text()) or {}, {"model.path": os.fspath(model)} if model
+                             else {})
+    config = TrainConfig.from_dict(fields, validate=False)
+    config.validate_settings()  # refuse a bad recipe now, not after the data is made
+    micro_batches_per_step(config, distributed_env()["world_size"])
+    if not config.model.path:
+        raise ConfigError("model", None, "a recipe run trains a checkpoint: give --model PATH (a local folder)")
+    if not Path(config.model.path).is_dir():
+        raise ConfigError("model", config.model.path, "not a folder: give a local Qwen2.5-VL checkpoint folder")
+    if pdfs is not None and not Path(pdfs).is_dir():
+        raise ConfigError("pdfs", os.fspath(pdfs), "not a folder of PDFs")
+    window, workers = config.data.max_seq_len, os.cpu_count() or 1
+    pixels = {k: v for k, v in (("min_pixels", config.model.min_pixels), ("max_pixels", config.model.max_pixels))
+              if v is not None}
+    return Plan(
+        corpus=None if pdfs else {"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 200},
+        pdfs=Path(pdfs) if pdfs else None, ingest={**pixels, "workers": workers},
+        long_synth={"target_tokens": window, "seed": seed, "workers": workers}, short_synth=None,
+        base_model=Path(config.model.path), long_train=fields, base_train=None, window=window,
+        niah_lengths=niah_lengths or [window // 2, window, 2 * window, 4 * window],
+        heldout_lengths=[window // 2, window], heldout_items=heldout_items,
+        description=f"Starting point: {config.model.path}. LongPT: {recipe.name} at {window:,} tokens with RoPE base "
+                    f"{config.model.rope_theta:g}, loss on answers only, packed sequences.")
+
+
 def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_200_000,
-               niah_lengths: list[int] | None = None, heldout_items: int = 6, show_progress: bool = True) -> dict:
+               niah_lengths: list[int] | None = None, heldout_items: int = 6, recipe: str | Path | None = None,
+               model: str | Path | None = None, pdfs: str | Path | None = None, show_progress: bool = True) -> dict:
     """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
 
     ``train_tokens``: LongPT's token budget (the starting point gets half); ``niah_lengths``: needle lengths
     (default 1K..16K); ``heldout_items``: held-out synth items per task and length. Smaller values give a
-    faster, noisier run of the same steps."""
-    from mmprolong import api
-    from mmprolong.ingest import IngestConfig
-    from mmprolong.synth.config import SynthConfig
+    faster, noisier run of the same steps. ``recipe`` (a train config YAML) with ``model`` (its starting
+    checkpoint) and optionally ``pdfs`` (the user's documents) runs that recipe instead of the CPU default;
+    ``train_tokens`` is then the recipe's own budget."""
+    if recipe is not None:
+        plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=docs, seed=seed, niah_lengths=niah_lengths,
+                           heldout_items=heldout_items)
+    elif model is not None or pdfs is not None:
+        raise ConfigError("recipe", None, "--model and --pdfs go with --recipe (the default trains the tiny preset)")
+    else:
+        plan = cpu_plan(docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
+                        heldout_items=heldout_items)
+    return run_plan(Path(out_dir), plan, show_progress=show_progress)
 
-    out = Path(out_dir)
+
+def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
+    from mmprolong import api
+    from mmprolong.cli import distributed_env
+
+    env = distributed_env()
     out.mkdir(parents=True, exist_ok=True)
     # seconds per step in this invocation, and summed over every invocation in this folder (kept on disk after
     # each step), so a quickstart that was interrupted and resumed still reports what its work cost
@@ -53,47 +157,98 @@ def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_toke
     totals_path = out / "timings.json"
     totals: dict[str, float] = json.loads(totals_path.read_text()) if totals_path.is_file() else {}
     clock = time.perf_counter()
+    leader = env["rank"] == 0
 
     def lap(name: str) -> None:
         nonlocal clock
         timings[name] = round(time.perf_counter() - clock, 1)
-        totals[name] = round(totals.get(name, 0.0) + timings[name], 1)
-        totals_path.write_text(json.dumps(totals, indent=1) + "\n")
+        if leader:
+            totals[name] = round(totals.get(name, 0.0) + timings[name], 1)
+            totals_path.write_text(json.dumps(totals, indent=1) + "\n")
         clock = time.perf_counter()
 
-    api.make_corpus(out / "corpus", docs=docs, seed=seed, min_pages=20, max_pages=60, show_progress=show_progress)
-    lap("corpus")
-    store = api.ingest(out / "corpus", out / "store", IngestConfig(**INGEST), show_progress=show_progress)
-    lap("ingest")
-    short = api.synth(out / "store", out / "data-short", SynthConfig(**SHORT_SYNTH, seed=seed, workers=2),
-                      show_progress=show_progress)
-    long = api.synth(out / "store", out / "data-long", SynthConfig(**LONG_SYNTH, seed=seed, workers=2),
-                     show_progress=show_progress)
-    lap("synth")
-    base = _train(out / "train-base", out / "data-short", None, SHORT_WINDOW, BASE_THETA, train_tokens // 2, seed)
-    extended = _train(out / "train-long", out / "data-long", out / "train-base" / "final", LONG_WINDOW,
-                      LONG_THETA, train_tokens, seed)
+    barrier = _data_barrier(env)  # kept alive to the end: rank 0 hosts it
+    if leader:
+        store, short, long = _make_data(out, plan, show_progress, lap, barrier)
+    else:
+        _wait_for_data(barrier)
+        store = short = long = None
+    runs = {}
+    if plan.base_train is not None:
+        runs["base"] = _train(out / "train-base", out / "data-short", plan.base_train, env)
+    base_model = plan.base_model or out / "train-base" / "final"
+    runs["trained"] = _train(out / "train-long", out / "data-long", plan.long_train, env,
+                             init=None if plan.base_model else base_model)
     lap("train")
+    if not leader:  # rank 0 evaluates and reports alone
+        return {"rank": env["rank"], "final_loss": runs["trained"].get("final_loss")}
     evals = {}  # run summaries, kept in the facts for the record
-    for name, model in (("base", out / "train-base" / "final"), ("trained", out / "train-long" / "final")):
-        evals[name] = {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, seed,
-                                        EVAL_LABELS[name], niah_lengths or NIAH_LENGTHS, heldout_items)
-                       for suite in ("niah", "synth-heldout")}
+    for name, model in (("base", base_model), ("trained", out / "train-long" / "final")):
+        evals[name] = {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
+                                        EVAL_LABELS[name]) for suite in ("niah", "synth-heldout")}
     comparisons = {}
     for suite, name in (("niah", "compare-niah"), ("synth-heldout", "compare-heldout")):
         api.compare([out / f"eval-base-{suite}", out / f"eval-trained-{suite}"], out / name,
-                    training_length=LONG_WINDOW)
+                    training_length=plan.window)
         comparisons[suite] = json.loads((out / name / "compare.json").read_text())
     lap("eval")
-    facts = {"store": _plain(store), "short": short, "long": long, "base": base, "trained": extended,
-             "evals": evals, "comparisons": comparisons, "timings": timings, "totals": totals}
+    facts = {"store": _plain(store), "short": short, "long": long, "runs": runs, "evals": evals,
+             "comparisons": comparisons, "timings": timings, "totals": totals, "plan": plan}
     write_report(out, facts)
     lap("report")
     summary = {"report": str(out / "report.md"), "timings_s": timings, "total_s": round(sum(timings.values()), 1),
                "total_all_invocations_s": round(sum(totals.values()), 1),
-               "final_loss": extended.get("final_loss"), "samples": long["samples"]}
+               "final_loss": runs["trained"].get("final_loss"), "samples": long["samples"]}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tuple:
+    from mmprolong import api
+    from mmprolong.ingest import IngestConfig
+    from mmprolong.synth.config import SynthConfig
+
+    try:
+        pdfs = plan.pdfs
+        if plan.corpus is not None:
+            pdfs = out / "corpus"
+            api.make_corpus(pdfs, **plan.corpus, show_progress=show_progress)
+        lap("corpus")
+        store = api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress)
+        lap("ingest")
+        short = None
+        if plan.short_synth is not None:
+            short = api.synth(out / "store", out / "data-short", SynthConfig(**plan.short_synth),
+                              show_progress=show_progress)
+        long = api.synth(out / "store", out / "data-long", SynthConfig(**plan.long_synth),
+                         show_progress=show_progress)
+        lap("synth")
+    except BaseException as exc:  # tell the waiting ranks, then fail as usual
+        if barrier is not None:
+            barrier.set("data", f"{type(exc).__name__}: {exc}")
+        raise
+    if barrier is not None:
+        barrier.set("data", "")
+    return store, short, long
+
+
+def _data_barrier(env: dict):
+    """Under torchrun: a key-value store hosted by rank 0 beside torchrun's own (MASTER_PORT + 1), on which the
+    other ranks block until rank 0 has made the data, however long that takes; None for one process."""
+    if env["world_size"] == 1:
+        return None
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    return TCPStore(os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500")) + 1,
+                    env["world_size"], env["rank"] == 0, timeout=timedelta(days=7), wait_for_workers=False)
+
+
+def _wait_for_data(barrier) -> None:
+    failed = barrier.get("data").decode()  # blocks until rank 0 sets it
+    if failed:
+        raise RuntimeError(f"rank 0 could not make the data: {failed}")
 
 
 def _plain(summary) -> dict:
@@ -103,39 +258,34 @@ def _plain(summary) -> dict:
     return {k: v for k, v in data.items() if k != "config"}
 
 
-def _train(run_dir: Path, data_dir: Path, init: Path | None, window: int, theta: float, budget: int,
-           seed: int) -> dict:
+def _train(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Path | None = None) -> dict:
+    from mmprolong.config import merge_overrides
     from mmprolong.train.config import TrainConfig
     from mmprolong.train.run import train
 
-    config = TrainConfig.from_dict({
-        "run_dir": str(run_dir), "seed": seed, "device": "cpu",
-        "model": {"path": str(init) if init else None, "rope_theta": theta, "max_position_embeddings": window,
-                  "seed": seed, "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
-        "data": {"data_dir": str(data_dir), "max_seq_len": window, "seed": seed},
-        "optim": {"lr": 2e-3, "weight_decay": 0.1},
-        "schedule": {"budget_tokens": budget, "global_batch_tokens": window * 4, "warmup_fraction": 0.1,
-                     "min_lr": 2e-4},
-        "checkpoint": {"interval_steps": 50, "keep_last": 1},
-    })
+    overrides = {"run_dir": str(run_dir), "data.data_dir": str(data_dir)}
+    if init is not None:
+        overrides["model.path"] = str(init)
+    config = TrainConfig.from_dict(merge_overrides(fields, overrides))
     summary_path = run_dir / "summary.json"
     if summary_path.is_file() and (run_dir / "final").is_dir():
         return json.loads(summary_path.read_text())
-    return train(config)
+    return train(config, **env)
 
 
-def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, seed: int, label: str, niah_lengths: list[int],
-              heldout_items: int) -> dict:
+def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, label: str) -> dict:
     from mmprolong import api
     from mmprolong.eval import EvalConfig
+    from mmprolong.synth.config import SynthConfig
 
+    seed = plan.long_synth["seed"]
     if suite == "niah":
-        config = EvalConfig(suite="niah", lengths=niah_lengths, depth_steps=5, needles=[1], items_per_cell=1,
+        config = EvalConfig(suite="niah", lengths=plan.niah_lengths, depth_steps=5, needles=[1], items_per_cell=1,
                             store_dir=str(store), max_new_tokens=12, seed=seed, label=label)
     else:
-        config = EvalConfig(suite="synth-heldout", lengths=[2048, LONG_WINDOW], store_dir=str(store),
-                            heldout_fraction=HELDOUT_FRACTION, items_per_cell=heldout_items, max_new_tokens=24, seed=seed,
-                            label=label)
+        config = EvalConfig(suite="synth-heldout", lengths=plan.heldout_lengths, store_dir=str(store),
+                            heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction,
+                            items_per_cell=plan.heldout_items, max_new_tokens=24, seed=seed, label=label)
     return api.evaluate(model, run_dir, config, show_progress=False)
 
 
@@ -183,7 +333,8 @@ def _data_section(facts: dict, images: dict) -> Section:
     store, long = facts["store"], facts["long"]
     s = Section("Data")
     s.paragraphs.append(
-        f"Corpus: {store['documents']} generated documents, {store['pages']} pages, "
+        f"Corpus: {store['documents']} {'generated ' if facts['plan'].corpus else ''}documents, "
+        f"{store['pages']} pages, "
         f"{store['vision_tokens']:,} vision tokens; {store['skipped']} files skipped; "
         f"{long['heldout_documents']} documents held out of training for the held-out eval. "
         f"LongPT mixture: {long['samples']} samples, {long['tokens']:,} tokens; "
@@ -200,13 +351,9 @@ def _data_section(facts: dict, images: dict) -> Section:
 
 
 def _train_section(facts: dict, images: dict) -> Section:
-    s = Section("Training")
-    s.paragraphs.append(
-        f"Starting point: the tiny preset trained at {SHORT_WINDOW} tokens with RoPE base {BASE_THETA:g}. "
-        f"LongPT: continued at {LONG_WINDOW} tokens with the base raised to {LONG_THETA:g}, loss on answers only, "
-        "packed sequences.")
+    s = Section("Training", paragraphs=[facts["plan"].description])
     keys = ["steps", "tokens", "seconds", "tokens_per_s", "first_loss", "final_loss", "packing_efficiency"]
-    rows = [[name] + [_fmt(facts[name].get(k)) for k in keys] for name in ("base", "trained")]
+    rows = [[name] + [_fmt(run.get(k)) for k in keys] for name, run in facts["runs"].items()]
     s.tables.append((["run"] + keys, rows))
     for name, caption in (("loss_base", "Loss of the starting point"), ("loss_trained", "Loss of LongPT")):
         if name in images:
@@ -227,12 +374,11 @@ def _fmt(value) -> str:
 
 def _eval_section(facts: dict, images: dict) -> Section:
     s = Section("Evaluation")
-    lengths = facts["evals"]["base"]["niah"]["lengths"]
+    lengths, window = facts["evals"]["base"]["niah"]["lengths"], facts["plan"].window
     s.paragraphs.append(
         f"Needle-in-a-haystack at {', '.join(f'{n // 1024}K' for n in lengths)} tokens (up to "
-        f"{max(lengths) / LONG_WINDOW:g}x the {LONG_WINDOW}-token training window) and held-out synth tasks, "
-        "for the starting point and the trained "
-        "model. Scores are whatever the tiny model achieves.")
+        f"{max(lengths) / window:g}x the {window:,}-token training window) and held-out synth tasks, "
+        "for the starting point and the trained model. Scores are whatever the models achieve.")
     for comparison in facts["comparisons"].values():
         runs = comparison["runs"]
         rows = [[e["suite"], e["task"], f"{e['length'] // 1024}K"]

@@ -1,5 +1,7 @@
 """verify() keeps grounded candidates whose answer follows from the evidence, and drops every other kind."""
 
+import random
+
 import pytest
 
 from mmprolong.synth.qa import (
@@ -98,3 +100,26 @@ def test_truth_oracle_vouches_for_every_point_of_an_entity_on_a_page():
     oracle = TruthOracle(SimpleNamespace(facts=facts))
     assert oracle.vouches(4, "Project Vega", 12.5) and oracle.vouches(4, "Project Vega", 30)
     assert not oracle.vouches(4, "Project Vega", 31) and not oracle.vouches(5, "Project Vega", 12.5)
+
+
+def test_reasoning_never_divides_by_a_zero_value():
+    """A corpus value can be 0: the truth generator must ask something else than a ratio to it, every seed."""
+    from types import SimpleNamespace
+
+    from mmprolong.synth.generators.truth import TruthOracle, _reasoning
+
+    def fact(i, page, value):
+        return SimpleNamespace(fact_id=f"f{i}", page=page, entity=f"Unit {i}", attribute="output", value=value,
+                               value_type="integer", unit="kW", rendered=f"Unit {i}: {value} kW", source="table",
+                               section=None)
+
+    facts = [fact(0, 1, 40), fact(1, 5, 0)]
+    truth = SimpleNamespace(facts=facts, groups={"output": ["f0", "f1"]}, complete={"output"}, num_pages=8)
+    pages = [""] * 8
+    pages[1], pages[5] = facts[0].rendered, facts[1].rendered
+    operations = set()
+    for seed in range(200):
+        candidate = _reasoning(truth, "doc", random.Random(seed))
+        operations.add(candidate.operation)
+        assert verify(candidate, pages, TruthOracle(truth)) is None
+    assert operations == {"difference", "argmax", "argmin", "sum"}

@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 
 from mmprolong.errors import DataError, MissingDependencyError, ResumeError
 from mmprolong.records import SAMPLE_SCHEMA, SAMPLE_SCHEMA_VERSION
+from mmprolong.split import heldout_split
 from mmprolong.synth.build import build_unit
 from mmprolong.synth.config import PAPER_BUDGET_TOKENS, SynthConfig
 from mmprolong.synth.plan import Bucket, Unit, bucket_weights, make_buckets, plan_units, planned_shares
-from mmprolong.split import heldout_split
 from mmprolong.synth.store import load_documents, read_store_summary
 
 log = logging.getLogger(__name__)

@@ -201,23 +201,27 @@ class TrainConfig(Config):
     logging: LoggingConfig = field(default_factory=LoggingConfig, help="metrics, progress, plots")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, *, prefix: str = "") -> Self:
+    def from_dict(cls, data: dict[str, Any] | None, *, prefix: str = "", validate: bool = True) -> Self:
         data = dict(data or {})
         for name, kind in SECTIONS.items():
             if isinstance(data.get(name), dict):
                 with _section(name):
                     data[name] = kind.from_dict(data[name], prefix=f"{name}.")
-        return super().from_dict(data, prefix=prefix)
+        return super().from_dict(data, prefix=prefix, validate=validate)
 
     def validate(self) -> None:
+        self.validate_settings()
+        if not (Path(self.data.data_dir) / "summary.json").is_file():
+            raise ConfigError("data.data_dir", self.data.data_dir, "no summary.json there: give the output folder "
+                                                                   "of `mmprolong synth`")
+
+    def validate_settings(self) -> None:
+        """Everything but the data folder: lets a pipeline refuse a bad recipe before it makes the data."""
         for name in SECTIONS:
             with _section(name):
                 getattr(self, name).validate()
         if not self.run_dir:
             raise ConfigError("run_dir", self.run_dir, "give an output folder")
-        if not (Path(self.data.data_dir) / "summary.json").is_file():
-            raise ConfigError("data.data_dir", self.data.data_dir, "no summary.json there: give the output folder "
-                                                                   "of `mmprolong synth`")
         self._validate_combinations()
 
     def _validate_combinations(self) -> None:

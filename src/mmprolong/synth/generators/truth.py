@@ -167,7 +167,10 @@ def _reasoning(truth, doc_id: str, rng: random.Random) -> QACandidate | None:
         return None
     a, b = picked
     attribute, unit = a.attribute, _unit(a)
-    kind = rng.choice(["difference", "ratio", "argmax", "argmin", "sum"])
+    kinds = ["difference", "ratio", "argmax", "argmin", "sum"]
+    if b.value == 0:  # no ratio to a zero (a corpus value can be 0)
+        kinds.remove("ratio")
+    kind = rng.choice(kinds)
     anchors = f"(pages {{page:{a.page}}} and {{page:{b.page}}})"
     questions = {
         "difference": f"By how much does the {attribute} of {a.entity} exceed that of {b.entity} {anchors}{unit}?",
