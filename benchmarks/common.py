@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ def report(rows: list[dict], out: Path, **context) -> None:
     for row in rows:
         print("| " + " | ".join(str(row[k]) for k in keys) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "date": time.strftime("%Y-%m-%d"),
+    payload = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
+               "date": time.strftime("%Y-%m-%d"),
                **context, "rows": rows}
     out.write_text(json.dumps(payload, indent=1) + "\n")

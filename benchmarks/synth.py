@@ -26,8 +26,8 @@ def make_store(root: Path, workers: int) -> Path:
     return root / "store"
 
 
-def run(store: Path, root: Path, target: int, workers: int, budget: int | None) -> dict:
-    config = SynthConfig(target_tokens=target, workers=workers, budget_tokens=budget)
+def run(store: Path, root: Path, target: int, workers: int, budget: int | None, passes: float) -> dict:
+    config = SynthConfig(target_tokens=target, workers=workers, budget_tokens=budget, store_passes=passes)
     start = time.perf_counter()
     summary = api.synth(store, root / f"data-{target}", config, show_progress=False)
     seconds = time.perf_counter() - start
@@ -42,14 +42,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", nargs="?", type=Path, help="page store; default: generate and ingest a corpus")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--budget-tokens", type=int, default=None, help="default: the store's tokens")
+    parser.add_argument("--budget-tokens", type=int, default=None,
+                        help="default: the store's tokens x --store-passes")
+    parser.add_argument("--store-passes", type=float, default=2.5,
+                        help="pages reused this many times on average (2.5: over 200 samples at 128K)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/synth.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = args.store or make_store(root, args.workers)
-        rows = [run(store, root, target, args.workers, args.budget_tokens) for target in (32_768, 131_072)]
-    report(rows, args.out, workers=args.workers)
+        rows = [run(store, root, target, args.workers, args.budget_tokens, args.store_passes)
+                for target in (32_768, 131_072)]
+    report(rows, args.out, workers=args.workers, store_passes=args.store_passes)
 
 
 if __name__ == "__main__":
