@@ -101,3 +101,11 @@ def quickstart(out_dir, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_
     return _quickstart(out_dir, docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
                        heldout_items=heldout_items, recipe=recipe, model=model, pdfs=pdfs,
                        show_progress=show_progress)
+
+
+def brief(summary) -> dict:
+    """A stage's summary (dataclass or mapping) as a plain dict without its config, for printing and reports."""
+    import dataclasses
+
+    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+    return {k: v for k, v in data.items() if k != "config"}

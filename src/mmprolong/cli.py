@@ -8,7 +8,6 @@ and flags override it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from mmprolong.config import Config
 from mmprolong.errors import MMProLongError
+from mmprolong.train.launch import distributed_env
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[Config]) -> None:
@@ -62,7 +62,7 @@ def _cmd_ingest(args) -> int:
     from mmprolong.ingest import IngestConfig
 
     summary = api.ingest(args.pdf_dir, args.out, config_from_args(args, IngestConfig), overwrite=args.overwrite)
-    print(json.dumps(_brief(summary), indent=2, sort_keys=True))
+    print(json.dumps(api.brief(summary), indent=2, sort_keys=True))
     return 0
 
 
@@ -88,14 +88,6 @@ def _cmd_export(args) -> int:
     notes = api.export(args.data_dir, args.out, fmt=args.format)
     print(json.dumps(notes, indent=2, sort_keys=True))
     return 0
-
-
-def distributed_env() -> dict:
-    """RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them (one process without them)."""
-    import os
-
-    return {"rank": int(os.environ.get("RANK", "0")), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-            "local_rank": int(os.environ.get("LOCAL_RANK", "0"))}
 
 
 def _cmd_train(args) -> int:
@@ -156,11 +148,6 @@ def _cmd_quickstart(args) -> int:
     if "report" in summary:  # rank 0 (the others only train)
         print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
-
-
-def _brief(summary) -> dict:
-    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
-    return {k: v for k, v in data.items() if k != "config"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
     quick.add_argument("--heldout-items", type=int, default=6, help="held-out synth items per task and length")
     quick.add_argument("--recipe", type=Path, default=None,
-                       help="a train config (e.g. recipes/mmprolong-7b.yaml): run that recipe instead of the CPU default")
+                       help="a train config (e.g. recipes/mmprolong-7b.yaml): run it instead of the CPU default")
     quick.add_argument("--model", type=Path, default=None,
                        help="with --recipe: the starting checkpoint folder (default: the recipe's model.path)")
     quick.add_argument("--pdfs", type=Path, default=None,

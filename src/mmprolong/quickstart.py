@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmprolong.errors import ConfigError
+from mmprolong.train.launch import distributed_env
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,6 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
     """The paper's run (or any recipe): the given model is the starting point, trained as the recipe says."""
     import yaml
 
-    from mmprolong.cli import distributed_env
     from mmprolong.config import merge_overrides
     from mmprolong.train.config import TrainConfig, micro_batches_per_step
 
@@ -147,7 +147,6 @@ def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_toke
 
 def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
     from mmprolong import api
-    from mmprolong.cli import distributed_env
 
     env = distributed_env()
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +191,7 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
                     training_length=plan.window)
         comparisons[suite] = json.loads((out / name / "compare.json").read_text())
     lap("eval")
-    facts = {"store": _plain(store), "short": short, "long": long, "runs": runs, "evals": evals,
+    facts = {"store": api.brief(store), "short": short, "long": long, "runs": runs, "evals": evals,
              "comparisons": comparisons, "timings": timings, "totals": totals, "plan": plan}
     write_report(out, facts)
     lap("report")
@@ -249,13 +248,6 @@ def _wait_for_data(barrier) -> None:
     failed = barrier.get("data").decode()  # blocks until rank 0 sets it
     if failed:
         raise RuntimeError(f"rank 0 could not make the data: {failed}")
-
-
-def _plain(summary) -> dict:
-    import dataclasses
-
-    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
-    return {k: v for k, v in data.items() if k != "config"}
 
 
 def _train(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Path | None = None) -> dict:

@@ -3,7 +3,7 @@
     mmprolong train --config recipes/debug-cpu.yaml --run-dir runs/debug --data.data-dir data
     torchrun --nproc_per_node 8 -m mmprolong.cli train --config recipes/mmprolong-7b.yaml --run-dir runs/7b ...
 
-The launcher's RANK / WORLD_SIZE / LOCAL_RANK are read by the CLI (``mmprolong.cli.distributed_env``) and passed
+The launcher's RANK / WORLD_SIZE / LOCAL_RANK are read by ``mmprolong.train.launch.distributed_env`` and passed
 to ``train`` as arguments (MASTER_ADDR / MASTER_PORT are read by torch's process-group init itself).
 """
 
