@@ -39,9 +39,9 @@ INGEST = {"max_pixels": 128 * 28 * 28, "max_dpi": 72.0, "workers": 2}
 HELDOUT_FRACTION = 0.3  # of the documents, kept out of both mixtures for the synth-heldout eval
 SHORT_SYNTH = {"target_tokens": SHORT_WINDOW, "buckets": [256, 512, 768, SHORT_WINDOW + 1], "store_passes": 6.0,
                "heldout_fraction": HELDOUT_FRACTION}
-EVAL_LABELS = {"base": "starting point", "trained": "after LongPT"}
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 8.0,
               "heldout_fraction": HELDOUT_FRACTION}
+EVAL_LABELS = {"base": "starting point", "trained": "after LongPT"}
 
 
 @dataclass
