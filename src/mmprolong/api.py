@@ -15,11 +15,12 @@ log = logging.getLogger(__name__)
 
 
 def make_corpus(out_dir, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
-                show_progress: bool = True) -> list[Path]:
-    """Generate the embedded document corpus: realistic PDFs with ground-truth facts beside each."""
+                layout: str = "standard", show_progress: bool = True) -> list[Path]:
+    """Generate the embedded document corpus: realistic PDFs with ground-truth facts beside each
+    (``layout``: "standard" pages, or "large-print" fact cards legible at a small pixel budget)."""
     from mmprolong.corpus import make_corpus as _make
 
-    return _make(out_dir, docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages,
+    return _make(out_dir, docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages, layout=layout,
                  show_progress=show_progress)
 
 

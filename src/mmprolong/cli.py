@@ -52,7 +52,7 @@ def _cmd_corpus_make(args) -> int:
     from mmprolong import api
 
     paths = api.make_corpus(args.out_dir, docs=args.docs, seed=args.seed, min_pages=args.min_pages,
-                            max_pages=args.max_pages)
+                            max_pages=args.max_pages, layout=args.layout)
     print(f"wrote {len(paths)} documents to {args.out_dir}")
     return 0
 
@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0, help="random seed: same seed, byte-identical PDFs")
     make.add_argument("--min-pages", type=int, default=20, help="fewest pages per document")
     make.add_argument("--max-pages", type=int, default=200, help="most pages per document")
+    make.add_argument("--layout", choices=("standard", "large-print"), default="standard",
+                      help="standard: reports, manuals, slides at the paper's scale; large-print: decks of fact "
+                           "cards legible at a small pixel budget (the quickstart's)")
     make.set_defaults(func=_cmd_corpus_make)
 
     ingest = sub.add_parser("ingest", help="PDFs -> page store (images, text, exact vision tokens)")

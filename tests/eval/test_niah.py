@@ -75,7 +75,7 @@ def test_multi_needle_variant(items):
         assert [n["code"] for n in meta["needles"]] == list(item.answers)
         assert len(item.evidence) == 3 and list(item.evidence) == sorted(item.evidence)
         for needle in meta["needles"]:  # the question asks for every archive
-            assert needle["subject"] in item.question
+            assert needle["archive"] in item.question
         assert len({im.key() for im in item.images if im.kind == "file"}) == 3  # three different note pages
     single = [i for i in items if i.task == "single"]
     assert all(len(i.answers) == 1 and i.metric == "niah" and i.answers[0] in json.loads(i.metadata)["needles"][0]

@@ -32,11 +32,14 @@ def _row(rows, suite, task, length, depth):
 def test_summary_numbers():
     rows = summarize(hand_made())
     assert _row(rows, "niah", "single", 8192, 0.0) == {"suite": "niah", "task": "single", "length": 8192,
-                                                       "depth": 0.0, "n": 2, "ok": 2, "errors": 0, "score": 0.5}
+                                                       "depth": 0.0, "n": 2, "ok": 2, "errors": 0, "score": 0.5,
+                                                       "ci95": [0.0945, 0.9055]}  # Wilson, 1 of 2
     assert _row(rows, "niah", "single", 8192, "all")["score"] == pytest.approx(2 / 3, abs=1e-6)
     assert _row(rows, "niah", "single", 16384, 1.0) == {"suite": "niah", "task": "single", "length": 16384,
-                                                             "depth": 1.0, "n": 2, "ok": 1, "errors": 1, "score": 0.0}
+                                                             "depth": 1.0, "n": 2, "ok": 1, "errors": 1, "score": 0.0,
+                                                             "ci95": [0.0, 0.7935]}  # Wilson, 0 of 1
     assert _row(rows, "niah", "multi-2", 16384, "all")["score"] is None  # only errors: no score
+    assert _row(rows, "niah", "multi-2", 16384, "all")["ci95"] is None
     assert _row(rows, "niah", "all", 8192, "all")["score"] == pytest.approx((2 / 3 + 0.5) / 2, abs=1e-6)  # task mean
     assert _row(rows, "docvqa", "all", 8192, "all")["score"] == 0.5  # mean over datasets
     assert _row(rows, "niah", "all", 16384, "all")["errors"] == 2
@@ -46,10 +49,10 @@ def test_markdown_table_and_plots(tmp_path):
     results = hand_made()
     files = write_report(tmp_path, results, label="base")
     md = (tmp_path / "table.md").read_text()
-    assert "| niah | single | 8K | 0% | 2 | 0 | 50.0 |" in md
-    assert "| niah | single | 16K | 100% | 2 | 1 | 0.0 |" in md
+    assert "| niah | single | 8K | 0% | 2 | 0 | 50.0 [9.4, 90.5] (n=2) |" in md
+    assert "| niah | single | 16K | 100% | 2 | 1 | 0.0 [0.0, 79.3] (n=1) |" in md
     assert "| niah | multi-2 | 16K | all | 1 | 1 | — |" in md
-    assert "| docvqa | all | 8K | all | 2 | 0 | 50.0 |" in md
+    assert "| docvqa | all | 8K | all | 2 | 0 | 50.0 [" in md
     assert "| 0% | 50.0 | 50.0 |" in md and "| 100% | 100.0 | 0.0 |" in md  # the single-needle depth x length grid
     assert markdown_table(summarize(results)) == md.split("\n", 2)[2]
     table = json.loads((tmp_path / "table.json").read_text())
@@ -72,8 +75,8 @@ def test_compare_runs_side_by_side(tmp_path):
     files = compare_runs([tmp_path / "base", tmp_path / "trained"], tmp_path / "cmp", training_length=8192)
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "| suite | task | length | base-model | trained-model |" in md
-    assert "| niah | single | 16K | 0.0 (1 err) | 25.0 (1 err) |" in md
-    assert "| niah | single | 8K | 66.7 | 66.7 |" in md
+    assert "| niah | single | 16K | 0.0 [0.0, 65.8] (n=2) (1 err) | 25.0 [0.0, 100.0] (n=2) (1 err) |" in md
+    assert "| niah | single | 8K | 66.7 [20.8, 93.8] (n=3) | 66.7 [20.8, 93.8] (n=3) |" in md
     data = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert data["runs"] == ["base-model", "trained-model"]
     for key in ("accuracy_vs_length", "needle_heatmaps"):

@@ -80,6 +80,32 @@ def test_packed_row_equals_each_sample_alone_in_float64(four, reference, tiny_mo
     assert out.loss.item() * count.item() == pytest.approx(hf_alone, rel=1e-6)
 
 
+def test_sdpa_packed_computes_each_sample_block_alone(four, reference, tiny_model64, encoder):
+    """The per-sample SDPA kernel gives the samples-alone logits, for one row and for a batch of two rows."""
+    from mmprolong.train.attention import register
+
+    samples, encoded = four
+    register()
+    tiny_model64.set_attn_implementation("sdpa_packed")
+    try:
+        one = collate_packed([encoded], pad_token_id=encoder.pad_token_id)
+        two = collate_packed([encoded[:2], encoded[2:]], pad_token_id=encoder.pad_token_id)
+        with torch.no_grad():
+            one_out = tiny_model64(**one.model_inputs()).logits
+            two_out = tiny_model64(**two.model_inputs()).logits
+    finally:
+        tiny_model64.set_attn_implementation("sdpa")
+    diff = _max_segment_diff(one_out, one, reference)
+    starts = [0, 0]
+    diffs = []
+    for row, pair in enumerate([(0, 1), (2, 3)]):
+        for i, n in zip(pair, two.seq_lens[row]):
+            diffs.append((two_out[row, starts[row]:starts[row] + n] - reference[i].logits[0]).abs().max().item())
+            starts[row] += n
+    print(f"\nsdpa_packed vs one-by-one, float64: {diff:.3e} (one row), {max(diffs):.3e} (two rows)")
+    assert diff < 1e-12 and max(diffs) < 1e-12
+
+
 def test_negative_controls_fail_the_equality(four, reference, tiny_model64, encoder):
     """Positions that do not restart, or a cache left on, make the model attend across samples."""
     _, encoded = four

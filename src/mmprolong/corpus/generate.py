@@ -1,8 +1,11 @@
 """``make_corpus``: documents written one by one, deterministic per (seed, index), resumable.
 
 Document i draws everything from ``random.Random(document_seed(seed, i))``, so its bytes depend only on
-(seed, i, min_pages, max_pages): ``docs=5`` makes a prefix of ``docs=10``, and a rerun skips documents
+(seed, i, min_pages, max_pages, layout): ``docs=5`` makes a prefix of ``docs=10``, and a rerun skips documents
 whose PDF and truth are both present. Files are written under a temporary name, then renamed.
+
+Layouts: ``standard`` (reports, manuals and slide decks at the paper's scale: prose, tables, charts) and
+``large-print`` (decks of fact cards legible at a CPU-sized pixel budget, ``corpus.cards``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ import os
 import random
 from pathlib import Path
 
+from mmprolong.corpus import vocab
+from mmprolong.corpus.cards import (
+    REGISTER_SHARE,
+    deck_truth_sections,
+    register_sections,
+    render_cards_pdf,
+    render_register_pdf,
+)
 from mmprolong.corpus.compose import Composer
 from mmprolong.corpus.content import KINDS, plan_document
 from mmprolong.corpus.render import render_pdf
@@ -21,11 +32,13 @@ from mmprolong.errors import ConfigError, ResumeError
 
 log = logging.getLogger(__name__)
 
+LAYOUTS = ("standard", "large-print")
+
 
 def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
-                show_progress: bool = False) -> list[Path]:
+                layout: str = "standard", show_progress: bool = False) -> list[Path]:
     """Writes docs PDFs + one ground-truth JSON each into out_dir; returns the PDF paths (sorted)."""
-    _validate(docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages)
+    _validate(docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages, layout=layout)
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -34,9 +47,10 @@ def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 2
     for index in tqdm(range(docs), desc="corpus", unit="doc", disable=not show_progress):
         pdf = out / f"doc-{index:05d}.pdf"
         if pdf.is_file() and truth_path(pdf).is_file():
-            _check_existing(pdf, seed=seed, index=index, min_pages=min_pages, max_pages=max_pages)
+            _check_existing(pdf, seed=seed, index=index, min_pages=min_pages, max_pages=max_pages, layout=layout)
         else:
-            data, truth = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages)
+            data, truth = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages,
+                                            layout=layout)
             _write_atomic(pdf, data)
             _write_atomic(truth_path(pdf), truth.to_json().encode("utf-8"))
             made += 1
@@ -51,23 +65,38 @@ def document_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int) -> tuple[bytes, DocumentTruth]:
+def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int,
+                      layout: str = "standard") -> tuple[bytes, DocumentTruth]:
     """One document's PDF bytes and its ground truth."""
     doc_seed = document_seed(seed, index)
     rng = random.Random(doc_seed)
     num_pages = rng.randint(min_pages, max_pages)
     kind = rng.choice(KINDS)
-    plan, pool = plan_document(rng, kind, num_pages)
-    data, facts = render_pdf(plan, Composer(rng, plan, pool))
-    sections = tuple(SectionTruth(title=s.title, level=s.level, start_page=s.start_page, end_page=s.end_page)
-                     for s in plan.sections)
-    truth = DocumentTruth(doc_name=f"doc-{index:05d}", kind=kind, title=plan.title, organisation=plan.organisation,
+    if layout == "large-print" and rng.random() < REGISTER_SHARE:
+        kind = "notes"
+        organisation = f"{rng.choice(vocab.ORG_NAMES)} {rng.choice(sorted(vocab.INDUSTRIES))}"
+        title = f"{organisation} Archive Register {rng.randint(2019, 2025)}"
+        data, facts = render_register_pdf(title, organisation, num_pages, rng)
+        sections = register_sections(num_pages)
+    else:
+        plan, pool = plan_document(rng, kind, num_pages)
+        title, organisation = plan.title, plan.organisation
+        if layout == "large-print":
+            data, facts = render_cards_pdf(plan, pool, rng)
+            sections = deck_truth_sections(plan)
+        else:
+            data, facts = render_pdf(plan, Composer(rng, plan, pool))
+            sections = tuple(SectionTruth(title=s.title, level=s.level, start_page=s.start_page,
+                                          end_page=s.end_page) for s in plan.sections)
+    truth = DocumentTruth(doc_name=f"doc-{index:05d}", kind=kind, title=title, organisation=organisation,
                           num_pages=num_pages, seed=doc_seed, sections=sections, facts=tuple(facts),
-                          groups=fact_groups(facts))
+                          groups=fact_groups(facts), layout=layout)
     return data, truth
 
 
-def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int) -> None:
+def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int, layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ConfigError("layout", layout, f"expected one of {', '.join(LAYOUTS)}")
     for name, value in (("docs", docs), ("seed", seed), ("min_pages", min_pages), ("max_pages", max_pages)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(name, value, "must be an integer")
@@ -79,12 +108,13 @@ def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int) -> None:
         raise ConfigError("max_pages", max_pages, f"must be >= min_pages ({min_pages})")
 
 
-def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pages: int) -> None:
+def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pages: int, layout: str) -> None:
     """A document already on disk must be the one this call would make, else resuming mixes two corpora."""
     truth = load_truth(pdf)
-    if truth.seed != document_seed(seed, index) or not min_pages <= truth.num_pages <= max_pages:
-        raise ResumeError(f"{pdf} was made with another seed or page range (its truth: seed {truth.seed}, "
-                          f"{truth.num_pages} pages); use an empty folder or the original settings")
+    if (truth.seed != document_seed(seed, index) or not min_pages <= truth.num_pages <= max_pages
+            or truth.layout != layout):
+        raise ResumeError(f"{pdf} was made with another seed, page range or layout (its truth: seed {truth.seed}, "
+                          f"{truth.num_pages} pages, {truth.layout}); use an empty folder or the original settings")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

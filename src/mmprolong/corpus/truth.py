@@ -3,7 +3,10 @@
 Schema (JSON object, keys sorted, one trailing newline):
 
   doc_name      "doc-00003" (the PDF's stem)
-  kind          "report" | "manual" | "slides"
+  kind          "report" | "manual" | "slides": the topic and vocabulary; "notes": an archive register
+                (large-print only: note cards stating secret codes, the niah suite's needle pages)
+  layout        "standard" (pages of prose, tables and charts) | "large-print" (a deck of fact cards,
+                ``corpus.cards``); absent in truths written before layouts existed, which are standard
   title         the document's title as printed on its cover
   organisation  the fictional organisation that publishes it
   num_pages     exact page count of the PDF
@@ -74,6 +77,7 @@ class DocumentTruth:
     sections: tuple[SectionTruth, ...]
     facts: tuple[Fact, ...]
     groups: dict[str, list[str]] = field(default_factory=dict)
+    layout: str = "standard"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, indent=1) + "\n"

@@ -3,7 +3,8 @@
 A cell's score is the mean over its items that were answered (status ok); items with an error are counted in
 ``errors`` and left out of the mean, so a broken input does not read as a wrong answer (a model that cannot take
 the length at all shows errors and no score). A suite's score at a length is the mean over its tasks of their
-means (for docvqa: the mean over the three datasets, as the paper reports).
+means (for docvqa: the mean over the three datasets, as the paper reports). Every score carries a 95% interval
+(``ci95``, ``mmprolong.stats``) and its item count, ``ok``.
 
 Plots: the needle heatmap (depth x length, one panel per needle variant) and accuracy against length (one line
 per model). ``compare_runs(run_dirs, out_dir)`` puts several runs (e.g. base vs trained) side by side.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from mmprolong.eval.config import format_length
 from mmprolong.eval.items import NO_DEPTH, EvalResult, read_results, write_text_atomic
+from mmprolong.stats import interval95, mean_of_means95
 
 ALL = "all"
 
@@ -36,25 +38,30 @@ def summarize(results: Sequence[EvalResult]) -> list[dict]:
         if depth != ALL:
             cells[(r.suite, r.task, r.length, ALL)].append(r)
     rows = [_row(key, group) for key, group in cells.items()]
-    by_suite_length: dict[tuple, list[float]] = defaultdict(list)
+    tasks: dict[tuple, list[list[float]]] = defaultdict(list)  # (suite, length) -> per task, the answered scores
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for row in rows:
-        if row["depth"] == ALL:
-            key = (row["suite"], row["length"])
-            if row["score"] is not None:
-                by_suite_length[key].append(row["score"])
-            for i, name in enumerate(("n", "ok", "errors")):
-                counts[key][i] += row[name]
+    for (suite, _, length, depth), group in cells.items():
+        if depth == ALL:
+            tasks[(suite, length)].append([r.score for r in group if r.status == "ok"])
+            for i, value in enumerate((len(group), sum(r.status == "ok" for r in group),
+                                       sum(r.status != "ok" for r in group))):
+                counts[(suite, length)][i] += value
     for key, (n, ok, errors) in counts.items():
+        answered = [g for g in tasks[key] if g]
         rows.append({"suite": key[0], "task": ALL, "length": key[1], "depth": ALL, "n": n, "ok": ok,
-                     "errors": errors, "score": _mean(by_suite_length.get(key, []))})
+                     "errors": errors, "score": _mean([sum(g) / len(g) for g in answered]),
+                     "ci95": _interval(mean_of_means95(answered)) if answered else None})
     return sorted(rows, key=_sort_key)
+
+
+def _interval(bounds: tuple[float, float]) -> list[float]:
+    return [round(bounds[0], 4), round(bounds[1], 4)]
 
 
 def _row(key: tuple, group: list[EvalResult]) -> dict:
     ok = [r.score for r in group if r.status == "ok"]
     return {"suite": key[0], "task": key[1], "length": key[2], "depth": key[3], "n": len(group), "ok": len(ok),
-            "errors": len(group) - len(ok), "score": _mean(ok)}
+            "errors": len(group) - len(ok), "score": _mean(ok), "ci95": _interval(interval95(ok)) if ok else None}
 
 
 def _sort_key(row: dict):
@@ -66,6 +73,14 @@ def _fmt_score(score: float | None) -> str:
     return "—" if score is None else f"{100 * score:.1f}"
 
 
+def fmt_interval(row: dict) -> str:
+    """"62.5 [43.7, 78.3] (n=24)": the score with its 95% interval and answered items, in %."""
+    if row.get("score") is None:
+        return "—"
+    low, high = row["ci95"]
+    return f"{100 * row['score']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={row['ok']})"
+
+
 def _fmt_depth(depth) -> str:
     return ALL if depth == ALL else f"{100 * depth:.0f}%"
 
@@ -73,11 +88,11 @@ def _fmt_depth(depth) -> str:
 def markdown_table(rows: Sequence[dict], *, title: str = "") -> str:
     """The long table (suite, task, length, depth, n, errors, score in %) and, for niah, depth x length grids."""
     lines = [f"# {title}", ""] if title else []
-    lines += ["| suite | task | length | depth | items | errors | score |",
+    lines += ["| suite | task | length | depth | items | errors | score % [95% interval] (answered) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         lines.append(f"| {row['suite']} | {row['task']} | {format_length(row['length'])} | {_fmt_depth(row['depth'])} "
-                     f"| {row['n']} | {row['errors']} | {_fmt_score(row['score'])} |")
+                     f"| {row['n']} | {row['errors']} | {fmt_interval(row)} |")
     for task, grid in _niah_grids(rows).items():
         lengths = sorted({length for (_, length) in grid})
         depths = sorted({depth for (depth, _) in grid})
@@ -239,18 +254,19 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
                   key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
     table = []
     for suite, task, length in keys:
-        entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}}
+        entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}, "ci95": {}, "ok": {}}
         for label, rows in runs:
             match = [r for r in rows if (r["suite"], r["task"], r["length"], r["depth"]) == (suite, task, length, ALL)]
-            entry["scores"][label] = match[0]["score"] if match else None
-            entry["errors"][label] = match[0]["errors"] if match else None
+            for field in ("score", "errors", "ci95", "ok"):
+                entry["scores" if field == "score" else field][label] = match[0][field] if match else None
         table.append(entry)
     labels = [label for label, _ in runs]
-    lines = ["# Comparison", "", "Score (%) per suite, task and length; errors in brackets.", "",
+    lines = ["# Comparison", "", "Score (%) per suite, task and length, with its 95% interval and the items answered; "
+             "items that failed to run are counted as errors.", "",
              "| suite | task | length | " + " | ".join(labels) + " |", "| --- | --- | --- |" + " --- |" * len(labels)]
     for e in table:
-        cells = [_fmt_score(e["scores"][lb]) + (f" ({e['errors'][lb]} err)" if e["errors"][lb] else "")
-                 for lb in labels]
+        cells = [fmt_interval({"score": e["scores"][lb], "ci95": e["ci95"][lb], "ok": e["ok"][lb]})
+                 + (f" ({e['errors'][lb]} err)" if e["errors"][lb] else "") for lb in labels]
         lines.append(f"| {e['suite']} | {e['task']} | {format_length(e['length'])} | " + " | ".join(cells) + " |")
     write_text_atomic(out / "compare.md", "\n".join(lines) + "\n")
     write_text_atomic(out / "compare.json", json.dumps({"runs": labels, "rows": table}, indent=1, sort_keys=True)

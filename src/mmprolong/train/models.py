@@ -69,8 +69,10 @@ class ModelConfig(Config):
     train_vision: bool = field(True, help="train the vision encoder's patch embedding and blocks")
     train_merger: bool = field(True, help="train the vision-to-language merger (projector)")
     train_language: bool = field(True, help="train the language model (embeddings, decoder, lm_head)")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = field(
-        "sdpa", help="attention kernel; flash_attention_2 needs a GPU and bfloat16")
+    attn_implementation: Literal["sdpa_packed", "sdpa", "eager", "flash_attention_2"] = field(
+        "sdpa_packed", help="attention kernel. sdpa_packed: SDPA on each packed sample's own block (no L x L mask; "
+                            "CPU or GPU); sdpa: SDPA with transformers' dense block-diagonal mask; "
+                            "flash_attention_2: varlen kernel, needs a GPU and bfloat16")
     dtype: Literal["float32", "bfloat16", "float64"] = field(
         "float32", help="dtype the weights are loaded in (float32 + FSDP2 mixed precision is the usual choice)")
     min_pixels: int | None = field(None, help="fewest pixels of an image as the model sees it; none: the "
@@ -139,6 +141,7 @@ def build_tiny_model(tokenizer, *, seed: int, rope_theta: float = QWEN25VL_ROPE_
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    register_attention(attn_implementation)
     config = tiny_config(tokenizer, rope_theta=rope_theta, max_position_embeddings=max_position_embeddings)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -210,6 +213,7 @@ def load_checkpoint(cfg: ModelConfig, config):
     """The weights at ``cfg.path`` loaded into ``config`` (safetensors only, no remote code)."""
     from transformers import AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
 
+    register_attention(cfg.attn_implementation)
     model = AutoModelForImageTextToText.from_pretrained(
         str(cfg.path), config=config, local_files_only=True, use_safetensors=True,
         dtype=torch_dtype(cfg.dtype), attn_implementation=cfg.attn_implementation)
@@ -217,6 +221,14 @@ def load_checkpoint(cfg: ModelConfig, config):
         raise ConfigError("path", cfg.path, f"loaded {type(model).__name__}, expected "
                                             "Qwen2_5_VLForConditionalGeneration")
     return model
+
+
+def register_attention(name: str) -> None:
+    """Kernels of our own (``train.attention``) are registered with transformers before a model asks for them."""
+    from mmprolong.train import attention
+
+    if name == attention.NAME:
+        attention.register()
 
 
 def build_image_processor(*, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):

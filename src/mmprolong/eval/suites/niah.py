@@ -1,7 +1,8 @@
 """Multimodal needle in a haystack: document pages from the page store, a generated "note" page stating a fact.
 
-The needle is an image, rendered with Pillow at the store's most common page size (so it has the vision
-tokens of a store page at the eval pixel budget): "The secret code of the Orion archive is 418063." The
+The needle is an image at the store's most common page size (so it has the vision tokens of a store page at the
+eval pixel budget): a pale fact card in the large print of ``corpus.cards``, "Orion archive / Secret code /
+418063", the question "What is the secret code of the Orion archive?" an extract-single question about it. The
 haystack is whole documents of the store. synth's ``layout_sample`` places the needle page at the requested
 depth of the context and fills both sides with filler documents until the exact count (ChatTemplate.count,
 gold answer included) lands in [L - tolerance, L]; the question comes last and asks for the fact.
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import textwrap
 from pathlib import Path
 
+from mmprolong.corpus import vocab
+from mmprolong.corpus.cards import NOTE_ATTRIBUTE, archive_names, note_lines
 from mmprolong.eval.config import depth_grid
 from mmprolong.eval.items import EvalItem, ItemImage, error_item
 from mmprolong.eval.pages import span
@@ -31,49 +33,42 @@ from mmprolong.synth.qa import Evidence, QACandidate
 from mmprolong.tokens import image_tokens
 
 NEEDLE_DOC = "niah-needle"
-SUBJECTS = (
-    "Orion", "Lyra", "Vega", "Andromeda", "Cassiopeia", "Perseus", "Draco", "Cygnus", "Aquila", "Hydra",
-    "Phoenix", "Pegasus", "Carina", "Centaurus", "Corvus", "Dorado", "Fornax", "Gemini", "Lepus", "Lynx",
-    "Mensa", "Norma", "Octans", "Pavo", "Pictor", "Puppis", "Pyxis", "Sagitta", "Scutum", "Sextans",
-    "Taurus", "Tucana", "Vela", "Volans", "Auriga", "Bootes", "Caelum", "Circinus", "Columba", "Crater",
-)  # fmt: skip
-PAPER = (255, 250, 225)  # a pale note, so the needle page looks unlike the document pages around it
-INK = (20, 20, 20)
 
 
-def fact_text(subject: str, code: str) -> str:
-    return f"The secret code of the {subject} archive is {code}."
+def fact_text(archive: str, code: str) -> str:
+    """The needle's text, as its note prints it."""
+    return "\n".join(line.text for line in note_lines(archive, code))
 
 
-def question_text(subjects: list[str]) -> str:
-    if len(subjects) == 1:
-        return f"What is the secret code of the {subjects[0]} archive? Answer with the code only."
-    names = ", ".join(subjects[:-1]) + f" and {subjects[-1]}"
-    return f"What are the secret codes of the {names} archives? Answer with the codes, in that order."
+def question_text(archives: list[str]) -> str:
+    if len(archives) == 1:
+        return f"What is the secret code of the {archives[0]}? Answer with the code only."
+    names = ", ".join(archives[:-1]) + f" and {archives[-1]}"
+    return f"What are the secret codes of the {names}? Answer with the codes, in that order."
 
 
-def render_note(text: str, width: int, height: int):
-    """The needle page: ``text`` written on a pale note of ``width`` x ``height`` pixels (deterministic)."""
-    from PIL import Image, ImageDraw, ImageFont
+def render_note(archive: str, code: str, width: int, height: int):
+    """The needle page: the corpus' note card (``corpus.cards.note_lines``: 24 Courier-Bold columns across the
+    page, a line per two columns of height) drawn to a PDF page of ``width`` x ``height`` points and rendered by
+    pdfium at 1 px per point, so on a large-print store it is on the same 28-px token grid as the cards."""
+    import pypdfium2 as pdfium
+    from reportlab.pdfgen.canvas import Canvas
 
-    image = Image.new("RGB", (width, height), PAPER)
-    draw = ImageDraw.Draw(image)
-    margin = max(2, width // 12)
-    size = max(6, width // 16)
-    font = ImageFont.load_default(size=size)
-    chars = max(8, int((width - 2 * margin) / max(1.0, font.getlength("n"))))
-    y = margin
-    for line in ["NOTE"] + textwrap.wrap(text, width=chars):
-        draw.text((margin, y), line, fill=INK, font=font)
-        y += int(size * 1.4)
-    draw.rectangle((0, 0, width - 1, height - 1), outline=(180, 160, 90))
-    return image
+    from mmprolong.corpus.cards import NOTE_ACCENT, NOTE_PAPER, draw_card
+
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=(width, height), invariant=1)
+    draw_card(canvas, note_lines(archive, code), size=(width, height), accent=NOTE_ACCENT, paper=NOTE_PAPER)
+    canvas.showPage()
+    canvas.save()
+    image = pdfium.PdfDocument(buffer.getvalue())[0].render(scale=1.0).to_pil().convert("RGB")
+    return image if image.size == (width, height) else image.resize((width, height))
 
 
-def needle_image(ctx: SuiteContext, text: str, width: int, height: int) -> ItemImage:
+def needle_image(ctx: SuiteContext, archive: str, code: str, width: int, height: int) -> ItemImage:
     """Render the needle page into OUT/needles/ (once) and reference it by the hash of its PNG bytes."""
     buffer = io.BytesIO()
-    render_note(text, width, height).save(buffer, format="PNG", compress_level=6)
+    render_note(archive, code, width, height).save(buffer, format="PNG", compress_level=6)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     path = Path(ctx.out_dir) / "needles" / f"{digest[:20]}.png"
@@ -91,11 +86,17 @@ def variant_name(needles: int) -> str:
     return "single" if needles == 1 else f"multi-{needles}"
 
 
+def states_a_code(doc) -> bool:
+    """A document with a note of its own (an archive register): never haystack, its code would compete."""
+    label = NOTE_ATTRIBUTE.capitalize()
+    return any(label in text.splitlines() for text in doc.page_texts)
+
+
 def build_items(ctx: SuiteContext) -> list[EvalItem]:
     """The whole grid: lengths x needle variants x depths x items_per_cell, in that order."""
     config = ctx.config
     store = ctx.store
-    docs = store.documents()
+    docs = [d for d in store.documents() if not states_a_code(d)]
     width, height = store.common_size()
     tolerance = ctx.tolerance([span(p) for doc in store.pages.values() for p in doc])
     items = []
@@ -112,16 +113,17 @@ def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, l
     config, store = ctx.config, ctx.store
     variant = variant_name(k)
     rng = rng_for("niah", config.seed, length, depth, k, index)
-    if k > len(SUBJECTS):
+    names = archive_names(len(vocab.ARCHIVES))
+    if k > len(names):
         return error_item(suite="niah", task=variant, length=length, depth=depth, metric="niah-all",
-                          error=f"{k} needles: at most {len(SUBJECTS)} distinct subjects")
-    subjects = rng.sample(SUBJECTS, k)
+                          error=f"{k} needles: at most {len(names)} distinct archives")
+    subjects = rng.sample(names, k)
     codes = [str(c) for c in rng.sample(range(100_000, 1_000_000), k)]
     texts = [fact_text(s, c) for s, c in zip(subjects, codes)]
     question = question_text(subjects)
     metric = "niah" if k == 1 else "niah-all"
-    meta = {"needles": [{"subject": s, "code": c} for s, c in zip(subjects, codes)], "index": index}
-    needles = [needle_image(ctx, t, *size) for t in texts]
+    meta = {"needles": [{"archive": s, "code": c} for s, c in zip(subjects, codes)], "index": index}
+    needles = [needle_image(ctx, s, c, *size) for s, c in zip(subjects, codes)]
 
     def fail(reason: str) -> EvalItem:
         return error_item(suite="niah", task=variant, length=length, depth=depth, metric=metric, question=question,
