@@ -3,10 +3,9 @@ real HTTP server on 127.0.0.1 that reads each request and answers as an extracto
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_server import Reply, serve
 from eval_fixtures import FakeBackend
 
 from mmprolong.errors import ConfigError
@@ -62,57 +61,24 @@ def judge(prompt: str) -> str:
     return f"Compared the final answers.\n{{\"score\": {int(right)}}}"
 
 
-class Server:
-    """POST /v1/chat/completions: the extractor or the judge, chosen by the prompt; or a scripted failure."""
-
-    def __init__(self):
-        self.mode, self.prompts, self.in_flight, self.max_in_flight = "ok", [], 0, 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.prompts.append(body["messages"][0]["content"])
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    if server.mode == "bad-request":
-                        return self._send(400, b'{"error": "no"}')
-                    prompt = body["messages"][0]["content"]
-                    if server.mode == "garbage":
-                        content = "I would rather not say."
-                    else:
-                        content = extractor(prompt) if "Pull out of the response" in prompt else judge(prompt)
-                    reply = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                    self._send(200, json.dumps(reply).encode())
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def _send(self, status, data):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-
 @pytest.fixture
 def server():
-    s = Server()
-    thread = threading.Thread(target=s.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    """The extractor or the judge, chosen by the prompt; "garbage" and "bad-request" modes reply uselessly."""
+    def script(body, hit):
+        if server.mode == "bad-request":
+            return Reply(400, raw=b'{"error": "no"}')
+        prompt = body["messages"][0]["content"]
+        if server.mode == "garbage":
+            return Reply(content="I would rather not say.")
+        return Reply(content=extractor(prompt) if "Pull out of the response" in prompt else judge(prompt))
+
+    with serve(script) as server:
+        server.mode = "ok"
+        yield server
+
+
+def prompts(server) -> list[str]:
+    return [body["messages"][0]["content"] for body in server.bodies]
 
 
 class Verbose(FakeBackend):
@@ -149,7 +115,7 @@ def _by_format(results, items_path):
 
 def test_extraction_rescues_wordy_integers_and_is_cached(tmp_path, data_dir, server):
     native = evaluate(Verbose(), out_dir=tmp_path / "native", config=_config(data_dir))
-    assert native["errors"] == 0 and not server.prompts
+    assert native["errors"] == 0 and not prompts(server)
     rule = _by_format(read_results(tmp_path / "native"), tmp_path / "native" / "items.jsonl")
     ints = [r for fmt, r in rule if fmt in INT_FORMATS and r.task != "slidevqa"]
     assert ints and all(r.score == 0.0 for r in ints)  # "1840 people" is no Integer for the official scorers
@@ -157,7 +123,7 @@ def test_extraction_rescues_wordy_integers_and_is_cached(tmp_path, data_dir, ser
     config = _config(data_dir, server, llm_scoring="extract", judge_concurrency=3)
     summary = evaluate(Verbose(), out_dir=tmp_path / "extract", config=config)
     results = read_results(tmp_path / "extract")
-    assert summary["errors"] == 0 and summary["llm_scoring"]["asked"] == len(server.prompts)
+    assert summary["errors"] == 0 and summary["llm_scoring"]["asked"] == len(prompts(server))
     for fmt, r in _by_format(results, tmp_path / "extract" / "items.jsonl"):
         meta = json.loads(r.metadata)
         if r.task == "slidevqa":  # no extraction step in SlideVQA's evaluation
@@ -166,14 +132,15 @@ def test_extraction_rescues_wordy_integers_and_is_cached(tmp_path, data_dir, ser
         assert r.score == 1.0, (r.task, fmt, r.prediction, meta)
         if fmt in INT_FORMATS:
             assert meta["rule_score"] == 0.0 and meta["extract"]["extracted"] == r.prediction.split()[1]
-    asked = len(server.prompts)  # the same question and answer (the unanswerable one, per document) asked once
+    asked = len(prompts(server))  # the same question and answer (the unanswerable one, per document) asked once
     assert asked + summary["llm_scoring"].get("cached", 0) == sum(r.task != "slidevqa" for r in results)
-    styles = {("<concise_answer>" in p) for p in server.prompts}
+    styles = {("<concise_answer>" in p) for p in prompts(server)}
     assert styles == {True, False}  # LongDocURL's tags and MMLongBench-Doc's lines
     assert 1 < server.max_in_flight <= 3
 
     again = evaluate(Verbose(), out_dir=tmp_path / "extract", config=config)  # resumed: answers and replies cached
-    assert len(server.prompts) == asked and again["llm_scoring"]["cached"] == sum(r.task != "slidevqa" for r in results)
+    rescored = sum(r.task != "slidevqa" for r in results)
+    assert len(prompts(server)) == asked and again["llm_scoring"]["cached"] == rescored
     assert [r.score for r in read_results(tmp_path / "extract")] == [r.score for r in results]
 
 
@@ -185,7 +152,7 @@ def test_judge_grades_all_three_datasets_with_list_f1(tmp_path, data_dir, server
     assert all(r.status == "ok" and r.score == 1.0 and "judge" in json.loads(r.metadata) for _, r in results)
     lists = [r for fmt, r in results if fmt == "List"]
     assert lists and all(json.loads(r.metadata)["judge"]["verdict"]["covered_items"] == 2 for r in lists)
-    assert sum("reference answer is a list" in p for p in server.prompts) == len(lists)
+    assert sum("reference answer is a list" in p for p in prompts(server)) == len(lists)
 
     wrong = FakeBackend(answer="Answer: 7, 8 and 9")
     evaluate(wrong, out_dir=tmp_path / "wrong", config=config)
