@@ -46,6 +46,7 @@ from typing import Any
 
 from mmprolong.chat_client import ChatClient, JsonFileCache, RequestFailure, map_bounded, message_content, payload_key
 from mmprolong.eval import metrics
+from mmprolong.eval.config import EvalConfig
 from mmprolong.eval.items import EvalItem, EvalResult
 from mmprolong.eval.scoring import details_json, parse_answer
 
@@ -233,10 +234,11 @@ def reference_items(gold: str) -> list:
 class LLMScorer:
     """Rescores the ok docvqa results of a run with answer extraction or the judge (``config.llm_scoring``)."""
 
-    def __init__(self, config, out_dir: str | Path, *, api_key: str | None = None, show_progress: bool = False):
+    def __init__(self, config: EvalConfig, out_dir: str | Path, *, api_key: str | None = None,
+                 show_progress: bool = False):
         self.mode = config.llm_scoring
-        self.model, self.max_tokens, self.concurrency = config.judge_model, config.judge_max_tokens, \
-            config.judge_concurrency
+        self.model, self.max_tokens = config.judge_model, config.judge_max_tokens
+        self.concurrency = config.judge_concurrency
         self.client = ChatClient(config.judge_base_url, api_key=api_key, timeout_s=config.judge_timeout_s,
                                  max_retries=config.judge_retries, count=self._count)
         self.cache = JsonFileCache(config.judge_cache_dir or Path(out_dir) / "judge_cache")

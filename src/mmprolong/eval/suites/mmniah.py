@@ -333,7 +333,13 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
         for length in config.lengths:
             path = source_file(files[task], length)
             if path not in prepared:
-                records = select_records(path, config.mmniah_questions, rng_for("mmniah-select", config.seed, task))
+                try:
+                    records = select_records(path, config.mmniah_questions,
+                                             rng_for("mmniah-select", config.seed, task))
+                except (OSError, UnicodeDecodeError) as exc:
+                    items.append(error_item(suite="mmniah", task=task, length=length, depth=NO_DEPTH,
+                                            metric=METRIC[task], error=f"cannot read {path}: {exc}"))
+                    continue
                 prepared[path] = records, _build_records(ctx, task, records, images)
             items += _task_items(ctx, task, length, path, *prepared[path])
     return items
@@ -380,7 +386,9 @@ def _build_one(ctx: SuiteContext, task: str, length: int, record: Built, pool: l
                           error=reason, metadata=meta)
 
     head = [INSTRUCTIONS[metric] + "\n\n"]
-    budget = length - count(ctx.template, head + record.question_parts, [record.display])
+    # Parts are tokenized one by one, so an item's count is this fixed count plus its entries' costs, exactly.
+    fixed = count(ctx.template, head + record.question_parts, [record.display])
+    budget = length - fixed
     tolerance = ctx.tolerance([u.cost for u in record.units] + [u.cost for u in pool])
     needles = [u for u in record.units if u.needle]
     own = sum(u.cost for u in record.units)
@@ -391,14 +399,16 @@ def _build_one(ctx: SuiteContext, task: str, length: int, record: Built, pool: l
     if isinstance(fitted, str):
         return fail(f"cannot fit {length} tokens: {fitted}")
     parts = head + [p for u in fitted for p in u.parts] + record.question_parts
+    haystack = sum(u.cost for u in fitted)
     ids = {id(u) for u in record.units}
     meta = {**meta, "needles": len(needles), "kept": sum(id(u) in ids and not u.needle for u in fitted),
             "haystack": len(record.units) - len(needles), "added": sum(id(u) not in ids for u in fitted),
             "tolerance": tolerance}
     item = make_item(suite="mmniah", task=task, length=length, depth=record.depth, parts=tuple(parts),
                      question=record.question, answers=record.answers, answer_format=record.answer_format,
-                     metric=metric, tokens=count(ctx.template, parts, [record.display]),
-                     prompt_tokens=prompt_count(ctx.template, parts), evidence=_needle_images(fitted),
+                     metric=metric, tokens=fixed + haystack,
+                     prompt_tokens=prompt_count(ctx.template, head + record.question_parts) + haystack,
+                     evidence=_needle_images(fitted),
                      achieved_depth=_depth(fitted), metadata=json.dumps(meta, sort_keys=True))
     if not length - tolerance <= item.tokens <= length:
         return fail(f"landed at {item.tokens} tokens, outside [{length - tolerance}, {length}] (too few other "
