@@ -28,7 +28,8 @@ Replies are cached one file per request (keyed by the exact payload: model, prom
 or a rescoring of the same answers, asks nothing twice; requests run ``judge_concurrency`` at a time with
 ``mmprolong.chat_client``'s retries. Generation is greedy (temperature 0) for reproducible scores, where
 MMLongBench's judge leaves the API's default temperature. A request that still fails makes the item an error
-(counted apart, never a 0). Each rescored result keeps its rule-based score in ``metadata["rule_score"]``.
+(counted apart, never a 0); an empty reply is a verdict that cannot be parsed. Each rescored result keeps
+its rule-based score in ``metadata["rule_score"]``.
 """
 
 from __future__ import annotations
@@ -321,6 +322,6 @@ class LLMScorer:
             self._count("cached")
             return hit["content"]
         self._count("asked")
-        content = message_content(self.client.post(payload, rng=random.Random(key)))
+        content = message_content(self.client.post(payload, rng=random.Random(key)), allow_empty=True)
         self.cache.put(key, {"model": self.model, "content": content})
         return content

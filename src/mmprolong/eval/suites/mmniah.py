@@ -24,6 +24,10 @@ sub-EM, the counting tasks soft-acc (sums of counts), the image retrieval/reason
 letter), each the better of the raw and the parsed answer (``default_post_process``); the visual haystack
 binary-acc on the raw answer, with MMLongBench's rotating default (0, 1, 1, 0) for an answer without yes/no.
 
+Prompt: MMLongBench's template (instruction, the entries, "Question: ..."), the instructions reworded. Its
+loaders also start the assistant's turn with "Answer:"; ChatTemplate has no assistant prefix, so the
+instruction asks for that form and ``parse_answer`` reads answers with or without it.
+
 Every selected record becomes one item per length; one that cannot be built is an item with its reason.
 """
 
