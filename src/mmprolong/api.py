@@ -57,13 +57,13 @@ def train(config, *, rank: int = 0, world_size: int = 1, local_rank: int = 0) ->
 
 
 def evaluate(model, out_dir, config=None, *, overwrite: bool = False, api_key: str | None = None,
-             show_progress: bool = True) -> dict:
+             judge_api_key: str | None = None, show_progress: bool = True) -> dict:
     """Evaluate a model (checkpoint folder, ModelConfig, or None: the tiny preset) as ``config`` says."""
     from mmprolong.eval import EvalConfig
     from mmprolong.eval import evaluate as _evaluate
 
     return _evaluate(model, out_dir=out_dir, config=config or EvalConfig(), overwrite=overwrite, api_key=api_key,
-                     show_progress=show_progress)
+                     judge_api_key=judge_api_key, show_progress=show_progress)
 
 
 def compare(run_dirs, out_dir, *, training_length: int | None = None) -> dict:

@@ -117,7 +117,8 @@ def _cmd_eval(args) -> int:
         setattr(args, "cfg:lengths", str(parse_lengths(getattr(args, "cfg:lengths"))))
     config = config_from_args(args, EvalConfig)
     summary = api.evaluate(args.model, args.out, config, overwrite=args.overwrite,
-                           api_key=os.environ.get(args.api_key_env) if args.api_key_env else None)
+                           api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
+                           judge_api_key=os.environ.get(args.judge_api_key_env) if args.judge_api_key_env else None)
     print(json.dumps({k: v for k, v in summary.items() if k in ("suite", "items", "errors", "scores", "seconds",
                                                                  "table")}, indent=2, sort_keys=True))
     return 0
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, required=True, help="run folder (resumes an interrupted run)")
     evaluate.add_argument("--overwrite", action="store_true", help="discard a run folder made with other settings")
     evaluate.add_argument("--api-key-env", default=None, help="environment variable holding the endpoint's key")
+    evaluate.add_argument("--judge-api-key-env", default=None,
+                          help="environment variable holding the key of the llm_scoring endpoint")
     add_config_arguments(evaluate, EvalConfig)
     evaluate.set_defaults(func=_cmd_eval)
 

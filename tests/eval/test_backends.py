@@ -1,12 +1,9 @@
 """Backends: transformers generate on the tiny model, an OpenAI-compatible endpoint on loopback, the answer cache."""
 
 import base64
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
+from chat_server import Reply, serve
 from eval_fixtures import FakeBackend
 
 from mmprolong.errors import MissingDependencyError
@@ -91,60 +88,38 @@ def test_cache_key_depends_on_item_backend_and_settings(tmp_path, niah_items):
     assert b.calls == len(niah_items)  # another model: its own answers
 
 
-class _Handler(BaseHTTPRequestHandler):
-    mode = "ok"
-    requests: ClassVar[list] = []
-    failures = 0
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(body)
-        mode = type(self).mode
-        if mode == "flaky" and type(self).failures < 2:
-            type(self).failures += 1
-            return self._send(503, b'{"error": "busy"}')
-        if mode == "fail":
-            return self._send(500, b'{"error": "boom"}')
-        if mode == "malformed":
-            return self._send(200, b'{"id": "x", "choices": []}')
-        if mode == "not-json":
-            return self._send(200, b"<html>oops</html>")
-        if mode == "bad-request":
-            return self._send(400, b'{"error": "context too long"}')
-        content = body["messages"][1]["content"]
-        text = next(c["text"] for c in reversed(content) if c["type"] == "text")
-        reply = {"choices": [{"message": {"role": "assistant", "content": f"Answer: echo {len(text)}"}}]}
-        return self._send(200, json.dumps(reply).encode())
-
-    def _send(self, status, data):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+MODES = {
+    "fail": Reply(500, raw=b'{"error": "boom"}'),
+    "malformed": Reply(raw=b'{"id": "x", "choices": []}'),
+    "not-json": Reply(raw=b"<html>oops</html>"),
+    "bad-request": Reply(400, raw=b'{"error": "context too long"}'),
+}
 
 
 @pytest.fixture
 def server():
-    _Handler.mode, _Handler.requests, _Handler.failures = "ok", [], 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    """Echoes the length of the item's last text part, or fails as ``server.mode`` says ("flaky": the first two
+    requests get 503)."""
+    def script(body, hit):
+        if server.mode == "flaky" and hit <= 2:
+            return Reply(503, raw=b'{"error": "busy"}')
+        if server.mode in MODES:
+            return MODES[server.mode]
+        text = next(c["text"] for c in reversed(body["messages"][1]["content"]) if c["type"] == "text")
+        return Reply(content=f"Answer: echo {len(text)}")
+
+    with serve(script) as server:
+        server.mode = "ok"
+        yield server
 
 
 def test_openai_backend_sends_images_as_data_urls(server, niah_items):
-    backend = OpenAIBackend(server, "served-model", api_key="k", retries=0, concurrency=2)
+    backend = OpenAIBackend(server.url, "served-model", api_key="k", retries=0, concurrency=2)
     answers = backend.generate(niah_items, ImageLoader(), GenerationSettings(max_new_tokens=7))
     assert all(not isinstance(a, Exception) and a.text.startswith("Answer: echo") for a in answers)
-    assert len(_Handler.requests) == len(niah_items)
+    assert len(server.bodies) == len(niah_items)
     by_question = {}
-    for body in _Handler.requests:
+    for body in server.bodies:
         assert body["model"] == "served-model" and body["max_tokens"] == 7 and body["temperature"] == 0.0
         system, user = body["messages"]
         assert system["role"] == "system" and user["role"] == "user"
@@ -158,20 +133,20 @@ def test_openai_backend_sends_images_as_data_urls(server, niah_items):
 @pytest.mark.parametrize("mode,message", [("fail", "HTTP 500"), ("malformed", "malformed response"),
                                           ("not-json", "not JSON"), ("bad-request", "HTTP 400")])
 def test_openai_failures_are_per_item_errors(tmp_path, server, store_dir, mode, message):
-    _Handler.mode = mode
-    backend = OpenAIBackend(server, "m", retries=1, backoff_s=0.0)
+    server.mode = mode
+    backend = OpenAIBackend(server.url, "m", retries=1, backoff_s=0.0)
     config = EvalConfig(store_dir=str(store_dir), lengths=[384], depth_steps=2, needles=[1], max_new_tokens=4)
     summary = evaluate(backend, "niah", out_dir=tmp_path / mode, config=config)
     assert summary["errors"] == summary["items"] == 2 and summary["ok"] == 0
     results = read_results(tmp_path / mode)
     assert all(r.status == "error" and message in r.error for r in results)
     retried = mode == "fail"  # 5xx is retried (1 retry), malformed replies and 4xx are not
-    assert len(_Handler.requests) == 2 * (2 if retried else 1)
+    assert len(server.bodies) == 2 * (2 if retried else 1)
 
 
 def test_openai_retries_transient_errors(server, niah_items):
-    _Handler.mode = "flaky"
-    backend = OpenAIBackend(server, "m", retries=3, backoff_s=0.0, concurrency=1)
+    server.mode = "flaky"
+    backend = OpenAIBackend(server.url, "m", retries=3, backoff_s=0.0, concurrency=1)
     [answer] = backend.generate(niah_items[:1], ImageLoader(), GenerationSettings(max_new_tokens=3))
     assert not isinstance(answer, Exception) and backend.calls == 3
 

@@ -14,8 +14,12 @@ from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
 from mmprolong.tokens import FACTOR, check_pixel_budget
 
-SUITES = ("niah", "docvqa", "synth-heldout")
+SUITES = ("niah", "docvqa", "synth-heldout", "mmniah")
 DOCVQA_DATASETS = ("mmlongbench-doc", "longdocurl", "slidevqa")
+# MMLongBench's needle tasks (mmprolong.eval.suites.mmniah): MM-NIAH's, the paper's, and the visual haystack.
+MMNIAH_TASKS = ("retrieval-text", "counting-text", "reasoning-text", "retrieval-image", "counting-image",
+                "reasoning-image")
+VISUAL_HAYSTACK_TASKS = ("vh_single", "vh_multi")
 _LENGTH = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
 
 
@@ -64,8 +68,9 @@ def depth_grid(steps: int) -> list[float]:
 class EvalConfig(Config):
     """Settings of the eval stage (model x suite -> results table and plots)."""
 
-    suite: Literal["niah", "docvqa", "synth-heldout"] = field("niah", help="what to measure: niah (multimodal "
-                                                                          "needle), docvqa, synth-heldout")
+    suite: Literal["niah", "docvqa", "synth-heldout", "mmniah"] = field(
+        "niah", help="what to measure: niah (multimodal needle), docvqa, synth-heldout, mmniah (MMLongBench's "
+                     "MM-NIAH / visual haystack files)")
     lengths: list[int] = field(default_factory=lambda: [65536, 131072],
                                help="input lengths (tokens; the CLI takes 8k,16k,...,512k)")
     depth_steps: int = field(11, help="needle/evidence depths evenly from 0% to 100% (11 = every 10%)")
@@ -114,6 +119,29 @@ class EvalConfig(Config):
                                                     "(Qwen2.5-VL: 32768)")
     label: str = field("", help="model name in tables and plots; empty: the model path or backend")
     cache_dir: str | None = field(None, help="answer cache folder (shareable between runs); none: OUT/cache")
+    mmniah_tasks: list[str] = field(default_factory=lambda: list(MMNIAH_TASKS),
+                                    help="mmniah: MMLongBench needle tasks read from data_dir/NIAH (MM-NIAH, the "
+                                         "paper's: retrieval-text, counting-text, reasoning-text, retrieval-image, "
+                                         "counting-image, reasoning-image; visual haystack: vh_single, vh_multi)")
+    mmniah_questions: int = field(50, help="mmniah: records per task and length (MMLongBench's MM-NIAH configs: "
+                                           "50); -1 = all")
+    image_dir: str | None = field(None, help="mmniah: folder the records' image paths are relative to "
+                                             "(MMLongBench's mmlb_image); none: data_dir")
+    llm_scoring: Literal["none", "extract", "judge"] = field(
+        "none", help="docvqa: none = rule-based scores only; extract = an LLM first extracts the short answer, "
+                     "then docvqa_metric=native scores it (the official MMLongBench-Doc and LongDocURL pipelines; "
+                     "SlideVQA has no extraction step); judge = MMLongBench v1.1's LLM judge (0/1 per answer, F1 "
+                     "for lists: the paper's setting)")
+    judge_base_url: str = field("", help="extract/judge: the scoring LLM's OpenAI-compatible base URL, e.g. "
+                                         "http://127.0.0.1:8001/v1")
+    judge_model: str = field("", help="extract/judge: model name sent to the scoring LLM (part of its cache key)")
+    judge_timeout_s: float = field(120.0, help="extract/judge: seconds to wait for one reply")
+    judge_retries: int = field(4, help="extract/judge: retries of a failed request (connection error, 429, 5xx)")
+    judge_concurrency: int = field(8, help="extract/judge: requests in flight")
+    judge_max_tokens: int = field(256, help="extract/judge: tokens the scoring LLM may write (MMLongBench's judge "
+                                            "and MMLongBench-Doc's extractor: 256)")
+    judge_cache_dir: str | None = field(None, help="extract/judge: reply cache folder (a rerun asks nothing twice); "
+                                                   "none: OUT/judge_cache")
 
     def validate(self) -> None:
         if not self.lengths:
@@ -168,9 +196,49 @@ class EvalConfig(Config):
         if self.suite in ("niah", "synth-heldout") and not self.store_dir:
             raise ConfigError("store_dir", self.store_dir, f"the {self.suite} suite needs a page store "
                                                            "(`mmprolong ingest`)")
+        self._validate_mmniah()
+        self._validate_llm_scoring()
+
+    def _validate_mmniah(self) -> None:
+        known = MMNIAH_TASKS + VISUAL_HAYSTACK_TASKS
+        if not self.mmniah_tasks or any(t not in known for t in self.mmniah_tasks):
+            raise ConfigError("mmniah_tasks", self.mmniah_tasks, f"expected some of {', '.join(known)}")
+        if self.mmniah_questions == 0 or self.mmniah_questions < -1:
+            raise ConfigError("mmniah_questions", self.mmniah_questions, "expected a positive count or -1 (all)")
+        if self.suite == "mmniah" and not self.data_dir:
+            raise ConfigError("data_dir", self.data_dir, "the mmniah suite reads MMLongBench's released files: set "
+                                                         "data_dir to its mmlb_data folder (write_mmniah_samples "
+                                                         "makes a small one)")
+
+    def _validate_llm_scoring(self) -> None:
+        for name in ("judge_concurrency", "judge_max_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "expected an integer >= 1")
+        if self.judge_retries < 0 or self.judge_timeout_s <= 0:
+            raise ConfigError("judge_retries" if self.judge_retries < 0 else "judge_timeout_s",
+                              self.judge_retries if self.judge_retries < 0 else self.judge_timeout_s,
+                              "expected judge_retries >= 0, judge_timeout_s > 0")
+        if self.llm_scoring == "none":
+            return
+        if self.suite != "docvqa":
+            raise ConfigError("llm_scoring", self.llm_scoring, f"extraction and the judge score docvqa answers; the "
+                                                               f"{self.suite} suite has rule-based metrics only: set "
+                                                               "llm_scoring=none")
+        if self.llm_scoring == "extract" and self.docvqa_metric != "native":
+            raise ConfigError("docvqa_metric", self.docvqa_metric, "llm_scoring=extract feeds the extracted answer "
+                                                                   "to each dataset's official scorer: set "
+                                                                   "docvqa_metric=native")
+        if not self.judge_base_url.startswith(("http://", "https://")):
+            raise ConfigError("judge_base_url", self.judge_base_url, "give the scoring LLM's http:// or https:// "
+                                                                     "URL, e.g. http://127.0.0.1:8001/v1")
+        if not self.judge_model.strip():
+            raise ConfigError("judge_model", self.judge_model, "name the model the scoring endpoint serves")
 
     def item_fields(self) -> dict:
         """The fields that decide which items are built (not how answers are generated)."""
         keys = ("suite", "lengths", "depth_steps", "seed", "datasets", "max_questions", "pdf_max_dpi", "needles",
                 "items_per_cell", "heldout_fraction", "heldout_tasks", "length_tolerance", "docvqa_metric")
+        if self.suite == "mmniah":  # only then, so the fingerprints of the other suites' runs stay as they were
+            keys += ("mmniah_tasks", "mmniah_questions")
         return {k: getattr(self, k) for k in keys}

@@ -20,6 +20,7 @@ Sources:
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 import string
@@ -46,8 +47,14 @@ def _canonical_format(answer_format: str | None) -> str:
     return _FORMATS[answer_format]
 
 
-def _as_golds(golds: str | Sequence[str]) -> list[str]:
-    out = [golds] if isinstance(golds, str) else [str(g) for g in golds]
+def gold_alternatives(golds: str | Sequence) -> list[str]:
+    """The reference answers any of which is right: a string is one; a list holds several; a list of lists
+    (alternatives grouped per answer, as MM-NIAH and MMLongBench's sets store them) is flattened one level, as
+    MMLongBench's ``drqa_metric_max_over_ground_truths`` does, never turned into the text of a list."""
+    if isinstance(golds, str):
+        out = [golds]
+    else:
+        out = [str(g) for item in golds for g in (item if isinstance(item, (list, tuple)) else [item])]
     if not out:
         raise ValueError("golds is empty: give at least one reference answer")
     return out
@@ -78,15 +85,28 @@ def _nls_above(gold: str, pred: str, threshold: float, *, length: int | None = N
     return similarity if similarity > threshold else 0.0
 
 
-def anls(pred: str, golds: str | Sequence[str], *, threshold: float = 0.5) -> float:
+def anls(pred: str, golds: str | Sequence[str], *, threshold: float = 0.5, case_sensitive: bool = False) -> float:
     """ANLS of one prediction (Biten et al. 2019): max over golds of NLS = 1 - d/max(len), kept only
     when the normalised distance is below `threshold` (so NLS must exceed 1 - threshold = 0.5).
 
-    Comparison is case-insensitive with leading/trailing whitespace stripped, as in the ST-VQA /
-    DocVQA challenge evaluation; inner whitespace is kept. Average this over questions for the ANLS.
+    Leading/trailing whitespace is stripped and inner whitespace kept. Case follows the benchmark: the
+    ST-VQA / DocVQA challenge evaluation compares lower-cased strings (the default); MMLongBench's
+    ``anls_compute`` compares them as written (``case_sensitive=True``, see ``mmlongbench_anls``).
+    Average this over questions for the ANLS.
     """
-    pred_norm = str(pred).strip().lower()
-    return max(_nls_above(g.strip().lower(), pred_norm, 1.0 - threshold) for g in _as_golds(golds))
+    def fold(text: str) -> str:
+        return text.strip() if case_sensitive else text.strip().lower()
+
+    pred_norm = fold(str(pred))
+    return max(_nls_above(fold(g), pred_norm, 1.0 - threshold) for g in gold_alternatives(golds))
+
+
+def mmlongbench_anls(pred: str, gold: str) -> float:
+    """MMLongBench's "anls" metric (``anls_compute(prediction, answers, threshold=-1)`` in its utils.py):
+    case-sensitive, nothing stripped, and no threshold, so it is the plain normalised Levenshtein similarity."""
+    pred, gold = str(pred), str(gold)
+    length = max(len(gold), len(pred))
+    return 1.0 if length == 0 else 1.0 - levenshtein(gold, pred) / length
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,14 +134,14 @@ def _tokens_f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
 def exact_match(pred: str, golds: str | Sequence[str]) -> float:
     """SQuAD exact match: 1.0 if the normalised prediction equals any normalised gold, else 0.0."""
     pred_norm = normalize_answer(pred)
-    return float(any(pred_norm == normalize_answer(g) for g in _as_golds(golds)))
+    return float(any(pred_norm == normalize_answer(g) for g in gold_alternatives(golds)))
 
 
 def token_f1(pred: str, golds: str | Sequence[str]) -> float:
     """SQuAD token-level F1 over normalised whitespace tokens (bag of tokens), max over golds.
     0.0 when no token is shared, including an empty prediction (SQuAD v1.1 script)."""
     pred_tokens = normalize_answer(pred).split()
-    return max(_tokens_f1(pred_tokens, normalize_answer(g).split()) for g in _as_golds(golds))
+    return max(_tokens_f1(pred_tokens, normalize_answer(g).split()) for g in gold_alternatives(golds))
 
 
 def substring_exact_match(pred: str, golds: str | Sequence[str]) -> float:
@@ -129,7 +149,7 @@ def substring_exact_match(pred: str, golds: str | Sequence[str]) -> float:
     in EdinburghNLP/MMLongBench utils.py): 1.0 if any SQuAD-normalised gold is a substring of the
     normalised prediction. A plain substring test, so gold "10" also matches prediction "100"."""
     pred_norm = normalize_answer(pred)
-    return float(any(normalize_answer(g) in pred_norm for g in _as_golds(golds)))
+    return float(any(normalize_answer(g) in pred_norm for g in gold_alternatives(golds)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -196,7 +216,7 @@ def _float_score(gold_clean: str, pred_clean: str) -> float:
         return 0.0
 
 
-def _parse_list(value: Any) -> list:
+def parse_list(value: Any) -> list:
     """A list as given, or the Python/JSON list literal a string starting with "[" holds, else [value]."""
     if isinstance(value, str) and value.startswith("["):
         try:
@@ -234,7 +254,7 @@ def _mmlbdoc_int(gold: Any, pred: Any) -> float:
 
 
 def _mmlbdoc_list(gold: Any, pred: Any) -> float:
-    golds, preds = _parse_list(gold), _parse_list(pred)
+    golds, preds = parse_list(gold), parse_list(pred)
     if not golds:
         raise ValueError(f"gold = {gold!r}: a List answer needs at least one element")
     if len(golds) != len(preds):
@@ -332,8 +352,8 @@ def _ldu_item(value: Any) -> str:
 
 
 def _ldu_list(gold: Any, pred: Any) -> float:
-    golds = [_ldu_item(g) for g in _parse_list(gold)]
-    preds = [_ldu_item(p) for p in _parse_list(pred)] or [""]
+    golds = [_ldu_item(g) for g in parse_list(gold)]
+    preds = [_ldu_item(p) for p in parse_list(pred)] or [""]
     if not golds:
         raise ValueError(f"gold = {gold!r}: a List answer needs at least one element")
     if _is_float(golds[0]) or _needs_exact_match(golds[0]):
@@ -441,7 +461,7 @@ def _docqa_float(gold: Any, pred: str) -> float:
 
 
 def _docqa_list(gold: Any, pred: str) -> float:
-    items = [g if isinstance(g, (int, float)) else str(g) for g in _parse_list(gold)]
+    items = [g if isinstance(g, (int, float)) else str(g) for g in parse_list(gold)]
     if not items:
         raise ValueError(f"gold = {gold!r}: a List answer needs at least one element")
     merge = [isinstance(g, str) and _docqa_str_type(g) == "str" and not _docqa_needs_exact(g) for g in items]
@@ -551,14 +571,107 @@ def slidevqa_em_f1(pred: str, gold: str, *, question: str = "") -> EmF1:
 
 
 # --------------------------------------------------------------------------------------------------
+# MMLongBench's NIAH metrics (EdinburghNLP/MMLongBench utils.py, `calculate_metrics`), for MM-NIAH and
+# the visual haystack sets. Each parser below mirrors one of its extractors, quirks included.
+# --------------------------------------------------------------------------------------------------
+
+_INT_LIST = re.compile(r"\[[\d\s,]+\]")
+_ANY_LIST = re.compile(r"\[.*?\]", re.DOTALL)
+_YES_NO_LAST = re.compile(r"\b(?:yes|no)\b(?!.*\b(?:yes|no)\b)", re.IGNORECASE | re.DOTALL)
+_CHOICE_PATTERNS = (re.compile(r"answer is \(?([A-J])\)?"), re.compile(r"[aA]nswer:\s*([A-J])"),
+                    re.compile(r"\b([A-J])\b(?!.*\b[A-J]\b)", re.DOTALL))
+
+
+def _normalize_keep_punctuation(s: str) -> str:
+    """`normalize_answer_with_punc`: lower-case, drop a/an/the, collapse whitespace; punctuation stays."""
+    return " ".join(_ARTICLES.sub(" ", str(s).lower()).split())
+
+
+def count_list(prediction: str) -> list[int]:
+    """`extract_cnt_list`: the last "[1, 2, 3]" of the answer; else the last bracketed JSON list, keeping the
+    elements int() accepts; else every run of digits in order."""
+    text = _normalize_keep_punctuation(prediction)
+    for pattern, keep_ints in ((_INT_LIST, False), (_ANY_LIST, True)):
+        found = pattern.findall(text)
+        if not found:
+            continue
+        try:
+            values = json.loads(found[-1])
+        except json.JSONDecodeError:
+            continue
+        return _ints(values) if keep_ints else list(values)
+    return [int(x) for x in re.findall(r"\d+", text)]
+
+
+def _ints(values: list) -> list[int]:
+    out = []
+    for value in values:
+        try:
+            out.append(int(value))
+        except (TypeError, ValueError, OverflowError):
+            continue  # `turn_int_list` drops what int() refuses
+    return out
+
+
+def soft_accuracy(prediction: str, golds: Any) -> float:
+    """MMLongBench's "soft_acc" for the counting tasks: 1 when the counts read from the answer sum to the gold
+    counts' sum. MM-NIAH's own soft accuracy (matched positions / gold length) was replaced by this sum in
+    MMLongBench ("for robust evaluation", its utils.py notes); we follow MMLongBench, whose version the
+    paper reports."""
+    counts = [int(g) for g in gold_alternatives(golds)]
+    return float(sum(count_list(prediction)) == sum(counts))
+
+
+def choice_index(prediction: str) -> int:
+    """`extract_choice_letter`: the option "answer is (B)", else "Answer: B", else the last lone capital A-J
+    (so "I think" reads as option I, as in the official code); 0-based, -1 when there is none."""
+    text = " ".join(str(prediction).split())
+    for pattern in _CHOICE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return ord(match.group(1)) - ord("A")
+    return -1
+
+
+def multiple_choice_accuracy(prediction: str, gold: Any) -> float:
+    """MMLongBench's "mc_acc": the option read from the answer is the gold one. ``gold``: a 0-based index
+    (int or digits) or the option letter."""
+    gold = str(gold).strip()
+    index = int(gold) if gold.isdigit() else ord(gold.upper()) - ord("A") if len(gold) == 1 else None
+    if index is None:
+        raise ValueError(f"gold = {gold!r}: give an option letter or a 0-based option index")
+    return float(choice_index(prediction) == index)
+
+
+def binary_label(text: str) -> int:
+    """`extract_binary_label`: 1 / 0 for the last "yes" / "no" word; else the number a bare digit string
+    holds; else -1."""
+    text = _normalize_keep_punctuation(text)
+    match = _YES_NO_LAST.search(text)
+    if match:
+        return {"yes": 1, "no": 0}[match.group(0).lower()]
+    return int(text.strip()) if text.strip().isdigit() else -1
+
+
+def binary_accuracy(prediction: str, gold: str, *, default_label: int) -> float:
+    """MMLongBench's "binary_acc" (visual haystack): the answer's yes/no label equals the gold's. An answer
+    with neither word takes ``default_label``: the official loader cycles 0, 1, 1, 0 over a task's items in
+    order, so a model that never says yes or no scores about 50%, not 0."""
+    label = binary_label(prediction)
+    return float((default_label if label == -1 else label) == binary_label(gold))
+
+
+# --------------------------------------------------------------------------------------------------
 # Dispatch
 # --------------------------------------------------------------------------------------------------
 
-BENCHMARKS = ("mmlongbench-doc", "longdocurl", "mmlongbench-docqa", "slidevqa", "slidevqa-em", "niah")
+BENCHMARKS = ("mmlongbench-doc", "longdocurl", "mmlongbench-docqa", "slidevqa", "slidevqa-em", "niah", "soft-acc",
+              "mc-acc", "binary-acc", "mmlongbench-anls")
 
 
 def score(
-    benchmark: str, pred: Any, gold: Any, answer_format: str | None = None, *, question: str = ""
+    benchmark: str, pred: Any, gold: Any, answer_format: str | None = None, *, question: str = "",
+    default_label: int = -1,
 ) -> float:
     """One item's rule-based score on `benchmark`:
 
@@ -567,17 +680,29 @@ def score(
     mmlongbench-docqa  mmlongbench_docqa_score (needs answer_format; pred = the free-form answer)
     slidevqa           SlideVQA token F1 (slidevqa-em: exact match), max over golds; `question`
                        enables the official unit removal
-    niah               substring exact match, max over golds (MMLongBench needle retrieval/reasoning)
+    niah               substring exact match, max over golds (MMLongBench "sub_em": needle retrieval/reasoning)
+    soft-acc           MMLongBench's counting score (gold: the counts)
+    mc-acc             MMLongBench's multiple-choice letter accuracy (gold: the letter or 0-based index)
+    binary-acc         MMLongBench's yes/no accuracy; `default_label` stands in for an answer with neither
+    mmlongbench-anls   MMLongBench's case-sensitive, unthresholded ANLS
     """
     if benchmark in ("mmlongbench-doc", "longdocurl", "mmlongbench-docqa"):
         scorer = {"mmlongbench-doc": mmlongbench_doc_score, "longdocurl": longdocurl_score,
                   "mmlongbench-docqa": mmlongbench_docqa_score}[benchmark]  # fmt: skip
         return scorer(pred, gold, _format_for(benchmark, answer_format))
     if benchmark in ("slidevqa", "slidevqa-em"):
-        results = [slidevqa_em_f1(str(pred), g, question=question) for g in _as_golds(gold)]
+        results = [slidevqa_em_f1(str(pred), g, question=question) for g in gold_alternatives(gold)]
         return max(r.f1 if benchmark == "slidevqa" else r.em for r in results)
     if benchmark == "niah":
         return substring_exact_match(str(pred), gold)
+    if benchmark == "soft-acc":
+        return soft_accuracy(str(pred), gold)
+    if benchmark == "mc-acc":
+        return multiple_choice_accuracy(str(pred), gold)
+    if benchmark == "binary-acc":
+        return binary_accuracy(str(pred), str(gold), default_label=default_label)
+    if benchmark == "mmlongbench-anls":
+        return mmlongbench_anls(str(pred), str(gold))
     raise ValueError(f"benchmark = {benchmark!r}: use one of {list(BENCHMARKS)}")
 
 

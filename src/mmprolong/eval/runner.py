@@ -6,6 +6,7 @@ Layout of ``OUT``::
     items.jsonl            every item (an item that could not be built carries its error)
     needles/, pdf_pages/   generated needle pages, rendered benchmark PDF pages
     cache/                 one answer per file (unless cache_dir points elsewhere)
+    judge_cache/           llm_scoring's replies, one per request (unless judge_cache_dir points elsewhere)
     results.partial.jsonl  progress, one line per finished item (appended + fsynced)
     results.jsonl/.parquet every item's result, in item order (written at the end, atomically)
     table.json, table.md   scores per suite x task x length x depth
@@ -51,12 +52,14 @@ class RunStats:
 
 
 def evaluate(model, suite: str | None = None, *, lengths=None, out_dir, config: EvalConfig | None = None,
-             api_key: str | None = None, overwrite: bool = False, show_progress: bool = False) -> dict:
+             api_key: str | None = None, judge_api_key: str | None = None, overwrite: bool = False,
+             show_progress: bool = False) -> dict:
     """Evaluate ``model`` on ``suite`` at ``lengths`` into ``out_dir``; returns the run summary (run.json).
 
     ``model``: a Backend, a ``ModelConfig``, a local checkpoint folder (str or Path), or None (the tiny preset);
     a ModelConfig or folder is loaded by ``config.backend`` with ``config.rope_scaling`` applied before loading.
-    ``suite`` and ``lengths`` ("8k,16k" or ints) override the config's. ``api_key`` is for the openai backend.
+    ``suite`` and ``lengths`` ("8k,16k" or ints) override the config's. ``api_key`` is for the openai backend,
+    ``judge_api_key`` for the endpoint of ``config.llm_scoring``.
     """
     config = _resolve_config(config, suite, lengths)
     if isinstance(model, os.PathLike):
@@ -73,7 +76,8 @@ def evaluate(model, suite: str | None = None, *, lengths=None, out_dir, config: 
         backend, owned = make_backend(model, config, api_key=api_key), True
     try:
         return _run(backend, config, out, overwrite=overwrite, start=start, show_progress=show_progress,
-                    model_path=getattr(model, "path", model if isinstance(model, str) else None))
+                    model_path=getattr(model, "path", model if isinstance(model, str) else None),
+                    judge_api_key=judge_api_key)
     finally:
         if owned:
             backend.close()
@@ -89,7 +93,7 @@ def _resolve_config(config: EvalConfig | None, suite: str | None, lengths) -> Ev
 
 
 def _run(backend: Backend, config: EvalConfig, out: Path, *, overwrite: bool, start: float, show_progress: bool,
-         model_path) -> dict:
+         model_path, judge_api_key: str | None = None) -> dict:
     from mmprolong.eval.suites import build_items
     from mmprolong.eval.suites.common import SuiteContext
     from mmprolong.template import ChatTemplate
@@ -122,6 +126,15 @@ def _run(backend: Backend, config: EvalConfig, out: Path, *, overwrite: bool, st
                                    progress=progress, show_progress=show_progress)
     finally:
         progress.close()
+    extra = {}
+    if config.llm_scoring != "none":  # the answers are final; the LLM rescores them (its replies cached too)
+        from mmprolong.eval.judge import LLMScorer
+
+        scorer = LLMScorer(config, out, api_key=judge_api_key, show_progress=show_progress)
+        results = scorer.rescore(items, results)
+        stats.ok = sum(r.status == "ok" for r in results)
+        stats.errors = len(results) - stats.ok
+        extra["llm_scoring"] = scorer.summary()
     write_results(out, results)
     from mmprolong.eval.report import write_report
 
@@ -130,7 +143,7 @@ def _run(backend: Backend, config: EvalConfig, out: Path, *, overwrite: bool, st
     summary = {"label": label, "suite": config.suite, "lengths": config.lengths, **dataclasses.asdict(stats),
                "seconds": round(seconds, 3), "items_per_second": round(stats.items / seconds, 3) if seconds else 0.0,
                "generated_per_second": round(stats.generated / stats.generate_seconds, 3)
-               if stats.generate_seconds else 0.0, "fingerprint": fingerprint, "files": files}
+               if stats.generate_seconds else 0.0, "fingerprint": fingerprint, "files": files, **extra}
     _write_json(out / "run.json", summary)
     progress_path.unlink(missing_ok=True)
     return summary

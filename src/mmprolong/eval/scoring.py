@@ -3,35 +3,46 @@
 from __future__ import annotations
 
 import json
+import re
 
 from mmprolong.eval import metrics
 from mmprolong.eval.items import EvalItem
 
 ANSWER_PREFIX = "Answer:"
+# MMLongBench's default_post_process: these metrics score the raw answer and the parsed one and keep the better.
+MAX_OVER_PARSED = ("niah", "soft-acc", "mc-acc")
 
 
-def parse_answer(text: str) -> str:
-    """The text after "Answer:" when the model used that format (MMLongBench's prompts ask for it), else all."""
-    text = str(text).strip()
-    if ANSWER_PREFIX in text:
-        return text.split(ANSWER_PREFIX, 1)[1].strip()
-    return text
+def parse_answer(text: str, prefix: str = ANSWER_PREFIX) -> str:
+    """MMLongBench's ``parse_output``: the text after the first ``prefix`` in any case ("answer: 42" -> "42"),
+    else all of it; then one more leading ``prefix`` is dropped, since chat models often repeat the one the
+    prompt showed ("Answer: Answer: 42" -> "42"), and the rest is stripped."""
+    text = str(text)
+    found = re.search(re.escape(prefix), text, flags=re.IGNORECASE)
+    rest = text[found.end():] if found else text
+    return re.sub(f"^{re.escape(prefix)}", "", rest.strip(), flags=re.IGNORECASE).strip()
 
 
 def score_item(item: EvalItem, prediction: str) -> tuple[float, dict]:
-    """(score, details). niah: sub-EM (the better of the raw and parsed answer, as MMLongBench scores);
-    niah-all: the fraction of needles whose code the answer contains; others: ``metrics.score``.
-    Raises ValueError when the gold does not fit its metric (reported as the item's error)."""
+    """(score, details). niah-all: the fraction of needles whose code the answer contains (sub-EM on the raw and
+    the parsed answer); MAX_OVER_PARSED metrics: the better of the raw and the parsed answer, as MMLongBench
+    scores them; binary-acc: the raw answer with the item's default label (metadata "default_label"); others:
+    ``metrics.score`` of the parsed answer. Raises ValueError when the gold does not fit its metric (reported as
+    the item's error)."""
     parsed = parse_answer(prediction)
+    golds = list(item.answers)
     if item.metric == "niah-all":
         found = [max(metrics.substring_exact_match(prediction, gold), metrics.substring_exact_match(parsed, gold))
-                 for gold in item.answers]
+                 for gold in golds]
         return sum(found) / len(found), {"found": found, "parsed": parsed}
-    if item.metric == "niah":
-        value = max(metrics.score("niah", prediction, list(item.answers)),
-                    metrics.score("niah", parsed, list(item.answers)))
+    if item.metric in MAX_OVER_PARSED:
+        gold = golds if item.metric != "mc-acc" else golds[0]
+        value = max(metrics.score(item.metric, prediction, gold), metrics.score(item.metric, parsed, gold))
         return value, {"parsed": parsed}
-    gold = item.answers[0] if len(item.answers) == 1 else list(item.answers)
+    if item.metric == "binary-acc":
+        default = int(json.loads(item.metadata).get("default_label", -1))
+        return metrics.score("binary-acc", prediction, golds[0], default_label=default), {"default_label": default}
+    gold = golds[0] if len(golds) == 1 else golds
     value = metrics.score(item.metric, parsed, gold, item.answer_format, question=item.question)
     return float(value), {"parsed": parsed}
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mmprolong.chat_client import JsonFileCache
 from mmprolong.eval.items import EvalItem
 from mmprolong.eval.pages import ImageLoader
 from mmprolong.template import Part
@@ -100,11 +100,10 @@ class SequentialBackend(Backend):
 
 
 class AnswerCache:
-    """``folder/ab/abcdef....json``: one finished answer per file (temp file + fsync + rename)."""
+    """``folder/ab/abcdef....json``: one finished answer per file (``mmprolong.chat_client.JsonFileCache``)."""
 
     def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files = JsonFileCache(folder)
 
     @staticmethod
     def key(item: EvalItem, identity: dict, settings: GenerationSettings) -> str:
@@ -112,25 +111,11 @@ class AnswerCache:
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
-
     def get(self, key: str) -> Answer | None:
-        path = self.path(key)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError):
-            return None  # a damaged entry is recomputed
+        data = self.files.get(key)
+        if data is None or not isinstance(data.get("text"), str):
+            return None  # missing, or a damaged entry: recomputed
         return Answer(data["text"], float(data.get("seconds", 0.0)), int(data.get("output_tokens", -1)))
 
     def put(self, key: str, answer: Answer, *, item_id: str = "") -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({**asdict(answer), "item_id": item_id}, f, sort_keys=True, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        self.files.put(key, {**asdict(answer), "item_id": item_id})

@@ -2,24 +2,21 @@
 
 The user message carries the item's parts in order: text parts as ``{"type": "text"}``, images as base64
 data URLs (``{"type": "image_url"}``), after the same system prompt ChatTemplate uses. Greedy: temperature 0.
-Connection errors, timeouts, 429 and 5xx are retried with exponential backoff; other 4xx and malformed
-responses fail the item at once. Requests of a batch run ``concurrency`` at a time.
+HTTP, retries (connection errors, timeouts, 408/409/429, 5xx, with exponential backoff) and the ``concurrency``
+requests of a batch in flight are ``mmprolong.chat_client``'s; other 4xx and malformed responses fail the item
+at once.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import threading
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
+from mmprolong.chat_client import ChatClient, RequestFailure, map_bounded, message_content
 from mmprolong.eval.backends.base import Answer, Backend, BackendError, GenerationSettings
 from mmprolong.eval.items import EvalItem
 from mmprolong.template import SYSTEM_PROMPT
-
-RETRY_STATUS = (408, 409, 429, 500, 502, 503, 504)
 
 
 class OpenAIBackend(Backend):
@@ -28,15 +25,21 @@ class OpenAIBackend(Backend):
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 600.0,
                  retries: int = 3, backoff_s: float = 1.0, concurrency: int = 4, max_model_len: int | None = None,
                  tokenizer=None, system: str = SYSTEM_PROMPT):
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.client = ChatClient(base_url, api_key=api_key, timeout_s=timeout_s, max_retries=retries,
+                                 backoff_s=backoff_s, count=self._count)
+        self.url = self.client.url
         self.model = model
-        self.api_key = api_key
-        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.concurrency = max(1, concurrency)
         self.max_model_len = max_model_len
         self.tokenizer = tokenizer
         self.system = system
         self.calls = 0  # HTTP requests sent (retries included)
+        self._lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        if key == "http_calls":
+            with self._lock:
+                self.calls += 1
 
     def identity(self) -> dict:
         return {"backend": self.name, "model": self.model, "url": self.url, "system": self.system}
@@ -53,13 +56,7 @@ class OpenAIBackend(Backend):
                 return exc
             return Answer(text=text, seconds=round(time.perf_counter() - start, 4))
 
-        if self.concurrency == 1 or len(items) == 1:
-            return [one(item) for item in items]
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)))
-        try:
-            return list(pool.map(one, items))
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        return map_bounded(one, items, max_workers=self.concurrency)
 
     def messages(self, item: EvalItem, loader) -> list[dict]:
         content, images = [], iter(loader.encoded(item.images))
@@ -73,42 +70,19 @@ class OpenAIBackend(Backend):
         return [{"role": "system", "content": self.system}, {"role": "user", "content": content}]
 
     def _answer(self, item: EvalItem, loader, settings: GenerationSettings) -> str:
-        body = json.dumps({"model": self.model, "messages": self.messages(item, loader),
-                           "max_tokens": settings.max_new_tokens, "temperature": settings.temperature}).encode()
-        response = self._post(body)
+        payload = {"model": self.model, "messages": self.messages(item, loader),
+                   "max_tokens": settings.max_new_tokens, "temperature": settings.temperature}
         try:
-            content = response["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise BackendError(f"malformed response from {self.url}: no choices[0].message.content in "
-                               f"{json.dumps(response)[:200]}") from None
-        if not isinstance(content, str):
-            raise BackendError(f"malformed response from {self.url}: content is {type(content).__name__}, not text")
-        return content.strip()
+            return message_content(self.client.post(payload), allow_empty=True).strip()
+        except RequestFailure as failure:
+            raise BackendError(_describe(failure, self.url, self.client.max_retries + 1)) from None
 
-    def _post(self, body: bytes) -> dict:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            self.calls += 1
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
-                    raw = reply.read()
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                last = f"HTTP {exc.code} from {self.url}: {detail}"
-                if exc.code in RETRY_STATUS:
-                    continue
-                raise BackendError(last) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                last = f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}"
-                continue
-            try:
-                return json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise BackendError(f"malformed response from {self.url}: not JSON: {raw[:200]!r}") from None
-        raise BackendError(f"{last} (after {self.retries + 1} attempts)")
+
+def _describe(failure: RequestFailure, url: str, attempts: int) -> str:
+    if failure.reason == "bad_response":
+        return f"malformed response from {url}: {failure.detail}"
+    if failure.reason in ("timeout", "connection_error"):
+        return f"cannot reach {url}: {failure.detail} (after {attempts} attempts)"
+    if failure.reason == "retries_exhausted":
+        return f"{failure.detail} from {url} (after {attempts} attempts)"
+    return f"{failure.detail} from {url}"

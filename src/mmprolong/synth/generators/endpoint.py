@@ -8,32 +8,24 @@ numbers are 0-based; grounding is left to ``qa.verify``, which the caller runs o
 
 Each request ends in exactly one outcome counted in ``stats`` (see OUTCOMES); validated replies are cached
 one file per request, keyed by the exact request payload, so a rerun makes no HTTP call for them.
-Only the standard library talks HTTP; threads give ``max_concurrency`` requests in flight.
+HTTP, retries, the cache and the ``max_concurrency`` requests in flight are ``mmprolong.chat_client``'s.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import http.client
 import json
 import logging
-import os
 import random
 import re
 import string
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from mmprolong.chat_client import ChatClient, JsonFileCache, RequestFailure, map_bounded, message_content, payload_key
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError, DataError
 from mmprolong.synth.documents import DocumentView
@@ -44,7 +36,6 @@ log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 SYSTEM_FILE, USER_FILE, SCHEMA_FILE = "qa_system.txt", "qa_user.txt", "qa_schema.json"
-MAX_WAIT_S = 60.0  # longest pause between retries, whatever Retry-After or the backoff asks for
 CONTENT_RETRIES = 1  # a reply that is not valid JSON for the schema is asked again once, then given up
 IMAGE_DETAILS = ("low", "high", "auto")
 MAX_FAILURE_KINDS = 1000  # distinct failure details kept for the report; counts by reason are always kept
@@ -211,20 +202,7 @@ def build_payload(config: EndpointConfig, prompts: Prompts, doc: DocumentView, t
             "messages": [{"role": "system", "content": prompts.system}, {"role": "user", "content": content}]}
 
 
-def request_key(payload: dict, model: str) -> str:
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False) + "\n" + model
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
 # --- the reply -----------------------------------------------------------------------------------------
-
-class _Failure(Exception):
-    """A request's outcome other than ok: ``reason`` is its stats key."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -238,9 +216,9 @@ def parse_reply(text: str) -> dict:
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
-        raise _Failure("malformed_json", str(exc)[:120]) from None
+        raise RequestFailure("malformed_json", str(exc)[:120]) from None
     if not isinstance(data, dict):
-        raise _Failure("malformed_json", f"expected a JSON object, got {type(data).__name__}")
+        raise RequestFailure("malformed_json", f"expected a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -302,31 +280,31 @@ def convert_anchors(question: str, segment: range) -> str:
     def convert(match: re.Match) -> str:
         page = int(match.group(1)) - 1
         if page not in segment:
-            raise _Failure("schema_invalid", f"question anchors page {page + 1}, outside the pages shown "
+            raise RequestFailure("schema_invalid", f"question anchors page {page + 1}, outside the pages shown "
                                              f"({segment.start + 1}-{segment.stop})")
         return f"{{page:{page}}}"
 
     converted = _ANCHOR_1BASED.sub(convert, question)
     if _BARE_PAGE.search(_ANCHOR_0BASED.sub("", converted)):
-        raise _Failure("schema_invalid", "question names a page without a {page:K} anchor")
+        raise RequestFailure("schema_invalid", "question names a page without a {page:K} anchor")
     return converted
 
 
 def _answer(value: object, answer_format: str) -> str | int | float | list:
     if answer_format == "List":
         if not isinstance(value, list) or not value:
-            raise _Failure("schema_invalid", "answer_format List needs a non-empty list answer")
+            raise RequestFailure("schema_invalid", "answer_format List needs a non-empty list answer")
         return value
     if isinstance(value, list):
-        raise _Failure("schema_invalid", f"a list answer needs answer_format List, not {answer_format}")
+        raise RequestFailure("schema_invalid", f"a list answer needs answer_format List, not {answer_format}")
     if answer_format == "String":
         return value if isinstance(value, str) else str(value)
     number = parse_number(value)
     if number is None:
-        raise _Failure("schema_invalid", f"answer {value!r} is not a number ({answer_format})")
+        raise RequestFailure("schema_invalid", f"answer {value!r} is not a number ({answer_format})")
     if answer_format == "Integer":
         if number != int(number):
-            raise _Failure("schema_invalid", f"answer {value!r} is not an integer")
+            raise RequestFailure("schema_invalid", f"answer {value!r} is not an integer")
         return int(number)
     return number if isinstance(value, str) else value
 
@@ -341,59 +319,31 @@ def _canonical_enums(data: dict) -> None:
 
 
 def to_candidate(data: dict, request: QARequest, segment: range, schema: dict, model: str) -> QACandidate:
-    """A candidate from a parsed reply, pages converted to 0-based; a _Failure("schema_invalid") otherwise."""
+    """A candidate from a parsed reply, pages converted to 0-based; a RequestFailure("schema_invalid") otherwise."""
     _canonical_enums(data)
     problem = schema_error(data, schema)
     if problem:
-        raise _Failure("schema_invalid", problem)
+        raise RequestFailure("schema_invalid", problem)
     evidence = []
     for item in data["evidence"]:
         page = item["page"] - 1
         if page not in segment:
-            raise _Failure("schema_invalid", f"evidence page {item['page']} outside the pages shown "
+            raise RequestFailure("schema_invalid", f"evidence page {item['page']} outside the pages shown "
                                              f"({segment.start + 1}-{segment.stop})")
         evidence.append(Evidence(page=page, quote=item["quote"], value=item["value"], label=item.get("label")))
     rule = TASK_RULES[request.task]
     pages = len({e.page for e in evidence})
     if data["operation"] not in rule.operations:
-        raise _Failure("schema_invalid", f"operation {data['operation']!r} not allowed for {request.task}")
+        raise RequestFailure("schema_invalid", f"operation {data['operation']!r} not allowed for {request.task}")
     if pages < rule.min_pages or (rule.max_pages is not None and pages > rule.max_pages):
-        raise _Failure("schema_invalid", f"{request.task} evidence spans {pages} pages")
+        raise RequestFailure("schema_invalid", f"{request.task} evidence spans {pages} pages")
     if len(evidence) < rule.min_items:
-        raise _Failure("schema_invalid", f"{request.task} needs >= {rule.min_items} evidence items")
+        raise RequestFailure("schema_invalid", f"{request.task} needs >= {rule.min_items} evidence items")
     return QACandidate(
         doc_id=request.doc.doc_id, task=request.task, question=convert_anchors(data["question"].strip(), segment),
         answer_value=_answer(data["answer"], data["answer_format"]), answer_format=data["answer_format"],
         operation=data["operation"], evidence=tuple(evidence), source=data["source"],
         generator=f"endpoint:{model}", extra={"segment": [segment.start, segment.stop - 1]})
-
-
-def _message_content(raw: bytes) -> str:
-    """choices[0].message.content of a chat-completions response body."""
-    try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise _Failure("bad_response", f"no choices[0].message.content ({exc!r:.80})") from None
-    if not isinstance(content, str) or not content.strip():
-        raise _Failure("bad_response", "empty message content")
-    return content
-
-
-def _retry_after_s(header: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None when absent or unreadable."""
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 # --- the generator -------------------------------------------------------------------------------------
@@ -407,52 +357,44 @@ class EndpointGenerator:
         config.validate()
         self.config = config
         self.prompts = Prompts.load(config.prompts_dir)
-        self.url = config.base_url.rstrip("/") + "/chat/completions"
-        self.cache_dir = Path(config.cache_dir)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.client = ChatClient(config.base_url, api_key=api_key, timeout_s=config.timeout_s,
+                                 max_retries=config.max_retries, backoff_s=config.backoff_s, count=self._count)
+        self.cache = JsonFileCache(config.cache_dir)  # validated reply texts, keyed by the exact request
         self.show_progress = show_progress
         self.stats: Counter = Counter()  # OUTCOMES, plus requests, cache_hit, http_calls, retried, ...
         self.failures: Counter = Counter()  # "reason: detail" of failed requests (details cut short)
-        self._api_key = api_key
         self._lock = threading.Lock()
 
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
-        from tqdm import tqdm
-
-        results: list[QACandidate | None] = [None] * len(requests)
-        if not requests:
-            return results
-        with ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(requests))) as pool:
-            futures = {pool.submit(self.propose, r): i for i, r in enumerate(requests)}
-            for future in tqdm(as_completed(futures), total=len(futures), disable=not self.show_progress,
-                               desc=f"endpoint {self.config.model}", unit="req"):
-                results[futures[future]] = future.result()
-        log.info("endpoint %s: %s", self.config.model, dict(sorted(self.stats.items())))
+        results = map_bounded(self.propose, requests, max_workers=self.config.max_concurrency,
+                              desc=f"endpoint {self.config.model}", show_progress=self.show_progress)
+        if requests:
+            log.info("endpoint %s: %s", self.config.model, dict(sorted(self.stats.items())))
         return results
 
     def propose(self, request: QARequest) -> QACandidate | None:
         self._count("requests")
         doc = request.doc
         if request.task not in TASK_RULES:
-            return self._fail(_Failure("skipped_task", request.task))
+            return self._fail(RequestFailure("skipped_task", request.task))
         if doc.load_image is None:
-            return self._fail(_Failure("no_images", doc.doc_id))
+            return self._fail(RequestFailure("no_images", doc.doc_id))
         rng = random.Random(request.seed)
         segment = choose_segment(doc, rng, evidence_window(request, rng), self.config.segment_min_pages,
                                  self.config.segment_max_pages)
         try:
             payload = build_payload(self.config, self.prompts, doc, request.task, segment)
         except (DataError, OSError) as exc:
-            return self._fail(_Failure("image_error", f"{doc.doc_id}: {exc}"))
-        key = request_key(payload, self.config.model)
-        cached = self._read_cache(key)
-        if cached is not None:
+            return self._fail(RequestFailure("image_error", f"{doc.doc_id}: {exc}"))
+        key = payload_key(payload, self.config.model)
+        cached = self.cache.get(key)
+        if cached is not None and isinstance(cached.get("content"), str):
             try:
-                candidate = self._candidate(cached, request, segment)
+                candidate = self._candidate(cached["content"], request, segment)
                 self._count("cache_hit")
                 self._count("ok")
                 return candidate
-            except _Failure:
+            except RequestFailure:
                 self._count("cache_invalid")  # written by other prompts or rules: ask again
         return self._ask(payload, key, request, segment)
 
@@ -460,14 +402,14 @@ class EndpointGenerator:
         backoff_rng = random.Random(f"{request.seed}/backoff")
         for attempt in range(CONTENT_RETRIES + 1):
             try:
-                content = self._post(payload, backoff_rng)
+                content = message_content(self.client.post(payload, rng=backoff_rng))
                 candidate = self._candidate(content, request, segment)
-            except _Failure as failure:
+            except RequestFailure as failure:
                 if failure.reason in ("bad_response", "malformed_json", "schema_invalid") and attempt < CONTENT_RETRIES:
                     self._count("content_retried")
                     continue
                 return self._fail(failure)
-            self._write_cache(key, content)
+            self.cache.put(key, {"model": self.config.model, "content": content})
             self._count("ok")
             return candidate
         raise AssertionError("unreachable")
@@ -475,70 +417,11 @@ class EndpointGenerator:
     def _candidate(self, content: str, request: QARequest, segment: range) -> QACandidate:
         return to_candidate(parse_reply(content), request, segment, self.prompts.schema, self.config.model)
 
-    def _post(self, payload: dict, rng: random.Random) -> str:
-        """The reply text; retries connection errors, timeouts, 429 and 5xx; raises _Failure when it gives up."""
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        last: _Failure | None = None
-        for attempt in range(self.config.max_retries + 1):
-            wait = None
-            self._count("http_calls")
-            try:
-                request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                    raw = response.read()
-                return _message_content(raw)
-            except urllib.error.HTTPError as exc:
-                detail = f"HTTP {exc.code}: {_error_text(exc)}"
-                if exc.code != 429 and exc.code < 500:
-                    raise _Failure("http_error", detail) from None
-                last, wait = _Failure("retries_exhausted", detail), _retry_after_s(exc.headers.get("Retry-After"))
-            except TimeoutError as exc:
-                last = _Failure("timeout", f"no reply within {self.config.timeout_s}s ({exc})")
-            except urllib.error.URLError as exc:
-                reason = "timeout" if isinstance(exc.reason, TimeoutError) else "connection_error"
-                last = _Failure(reason, str(exc.reason)[:120])
-            except (http.client.HTTPException, OSError) as exc:
-                last = _Failure("connection_error", repr(exc)[:120])
-            if attempt < self.config.max_retries:
-                self._count("retried")
-                if wait is None:
-                    wait = self.config.backoff_s * 2**attempt * (0.5 + rng.random())
-                time.sleep(min(wait, MAX_WAIT_S))
-        assert last is not None
-        raise last
-
-    # --- cache: <cache_dir>/<key[:2]>/<key>.json holding the validated reply text ---
-
-    def _cache_path(self, key: str) -> Path:
-        return self.cache_dir / key[:2] / f"{key}.json"
-
-    def _read_cache(self, key: str) -> str | None:
-        path = self._cache_path(key)
-        try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            self._count("cache_invalid")
-            return None
-        return entry.get("content") if isinstance(entry, dict) and entry.get("key") == key else None
-
-    def _write_cache(self, key: str, content: str) -> None:
-        path = self._cache_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "model": self.config.model, "content": content},
-                                  ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.stats[key] += n
 
-    def _fail(self, failure: _Failure) -> None:
+    def _fail(self, failure: RequestFailure) -> None:
         with self._lock:
             self.stats[failure.reason] += 1
             detail = f"{failure.reason}: {failure.detail[:80]}"
@@ -546,10 +429,3 @@ class EndpointGenerator:
                 self.failures[detail] += 1
         log.debug("endpoint request failed: %s", failure)
         return None
-
-
-def _error_text(exc: urllib.error.HTTPError) -> str:
-    try:
-        return exc.read()[:200].decode("utf-8", "replace")
-    except OSError:
-        return ""
