@@ -11,9 +11,10 @@ positions) or as padded batches of about as many samples as a packed row holds (
 with an attention mask). Each mode runs in its own process so its peak memory (RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on GPU) is its own. Samples are encoded (images processed) before timing.
 Without ``--data`` a synthetic page store and samples of 1-8 pages (about 50-2,600 tokens) are generated.
-With SDPA a packed row attends through an explicit L x L block-diagonal mask (cost ~ L^2 per row, as if unpacked
-to one long sample); with ``--attn flash_attention_2`` (GPU) packed rows run varlen attention (cost ~ sum of the
-samples' squares), which is where packing's saving of the padding share shows in full.
+Packed rows run with two kernels: ``sdpa`` attends through an explicit L x L block-diagonal mask (cost ~ L^2 per
+row, as if unpacked to one long sample), ``sdpa_packed`` (``mmprolong.train.attention``) runs SDPA on each sample's
+own block (cost ~ the sum of the samples' squares), as flash-attention varlen does on a GPU
+(``--attn flash_attention_2``: padded and packed both run on it).
 
 ``--gpu-7b``: a random-weight model of Qwen2.5-VL-7B's architecture built on the meta device and materialised on
 the GPU (bfloat16, flash_attention_2, activation checkpointing on every decoder layer and vision block), trained
@@ -159,27 +160,30 @@ def _step(model, optimizer, batch, device) -> None:
 
 
 def packed_vs_padded(args) -> dict:
+    runs = ([("padded", args.attn), ("packed", args.attn)] if args.attn == "flash_attention_2"
+            else [("padded", "sdpa"), ("packed", "sdpa"), ("packed", "sdpa_packed")])
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or make_data(Path(tmp))
         results = []
-        for mode in ("padded", "packed"):
-            out = Path(tmp) / f"{mode}.json"
+        for mode, attn in runs:
+            out = Path(tmp) / f"{mode}-{attn}.json"
             subprocess.run([sys.executable, __file__, "--child", mode, "--data", str(data), "--max-seq-len",
-                            str(args.max_seq_len), "--device", args.device, "--attn", args.attn, "--out", str(out)],
-                           check=True)
-            results.append(json.loads(out.read_text()))
-    padded, packed = results
+                            str(args.max_seq_len), "--device", args.device, "--attn", attn, "--out", str(out),
+                            "--threads", str(args.threads)], check=True)
+            results.append({**json.loads(out.read_text()), "attn": attn})
+    padded, packed = results[0], results[-1]
     report = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
-              "device": args.device, "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
-              "max_seq_len": args.max_seq_len, "model": f"tiny preset ({args.attn})", "rows": results,
+              "device": args.device, "torch_threads": args.threads, "date": time.strftime("%Y-%m-%d"),
+              "max_seq_len": args.max_seq_len, "model": "tiny preset", "rows": results,
               "packed_over_padded_tokens_per_s": round(packed["tokens_per_s"] / padded["tokens_per_s"], 3),
               "packed_over_padded_peak_memory": round(packed["peak_memory_gb"] / padded["peak_memory_gb"], 3),
               "padding_share_of_padded_compute": padded["padding_share"]}
-    keys = ["mode", "batches", "tokens", "slots", "padding_share", "seconds", "tokens_per_s", "peak_memory_gb"]
+    keys = ["mode", "attn", "batches", "tokens", "slots", "padding_share", "seconds", "tokens_per_s",
+            "peak_memory_gb"]
     print("| " + " | ".join(keys) + " |\n|" + " --- |" * len(keys))
     for row in results:
         print("| " + " | ".join(str(row[k]) for k in keys) + " |")
-    print(f"packed / padded: {report['packed_over_padded_tokens_per_s']}x tokens/s, "
+    print(f"packed ({packed['attn']}) / padded: {report['packed_over_padded_tokens_per_s']}x tokens/s, "
           f"{report['packed_over_padded_peak_memory']}x peak memory; padding is "
           f"{100 * padded['padding_share']:.1f}% of the padded batches' token slots")
     return report
@@ -365,8 +369,9 @@ def main() -> None:
     parser.add_argument("--max-seq-len", type=int, default=4096, help="packed row length (tokens)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
-    parser.add_argument("--attn", default="sdpa", choices=("sdpa", "flash_attention_2"),
-                        help="packed vs padded: attention kernel (flash_attention_2: GPU, bfloat16, varlen packing)")
+    parser.add_argument("--attn", default="sdpa", choices=("sdpa", "sdpa_packed", "flash_attention_2"),
+                        help="packed vs padded: sdpa compares padded, packed with sdpa and packed with sdpa_packed; "
+                             "flash_attention_2 (GPU, bfloat16) compares padded and packed on varlen kernels")
     parser.add_argument("--gpu-7b", action="store_true", help="the 7B-architecture GPU benchmark")
     parser.add_argument("--lengths", type=int, nargs="+", default=[32768, 65536, 131072])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per length (--gpu-7b)")

@@ -140,6 +140,17 @@ def _cmd_tokenizer_train(args) -> int:
     return 0
 
 
+def _cmd_start_build(args) -> int:
+    from mmprolong import startpoint
+
+    final = startpoint.build(startpoint.load_recipe(args.recipe), args.out,
+                             show_progress=distributed_env()["rank"] == 0)
+    print(f"starting point: {final} (model card: {final / 'README.md'})")
+    if args.install:
+        print(f"installed into the package: {startpoint.install(final)}")
+    return 0
+
+
 def _cmd_quickstart(args) -> int:
     from mmprolong import api
 
@@ -226,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     tok_train.add_argument("--out", type=Path, required=True)
     tok_train.add_argument("--vocab-size", type=int, default=8192)
     tok_train.set_defaults(func=_cmd_tokenizer_train)
+
+    start = sub.add_parser("start", help="the quickstart's starting point (a mini Qwen2.5-VL that reads at 1K)")
+    start_sub = start.add_subparsers(dest="start_command", required=True)
+    start_build = start_sub.add_parser("build", help="rebuild it from its recipe: corpus, data, training, model card")
+    start_build.add_argument("--recipe", type=Path, default=Path("recipes/miniature-start.yaml"))
+    start_build.add_argument("--out", type=Path, default=Path("runs/start"), help="build folder (resumable)")
+    start_build.add_argument("--install", action="store_true",
+                             help="copy the result into the package (src/mmprolong/assets/start)")
+    start_build.set_defaults(func=_cmd_start_build)
 
     quick = sub.add_parser("quickstart", help="the whole recipe: on the embedded default on a CPU, or a given recipe")
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")

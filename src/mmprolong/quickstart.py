@@ -1,13 +1,16 @@
 """The whole recipe on the embedded default, sized for a laptop CPU, with a report of what it achieved.
 
 Steps (each resumable; rerunning the command skips what is done):
-  1. corpus   generated PDFs with ground truth             RUN/corpus
-  2. ingest   small pages (about 130 vision tokens each)   RUN/store
-  3. synth    a short mixture (the starting point's) and the balanced 8:2 long mixture up to 4K tokens
-  4. train    the tiny preset at 1K with RoPE base 1e4 (a short-context starting point), then LongPT at 4K
-              with the base raised 4x (the paper's 1e6 -> 4e6, scaled down)
-  5. eval     both models on niah at 1K..16K (4x the training window) and on held-out synth tasks
-  6. report   RUN/report.md and RUN/report.html with every figure beside them; nothing typed by hand
+  1. corpus   generated large-print PDFs with ground truth (fact cards, ``corpus.cards``)   RUN/corpus
+  2. ingest   pages at 72 dpi, 12 x 10 vision tokens each, legible at that size            RUN/store
+  3. synth    the LongPT mixture: balanced 1K-4K buckets, 8:2 extraction:reasoning          RUN/data-long
+  4. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
+              ``mmprolong.startpoint``) to 4K, with the RoPE base raised 4x as the paper raises 1e6 to 4e6
+  5. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents
+  6. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
+
+``rebuild_start=True`` first rebuilds the starting point from ``recipes/miniature-start.yaml`` into RUN/start
+(hours on a CPU) instead of using the shipped one.
 
 With a recipe (``recipe=recipes/mmprolong-7b.yaml, model=PATH``) the same steps are the paper's run: the
 documents are the user's PDFs (or a generated corpus of 20-200 pages each), pages are rendered at the model's
@@ -18,30 +21,30 @@ Under torchrun, rank 0 makes the data while the other ranks wait, every rank tra
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmprolong.errors import ConfigError
+from mmprolong.report import Section, write_report
 from mmprolong.train.launch import distributed_env
 
 log = logging.getLogger(__name__)
 
-SHORT_WINDOW, LONG_WINDOW = 1024, 4096
-BASE_THETA, LONG_THETA = 10_000.0, 40_000.0
+START_WINDOW, LONG_WINDOW = 1024, 4096
+START_THETA, LONG_THETA = 10_000.0, 40_000.0  # the starting point's base, raised 4x as the paper's 1e6 -> 4e6
 NIAH_LENGTHS = [1024, 2048, 4096, 8192, 16384]
+HELDOUT_LENGTHS = [1024, 2048, 4096]
 INGEST = {"max_pixels": 128 * 28 * 28, "max_dpi": 72.0, "workers": 2}
-HELDOUT_FRACTION = 0.3  # of the documents, kept out of both mixtures for the synth-heldout eval
-SHORT_SYNTH = {"target_tokens": SHORT_WINDOW, "buckets": [256, 512, 768, SHORT_WINDOW + 1], "store_passes": 6.0,
-               "heldout_fraction": HELDOUT_FRACTION}
-LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 8.0,
+HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
+LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 2.0,
               "heldout_fraction": HELDOUT_FRACTION}
-EVAL_LABELS = {"base": "starting point", "trained": "after LongPT"}
+START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
+MODELS = {"base": "starting point", "trained": "after LongPT"}
 
 
 @dataclass
@@ -52,44 +55,45 @@ class Plan:
     pdfs: Path | None
     ingest: dict
     long_synth: dict
-    short_synth: dict | None  # the starting point's mixture; None: the starting point is ``base_model``
-    base_model: Path | None
-    long_train: dict  # TrainConfig fields (run_dir and data_dir are set by the run)
-    base_train: dict | None
+    base_model: Path | None  # the starting checkpoint; None: rebuilt from ``start_recipe`` into RUN/start
+    start_recipe: Path | None
+    long_train: dict  # TrainConfig fields (run_dir, data_dir and model.path are set by the run)
     window: int
     niah_lengths: list[int]
     heldout_lengths: list[int]
-    heldout_items: int
+    niah_items: int  # per (length, depth) cell
+    heldout_items: int  # per task and length
     description: str  # the training paragraph of the report
 
 
-def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None,
-             heldout_items: int) -> Plan:
-    def tiny(window: int, theta: float, budget: int) -> dict:
-        return {"seed": seed, "device": "cpu",
-                "model": {"rope_theta": theta, "max_position_embeddings": window, "seed": seed,
-                          "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
-                "data": {"max_seq_len": window, "seed": seed},
-                "optim": {"lr": 2e-3, "weight_decay": 0.1},
-                "schedule": {"budget_tokens": budget, "global_batch_tokens": window * 4, "warmup_fraction": 0.1,
-                             "min_lr": 2e-4},
-                "checkpoint": {"interval_steps": 50, "keep_last": 1}}
+def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
+             heldout_items: int, rebuild_start: bool = False) -> Plan:
+    from mmprolong.startpoint import shipped_path
 
+    base = None if rebuild_start else shipped_path()
+    long_train = {"seed": seed, "device": "cpu",
+                  "model": {"rope_theta": LONG_THETA, "max_position_embeddings": LONG_WINDOW,
+                            "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
+                  "data": {"max_seq_len": LONG_WINDOW, "seed": seed},
+                  "optim": {"lr": 1e-3, "weight_decay": 0.1},
+                  "schedule": {"budget_tokens": train_tokens, "global_batch_tokens": 4 * LONG_WINDOW,
+                               "warmup_fraction": 0.1, "min_lr": 1e-4},
+                  "checkpoint": {"interval_steps": 20, "keep_last": 1}}
     return Plan(
-        corpus={"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 60}, pdfs=None, ingest=INGEST,
-        long_synth={**LONG_SYNTH, "seed": seed, "workers": 2},
-        short_synth={**SHORT_SYNTH, "seed": seed, "workers": 2}, base_model=None,
-        long_train=tiny(LONG_WINDOW, LONG_THETA, train_tokens), base_train=tiny(SHORT_WINDOW, BASE_THETA,
-                                                                                 train_tokens // 2),
-        window=LONG_WINDOW, niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=[2048, LONG_WINDOW],
+        corpus={"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 60, "layout": "large-print"}, pdfs=None,
+        ingest=INGEST, long_synth={**LONG_SYNTH, "seed": seed, "workers": 2}, base_model=base,
+        start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
+        niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
         heldout_items=heldout_items,
-        description=f"Starting point: the tiny preset trained at {SHORT_WINDOW} tokens with RoPE base "
-                    f"{BASE_THETA:g}. LongPT: continued at {LONG_WINDOW} tokens with the base raised to "
-                    f"{LONG_THETA:g}, loss on answers only, packed sequences.")
+        description=f"Starting point: the shipped mini Qwen2.5-VL, trained by mmprolong to read large-print pages at "
+                    f"{START_WINDOW:,} tokens with RoPE base {START_THETA:g} (its model card: "
+                    f"{'RUN/start' if rebuild_start else 'src/mmprolong/assets/start/README.md'}). LongPT: continued "
+                    f"at {LONG_WINDOW:,} tokens with the base raised to {LONG_THETA:g}, loss on answers only, packed "
+                    "rows.")
 
 
 def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
-                niah_lengths: list[int] | None, heldout_items: int) -> Plan:
+                niah_lengths: list[int] | None, niah_items: int, heldout_items: int) -> Plan:
     """The paper's run (or any recipe): the given model is the starting point, trained as the recipe says."""
     import yaml
 
@@ -116,38 +120,41 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
     return Plan(
         corpus=None if pdfs else {"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 200},
         pdfs=Path(pdfs) if pdfs else None, ingest={**pixels, "workers": workers},
-        long_synth={"target_tokens": window, "seed": seed, "workers": workers}, short_synth=None,
-        base_model=Path(config.model.path), long_train=fields, base_train=None, window=window,
+        long_synth={"target_tokens": window, "seed": seed, "workers": workers},
+        base_model=Path(config.model.path), start_recipe=None, long_train=fields, window=window,
         niah_lengths=niah_lengths or [window // 2, window, 2 * window, 4 * window],
-        heldout_lengths=[window // 2, window], heldout_items=heldout_items,
+        heldout_lengths=[window // 2, window], niah_items=niah_items, heldout_items=heldout_items,
         description=f"Starting point: {config.model.path}. LongPT: {recipe.name} at {window:,} tokens with RoPE base "
                     f"{config.model.rope_theta:g}, loss on answers only, packed sequences.")
 
 
-def quickstart(out_dir: str | Path, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_200_000,
-               niah_lengths: list[int] | None = None, heldout_items: int = 6, recipe: str | Path | None = None,
-               model: str | Path | None = None, pdfs: str | Path | None = None, show_progress: bool = True) -> dict:
+def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_tokens: int = 1_200_000,
+               niah_lengths: list[int] | None = None, niah_items: int = 3, heldout_items: int = 16,
+               recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
+               rebuild_start: bool = False, show_progress: bool = True) -> dict:
     """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
 
-    ``train_tokens``: LongPT's token budget (the starting point gets half); ``niah_lengths``: needle lengths
-    (default 1K..16K); ``heldout_items``: held-out synth items per task and length. Smaller values give a
-    faster, noisier run of the same steps. ``recipe`` (a train config YAML) with ``model`` (its starting
-    checkpoint) and optionally ``pdfs`` (the user's documents) runs that recipe instead of the CPU default;
-    ``train_tokens`` is then the recipe's own budget."""
+    ``train_tokens``: LongPT's token budget; ``niah_lengths``: needle lengths (default 1K..16K); ``niah_items``:
+    needles per (length, depth) cell; ``heldout_items``: held-out synth items per task and length. Smaller values
+    give a faster, noisier run of the same steps. ``rebuild_start``: rebuild the starting point from its recipe
+    instead of using the shipped one. ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint)
+    and optionally ``pdfs`` (the user's documents) runs that recipe instead of the CPU default; ``train_tokens``
+    is then the recipe's own budget."""
     if recipe is not None:
+        if rebuild_start:
+            raise ConfigError("rebuild_start", True, "goes with the CPU default: a recipe starts from --model")
         plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=docs, seed=seed, niah_lengths=niah_lengths,
-                           heldout_items=heldout_items)
+                           niah_items=niah_items, heldout_items=heldout_items)
     elif model is not None or pdfs is not None:
-        raise ConfigError("recipe", None, "--model and --pdfs go with --recipe (the default trains the tiny preset)")
+        raise ConfigError("recipe", None, "--model and --pdfs go with --recipe (the default starts from the "
+                                          "shipped starting point)")
     else:
         plan = cpu_plan(docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
-                        heldout_items=heldout_items)
+                        niah_items=niah_items, heldout_items=heldout_items, rebuild_start=rebuild_start)
     return run_plan(Path(out_dir), plan, show_progress=show_progress)
 
 
 def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
-    from mmprolong import api
-
     env = distributed_env()
     out.mkdir(parents=True, exist_ok=True)
     # seconds per step in this invocation, and summed over every invocation in this folder (kept on disk after
@@ -168,38 +175,57 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
 
     barrier = _data_barrier(env)  # kept alive to the end: rank 0 hosts it
     if leader:
-        store, short, long = _make_data(out, plan, show_progress, lap, barrier)
+        store, long = _make_data(out, plan, show_progress, lap, barrier)
     else:
         _wait_for_data(barrier)
-        store = short = long = None
-    runs = {}
-    if plan.base_train is not None:
-        runs["base"] = _train(out / "train-base", out / "data-short", plan.base_train, env)
-    base_model = plan.base_model or out / "train-base" / "final"
-    runs["trained"] = _train(out / "train-long", out / "data-long", plan.long_train, env,
-                             init=None if plan.base_model else base_model)
+        store = long = None
+    base_model = plan.base_model
+    if base_model is None:
+        from mmprolong import startpoint
+
+        base_model = startpoint.build(startpoint.load_recipe(plan.start_recipe), out / "start",
+                                      show_progress=show_progress)
+        lap("starting point")
+    trained = _train(out / "train-long", out / "data-long", plan.long_train, env, init=base_model)
     lap("train")
     if not leader:  # rank 0 evaluates and reports alone
-        return {"rank": env["rank"], "final_loss": runs["trained"].get("final_loss")}
-    evals = {}  # run summaries, kept in the facts for the record
-    for name, model in (("base", base_model), ("trained", out / "train-long" / "final")):
-        evals[name] = {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
-                                        EVAL_LABELS[name]) for suite in ("niah", "synth-heldout")}
+        return {"rank": env["rank"], "final_loss": trained.get("final_loss")}
+    models = {"base": base_model, "trained": out / "train-long" / "final"}
+    evals = {name: {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, plan, MODELS[name])
+                    for suite in ("niah", "synth-heldout")} for name, model in models.items()}
     comparisons = {}
     for suite, name in (("niah", "compare-niah"), ("synth-heldout", "compare-heldout")):
+        from mmprolong import api
+
         api.compare([out / f"eval-base-{suite}", out / f"eval-trained-{suite}"], out / name,
                     training_length=plan.window)
         comparisons[suite] = json.loads((out / name / "compare.json").read_text())
     lap("eval")
-    facts = {"store": api.brief(store), "short": short, "long": long, "runs": runs, "evals": evals,
-             "comparisons": comparisons, "timings": timings, "totals": totals, "plan": plan}
-    write_report(out, facts)
+    scores = {name: {suite: scores_of(out / f"eval-{name}-{suite}") for suite in ("niah", "synth-heldout")}
+              for name in models}
+    facts = {"store": store, "long": long, "trained": trained, "evals": evals, "comparisons": comparisons,
+             "timings": timings, "totals": totals, "plan": plan, "base_model": base_model,
+             "start_card": _start_card(base_model)}
+    write_quickstart_report(out, facts)
     lap("report")
     summary = {"report": str(out / "report.md"), "timings_s": timings, "total_s": round(sum(timings.values()), 1),
-               "total_all_invocations_s": round(sum(totals.values()), 1),
-               "final_loss": runs["trained"].get("final_loss"), "samples": long["samples"]}
+               "total_all_invocations_s": round(sum(totals.values()), 1), "final_loss": trained.get("final_loss"),
+               "samples": long["samples"], "scores": scores}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def scores_of(eval_dir: Path) -> dict:
+    from mmprolong.startpoint import scores_of as table_scores
+
+    return table_scores(eval_dir)
+
+
+def _start_card(model: Path) -> dict | None:
+    from mmprolong.startpoint import CARD_JSON
+
+    path = Path(model) / CARD_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tuple:
@@ -213,12 +239,8 @@ def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tupl
             pdfs = out / "corpus"
             api.make_corpus(pdfs, **plan.corpus, show_progress=show_progress)
         lap("corpus")
-        store = api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress)
+        store = api.brief(api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress))
         lap("ingest")
-        short = None
-        if plan.short_synth is not None:
-            short = api.synth(out / "store", out / "data-short", SynthConfig(**plan.short_synth),
-                              show_progress=show_progress)
         long = api.synth(out / "store", out / "data-long", SynthConfig(**plan.long_synth),
                          show_progress=show_progress)
         lap("synth")
@@ -228,7 +250,7 @@ def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tupl
         raise
     if barrier is not None:
         barrier.set("data", "")
-    return store, short, long
+    return store, long
 
 
 def _data_barrier(env: dict):
@@ -272,8 +294,9 @@ def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, l
 
     seed = plan.long_synth["seed"]
     if suite == "niah":
-        config = EvalConfig(suite="niah", lengths=plan.niah_lengths, depth_steps=5, needles=[1], items_per_cell=1,
-                            store_dir=str(store), max_new_tokens=12, seed=seed, label=label)
+        config = EvalConfig(suite="niah", lengths=plan.niah_lengths, depth_steps=5, needles=[1],
+                            items_per_cell=plan.niah_items, store_dir=str(store), max_new_tokens=12, seed=seed,
+                            label=label)
     else:
         config = EvalConfig(suite="synth-heldout", lengths=plan.heldout_lengths, store_dir=str(store),
                             heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction,
@@ -281,30 +304,19 @@ def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, l
     return api.evaluate(model, run_dir, config, show_progress=False)
 
 
-# --- the report: one structure, rendered as Markdown and as HTML ------------------------------------------
+# --- the report ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Section:
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)
-    images: list[tuple[str, str]] = field(default_factory=list)  # (file beside the report, caption)
-
-
-def write_report(out: Path, facts: dict) -> None:
+def write_quickstart_report(out: Path, facts: dict) -> None:
     images = _collect_images(out)
-    sections = [_data_section(facts, images), _train_section(facts, images), _eval_section(facts, images),
-                _timing_section(facts)]
-    title = "mmprolong quickstart report"
-    (out / "report.md").write_text(render_markdown(title, sections))
-    (out / "report.html").write_text(render_html(title, sections))
+    sections = [_data_section(facts, images), _start_section(facts), _train_section(facts, images),
+                _eval_section(facts, images), _timing_section(facts)]
+    write_report(out, "mmprolong quickstart report", sections)
 
 
 def _collect_images(out: Path) -> dict[str, str]:
     """Copy each figure next to the report under a stable name; returns name -> file name."""
-    sources = {"mixture": out / "data-long" / "mixture.png", "loss_base": out / "train-base" / "loss.png",
-               "loss_trained": out / "train-long" / "loss.png",
+    sources = {"mixture": out / "data-long" / "mixture.png", "loss_trained": out / "train-long" / "loss.png",
                "heatmap_base": out / "eval-base-niah" / "needle_heatmap.png",
                "heatmap_trained": out / "eval-trained-niah" / "needle_heatmap.png",
                "accuracy": out / "compare-niah" / "accuracy_vs_length.png",
@@ -322,11 +334,12 @@ def _pct(x: float) -> str:
 
 
 def _data_section(facts: dict, images: dict) -> Section:
-    store, long = facts["store"], facts["long"]
+    store, long, plan = facts["store"], facts["long"], facts["plan"]
     s = Section("Data")
+    kind = "generated large-print " if plan.corpus and plan.corpus.get("layout") == "large-print" else (
+        "generated " if plan.corpus else "")
     s.paragraphs.append(
-        f"Corpus: {store['documents']} {'generated ' if facts['plan'].corpus else ''}documents, "
-        f"{store['pages']} pages, "
+        f"Corpus: {store['documents']} {kind}documents, {store['pages']} pages, "
         f"{store['vision_tokens']:,} vision tokens; {store['skipped']} files skipped; "
         f"{long['heldout_documents']} documents held out of training for the held-out eval. "
         f"LongPT mixture: {long['samples']} samples, {long['tokens']:,} tokens; "
@@ -342,20 +355,28 @@ def _data_section(facts: dict, images: dict) -> Section:
     return s
 
 
-def _train_section(facts: dict, images: dict) -> Section:
-    s = Section("Training", paragraphs=[facts["plan"].description])
-    keys = ["steps", "tokens", "seconds", "tokens_per_s", "first_loss", "final_loss", "packing_efficiency"]
-    rows = [[name] + [_fmt(run.get(k)) for k in keys] for name, run in facts["runs"].items()]
-    s.tables.append((["run"] + keys, rows))
-    for name, caption in (("loss_base", "Loss of the starting point"), ("loss_trained", "Loss of LongPT")):
-        if name in images:
-            s.images.append((images[name], caption))
+def _start_section(facts: dict) -> Section:
+    card = facts["start_card"]
+    s = Section("Starting point", paragraphs=[f"Model: {facts['base_model']}."])
+    if card is None:
+        s.paragraphs.append("The model has no mmprolong model card (a user checkpoint).")
+        return s
+    s.paragraphs.append(
+        f"A Qwen2.5-VL of {card['parameters']:,} parameters that mmprolong trained to read at "
+        f"{card['recipe']['window']:,} tokens ({card['command']}; {card['date']}, {card['hardware']}), in stages:")
+    rows = [[st["stage"], f"{st['samples']:,}", f"{st['trained_tokens']:,}", st["steps"], f"{st['final_loss']:.3f}"]
+            for st in card["stages"]]
+    s.tables.append((["stage", "samples", "tokens trained", "steps", "final loss"], rows))
     return s
 
 
-def _score(score, errors) -> str:
-    text = "n/a" if score is None else f"{100 * score:.1f}"
-    return text + (f" ({errors} errors)" if errors else "")
+def _train_section(facts: dict, images: dict) -> Section:
+    s = Section("Training", paragraphs=[facts["plan"].description])
+    keys = ["steps", "tokens", "seconds", "tokens_per_s", "first_loss", "final_loss", "packing_efficiency"]
+    s.tables.append((["run"] + keys, [["LongPT"] + [_fmt(facts["trained"].get(k)) for k in keys]]))
+    if "loss_trained" in images:
+        s.images.append((images["loss_trained"], "Loss of LongPT"))
+    return s
 
 
 def _fmt(value) -> str:
@@ -365,20 +386,27 @@ def _fmt(value) -> str:
 
 
 def _eval_section(facts: dict, images: dict) -> Section:
+    from mmprolong.eval.report import fmt_interval
+
+    plan = facts["plan"]
+    lengths, window = plan.niah_lengths, plan.window
     s = Section("Evaluation")
-    lengths, window = facts["evals"]["base"]["niah"]["lengths"], facts["plan"].window
     s.paragraphs.append(
         f"Needle-in-a-haystack at {', '.join(f'{n // 1024}K' for n in lengths)} tokens (up to "
-        f"{max(lengths) / window:g}x the {window:,}-token training window) and held-out synth tasks, "
-        "for the starting point and the trained model. Scores are whatever the models achieve.")
+        f"{max(lengths) / window:g}x the {window:,}-token LongPT window; {plan.niah_items} needles per length and "
+        f"depth) and synth tasks about documents that neither model was trained on, for the starting point and "
+        "the model after LongPT. Each score is a percentage with its 95% interval and the number of items "
+        "answered; scores are whatever the models achieve.")
     for comparison in facts["comparisons"].values():
         runs = comparison["runs"]
         rows = [[e["suite"], e["task"], f"{e['length'] // 1024}K"]
-                + [_score(e["scores"][r], e["errors"][r]) for r in runs] for e in comparison["rows"]]
+                + [fmt_interval({"score": e["scores"][r], "ci95": e["ci95"][r], "ok": e["ok"][r]})
+                   + (f" ({e['errors'][r]} errors)" if e["errors"][r] else "") for r in runs]
+                for e in comparison["rows"]]
         s.tables.append((["suite", "task", "length"] + [f"{r} (%)" for r in runs], rows))
-    for name, caption in (("accuracy", "Needle accuracy against length (dashed: training window)"),
+    for name, caption in (("accuracy", "Needle accuracy against length (dashed: LongPT window)"),
                           ("heatmap_base", "Needle heatmap, starting point"),
-                          ("heatmap_trained", "Needle heatmap, trained model"),
+                          ("heatmap_trained", "Needle heatmap, after LongPT"),
                           ("accuracy_heldout", "Held-out synth tasks against length")):
         if name in images:
             s.images.append((images[name], caption))
@@ -390,36 +418,3 @@ def _timing_section(facts: dict) -> Section:
     return Section("Time", paragraphs=["Seconds on this machine, summed over every invocation that worked in this "
                                        "folder, and in this one (a rerun skips the steps it finds done)."],
                    tables=[(["step", "all invocations (s)", "this invocation (s)"], rows)])
-
-
-def render_markdown(title: str, sections: list[Section]) -> str:
-    lines = [f"# {title}", ""]
-    for s in sections:
-        lines += [f"## {s.title}", ""]
-        for p in s.paragraphs:
-            lines += [p, ""]
-        for header, rows in s.tables:
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + " --- |" * len(header))
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-            lines.append("")
-        for path, caption in s.images:
-            lines += [f"![{caption}]({path})", f"*{caption}*", ""]
-    return "\n".join(lines)
-
-
-def render_html(title: str, sections: list[Section]) -> str:
-    e = html.escape
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 8px}img{max-width:100%}</style>", f"<h1>{e(title)}</h1>"]
-    for s in sections:
-        parts.append(f"<h2>{e(s.title)}</h2>")
-        parts += [f"<p>{e(p)}</p>" for p in s.paragraphs]
-        for header, rows in s.tables:
-            parts.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows]
-            parts.append("</table>")
-        parts += [f"<figure><img src='{e(path)}' alt='{e(caption)}'><figcaption>{e(caption)}</figcaption></figure>"
-                  for path, caption in s.images]
-    return "\n".join(parts) + "\n"

@@ -51,6 +51,14 @@ TINY_MROPE_SECTION = [4, 6, 6]  # temporal, height, width: sums to head_dim / 2
 TINY_VISION = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
                    spatial_merge_size=MERGE_SIZE, patch_size=PATCH_SIZE, temporal_patch_size=2,
                    window_size=56, fullatt_block_indexes=[1])
+# The mini preset: the architecture of the quickstart's starting point (mmprolong.startpoint): about 2.5M parameters,
+# as large as a 2-core CPU can train to read and still evaluate at 16K tokens within the quickstart's minutes.
+MINI_TEXT = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-6)
+MINI_VISION = dict(depth=3, hidden_size=128, intermediate_size=256, num_heads=4, out_hidden_size=128,
+                   spatial_merge_size=MERGE_SIZE, patch_size=PATCH_SIZE, temporal_patch_size=2, window_size=112,
+                   fullatt_block_indexes=[2])
+PRESETS = {"tiny": (TINY_TEXT, TINY_MROPE_SECTION, TINY_VISION), "mini": (MINI_TEXT, TINY_MROPE_SECTION, MINI_VISION)}
 QWEN25VL_ROPE_THETA = 1_000_000.0
 QWEN25VL_MAX_POSITIONS = 32_768
 
@@ -61,8 +69,10 @@ class ModelConfig(Config):
 
     path: str | None = field(None, help="local Qwen2.5-VL checkpoint folder (config.json, *.safetensors, "
                                         "tokenizer, preprocessor_config.json); none: the tiny preset")
-    preset: Literal["tiny"] = field("tiny", help="model built from scratch when path is empty (CPU tests, debug)")
-    seed: int = field(0, help="initialisation seed of the tiny preset (unused with a checkpoint)")
+    preset: Literal["tiny", "mini"] = field(
+        "tiny", help="model built from scratch when path is empty: tiny (1.1M parameters: CPU tests, debug) or mini "
+                     "(2.5M: the quickstart starting point's architecture)")
+    seed: int = field(0, help="initialisation seed of a preset (unused with a checkpoint)")
     rope_theta: float | None = field(None, help="new mRoPE base (paper: 1e6 -> 4e6); none keeps the model's")
     max_position_embeddings: int | None = field(None, help="positions recorded in the config (tokens); "
                                                            "none keeps the model's")
@@ -115,26 +125,27 @@ def torch_dtype(name: str) -> "torch.dtype":
 # --- build and load ---------------------------------------------------------------------------------------
 
 
-def tiny_config(tokenizer, *, rope_theta: float = QWEN25VL_ROPE_THETA,
+def tiny_config(tokenizer, *, preset: str = "tiny", rope_theta: float = QWEN25VL_ROPE_THETA,
                 max_position_embeddings: int = QWEN25VL_MAX_POSITIONS):
-    """The tiny preset's ``Qwen2_5_VLConfig``; vocabulary size and special token ids come from ``tokenizer``."""
+    """A preset's ``Qwen2_5_VLConfig``; vocabulary size and special token ids come from ``tokenizer``."""
     from transformers import Qwen2_5_VLConfig
 
+    text_sizes, mrope_section, vision = PRESETS[preset]
     ids = _special_token_ids(tokenizer)
-    text = dict(TINY_TEXT, vocab_size=len(tokenizer), max_position_embeddings=max_position_embeddings,
+    text = dict(text_sizes, vocab_size=len(tokenizer), max_position_embeddings=max_position_embeddings,
                 rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta),
-                                 "mrope_section": list(TINY_MROPE_SECTION)},
+                                 "mrope_section": list(mrope_section)},
                 bos_token_id=None, eos_token_id=ids["eos"], pad_token_id=ids["pad"], use_cache=False)
     return Qwen2_5_VLConfig(
-        text_config=text, vision_config=dict(TINY_VISION), image_token_id=ids["image"],
+        text_config=text, vision_config=dict(vision), image_token_id=ids["image"],
         video_token_id=ids["video"], vision_start_token_id=ids["vision_start"],
         vision_end_token_id=ids["vision_end"], tie_word_embeddings=False)
 
 
-def build_tiny_model(tokenizer, *, seed: int, rope_theta: float = QWEN25VL_ROPE_THETA,
+def build_tiny_model(tokenizer, *, seed: int, preset: str = "tiny", rope_theta: float = QWEN25VL_ROPE_THETA,
                      max_position_embeddings: int = QWEN25VL_MAX_POSITIONS, attn_implementation: str = "sdpa",
                      dtype: str = "float32"):
-    """A real ``Qwen2_5_VLForConditionalGeneration`` of the tiny preset, initialised from ``seed``.
+    """A real ``Qwen2_5_VLForConditionalGeneration`` of a preset, initialised from ``seed``.
 
     The global torch RNG is left as it was. Same tokenizer and seed give identical weights.
     """
@@ -142,7 +153,8 @@ def build_tiny_model(tokenizer, *, seed: int, rope_theta: float = QWEN25VL_ROPE_
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     register_attention(attn_implementation)
-    config = tiny_config(tokenizer, rope_theta=rope_theta, max_position_embeddings=max_position_embeddings)
+    config = tiny_config(tokenizer, preset=preset, rope_theta=rope_theta,
+                         max_position_embeddings=max_position_embeddings)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration._from_config(
@@ -161,7 +173,7 @@ def load_model(cfg: ModelConfig):
     if cfg.path is None:
         tokenizer = load_tokenizer()
         model = build_tiny_model(
-            tokenizer, seed=cfg.seed, rope_theta=cfg.rope_theta or QWEN25VL_ROPE_THETA,
+            tokenizer, seed=cfg.seed, preset=cfg.preset, rope_theta=cfg.rope_theta or QWEN25VL_ROPE_THETA,
             max_position_embeddings=cfg.max_position_embeddings or QWEN25VL_MAX_POSITIONS,
             attn_implementation=cfg.attn_implementation, dtype=cfg.dtype)
         image_processor = build_image_processor(min_pixels=cfg.min_pixels or DEFAULT_MIN_PIXELS,

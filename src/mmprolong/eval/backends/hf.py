@@ -50,7 +50,8 @@ def load_eval_model(cfg, rope: RopeScaling | None = None):
         from transformers import Qwen2_5_VLForConditionalGeneration
 
         tokenizer = load_tokenizer()
-        config = models.tiny_config(tokenizer, rope_theta=cfg.rope_theta or models.QWEN25VL_ROPE_THETA,
+        config = models.tiny_config(tokenizer, preset=cfg.preset,
+                                    rope_theta=cfg.rope_theta or models.QWEN25VL_ROPE_THETA,
                                     max_position_embeddings=cfg.max_position_embeddings
                                     or models.QWEN25VL_MAX_POSITIONS)
         apply_rope_scaling(config, rope)

@@ -1,0 +1,252 @@
+"""The quickstart's starting point: a mini Qwen2.5-VL that mmprolong itself trained to read at a 1K window.
+
+The paper starts LongPT from Qwen2.5-VL-7B-Instruct, a model that already reads pages well inside its 32K window.
+In the miniature that part is played by the ``mini`` preset (a real Qwen2.5-VL of 2.5M parameters) trained by
+mmprolong on large-print documents (``corpus.cards``) at 1,024 tokens: first to read (transcribe single pages),
+then to answer questions about short documents. It ships inside the package (``assets/start``: bf16 safetensors,
+tokenizer, image processor, model card), so the quickstart starts from it offline.
+
+    mmprolong start build --recipe recipes/miniature-start.yaml --out runs/start [--install]
+
+rebuilds it: corpus -> ingest -> for each stage, synth then train (each stage continues from the one before)
+-> evaluation (niah and held-out synth tasks at 1x, 2x and 4x the window) -> model card. Each step is resumable:
+a rerun skips what is done. ``--install`` copies the result into the package (for maintainers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmprolong.config import Config, field, merge_overrides
+from mmprolong.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SHIPPED = Path(__file__).parent / "assets" / "start"
+CARD_JSON = "card.json"
+
+
+def shipped_path() -> Path:
+    """The starting point inside the package; ConfigError when the installed package lacks it."""
+    if not (SHIPPED / "config.json").is_file():
+        raise ConfigError("model", str(SHIPPED), "the package has no starting point: rebuild it with `mmprolong "
+                                                 "start build --recipe recipes/miniature-start.yaml --install`")
+    return SHIPPED
+
+
+@dataclass(kw_only=True)
+class StageConfig(Config):
+    """One training stage: the mixture synth builds for it and the training run on it."""
+
+    name: str = field(help="stage name (its folders are OUT/data-NAME and OUT/train-NAME)")
+    synth: dict[str, Any] = field(default_factory=dict, help="SynthConfig fields of the stage's mixture")
+    train: dict[str, Any] = field(default_factory=dict, help="TrainConfig fields (run_dir, data and, after the "
+                                                             "first stage, model.path are set by the build)")
+
+
+@dataclass(kw_only=True)
+class StartRecipe(Config):
+    """How the starting point is made, end to end (``recipes/miniature-start.yaml``)."""
+
+    corpus: dict[str, Any] = field(default_factory=dict, help="make_corpus options (docs, seed, min_pages, "
+                                                              "max_pages, layout)")
+    ingest: dict[str, Any] = field(default_factory=dict, help="IngestConfig fields (pixel budget, dpi, workers)")
+    window: int = field(1024, help="the starting point's context window, tokens")
+    model: dict[str, Any] = field(default_factory=dict, help="ModelConfig fields of the first stage (preset, "
+                                                             "seed, rope_theta)")
+    stages: list[StageConfig] = field(default_factory=list, help="training stages, in order")
+    eval: dict[str, Any] = field(default_factory=dict, help="evaluation of the result: niah_items_per_cell, "
+                                                            "heldout_items (per task and length), depth_steps")
+
+    def validate(self) -> None:
+        from mmprolong.ingest import IngestConfig
+        from mmprolong.synth.config import SynthConfig
+
+        if not self.stages:
+            raise ConfigError("stages", self.stages, "give at least one training stage")
+        if len({s.name for s in self.stages}) != len(self.stages):
+            raise ConfigError("stages", [s.name for s in self.stages], "stage names must be unique")
+        if self.window < 256:
+            raise ConfigError("window", self.window, "must be at least 256 tokens")
+        IngestConfig.from_dict(self.ingest, prefix="ingest.")
+        for i, stage in enumerate(self.stages):
+            SynthConfig.from_dict(stage.synth, prefix=f"stages[{i}].synth.")
+            stage_train_config(self, i, Path("runs/start")).validate_settings()
+        unknown = set(self.eval) - {"niah_items_per_cell", "heldout_items", "depth_steps"}
+        if unknown:
+            raise ConfigError(f"eval.{sorted(unknown)[0]}", self.eval, "known: niah_items_per_cell, heldout_items, "
+                                                                        "depth_steps")
+
+
+def load_recipe(path: str | Path) -> StartRecipe:
+    return StartRecipe.from_yaml(path)
+
+
+def stage_train_config(recipe: StartRecipe, index: int, out: Path):
+    """The TrainConfig of stage ``index``: the recipe's fields, this build's folders, and the model it starts from
+    (the preset for the first stage, the previous stage's final model after)."""
+    from mmprolong.train.config import TrainConfig
+
+    stage = recipe.stages[index]
+    model = dict(recipe.model) if index == 0 else {
+        **{k: v for k, v in recipe.model.items() if k not in ("preset", "seed")},
+        "path": str(out / f"train-{recipe.stages[index - 1].name}" / "final")}
+    folders = {"run_dir": str(out / f"train-{stage.name}"), "data.data_dir": str(out / f"data-{stage.name}"),
+               "data.max_seq_len": recipe.window}
+    fields = merge_overrides({**stage.train, "model": {**model, **stage.train.get("model", {})}}, folders)
+    return TrainConfig.from_dict(fields, prefix=f"stages[{index}].train.", validate=False)
+
+
+def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = True) -> Path:
+    """Make the starting point into ``out_dir`` (resumable); returns the folder of the final model."""
+    from mmprolong import api
+    from mmprolong.ingest import IngestConfig
+    from mmprolong.synth.config import SynthConfig
+
+    recipe.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(out / "timings.json")
+    api.make_corpus(out / "corpus", **recipe.corpus, show_progress=show_progress)
+    api.ingest(out / "corpus", out / "store", IngestConfig.from_dict(recipe.ingest), show_progress=show_progress)
+    clock.lap("corpus and ingest")
+    runs = []
+    for index, stage in enumerate(recipe.stages):
+        data = out / f"data-{stage.name}"
+        if not (data / "summary.json").is_file():
+            api.synth(out / "store", data, SynthConfig.from_dict(stage.synth), show_progress=show_progress)
+        config = stage_train_config(recipe, index, out)
+        summary_path = Path(config.run_dir) / "summary.json"
+        if not (summary_path.is_file() and (Path(config.run_dir) / "final").is_dir()):
+            api.train(config)
+        runs.append({"stage": stage.name, "data": json.loads((data / "summary.json").read_text()),
+                     "train": json.loads(summary_path.read_text())})
+        clock.lap(f"stage {stage.name}")
+    final = out / f"train-{recipe.stages[-1].name}" / "final"
+    scores = evaluate_start(final, out, recipe, show_progress=show_progress)
+    clock.lap("evaluation")
+    write_card(final, out, recipe, runs, scores, clock.totals)
+    return final
+
+
+def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress: bool = True) -> dict:
+    """niah (single needle) and held-out synth tasks at 1x, 2x and 4x the window; the scores, as
+    ``scores[suite][task][length] = {accuracy, n, ci95}``."""
+    from mmprolong import api
+    from mmprolong.eval import EvalConfig
+
+    lengths = [recipe.window, 2 * recipe.window, 4 * recipe.window]
+    settings = {"niah_items_per_cell": 2, "heldout_items": 10, "depth_steps": 5, **recipe.eval}
+    heldout = recipe.stages[-1].synth.get("heldout_fraction", 0.05)
+    configs = {
+        "niah": EvalConfig(suite="niah", lengths=lengths, depth_steps=settings["depth_steps"], needles=[1],
+                           items_per_cell=settings["niah_items_per_cell"], store_dir=str(out / "store"),
+                           max_new_tokens=12, label="starting point"),
+        "synth-heldout": EvalConfig(suite="synth-heldout", lengths=lengths, store_dir=str(out / "store"),
+                                    heldout_fraction=heldout, items_per_cell=settings["heldout_items"],
+                                    max_new_tokens=24, label="starting point")}
+    for suite, config in configs.items():
+        api.evaluate(model, out / f"eval-{suite}", config, show_progress=show_progress)
+    return {suite: scores_of(out / f"eval-{suite}") for suite in configs}
+
+
+def scores_of(eval_dir: str | Path) -> dict:
+    """An eval run's scores per task and length: ``{task: {length: {accuracy, n, ci95}}}`` (the run's table)."""
+    rows = json.loads((Path(eval_dir) / "table.json").read_text())["rows"]
+    scores: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        if row["depth"] == "all" and row["task"] != "all" and row["score"] is not None:
+            scores.setdefault(row["task"], {})[str(row["length"])] = {
+                "accuracy": row["score"], "n": row["ok"], "ci95": row["ci95"]}
+    return scores
+
+
+def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], scores: dict,
+               seconds: dict[str, float]) -> None:
+    """card.json (everything machine-readable) and README.md (the model card) beside the model."""
+    from mmprolong.train.models import ModelConfig, load_model, parameter_counts
+
+    model, _, _ = load_model(ModelConfig(path=str(final)))
+    card = {"recipe": recipe.to_dict(), "parameters": parameter_counts(model)["total"],
+            "command": "mmprolong start build --recipe recipes/miniature-start.yaml --out runs/start",
+            "hardware": f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cores()} cores, torch CPU",
+            "date": time.strftime("%Y-%m-%d"), "seconds": seconds,
+            "stages": [{"stage": r["stage"], "samples": r["data"]["samples"], "tokens": r["data"]["tokens"],
+                        "steps": r["train"].get("steps"), "trained_tokens": r["train"].get("tokens"),
+                        "first_loss": r["train"].get("first_loss"), "final_loss": r["train"].get("final_loss")}
+                       for r in runs],
+            "scores": scores}
+    (final / CARD_JSON).write_text(json.dumps(card, indent=1, sort_keys=True, default=str) + "\n")
+    for r in runs:
+        loss = out / f"train-{r['stage']}" / "loss.png"
+        if loss.is_file():
+            shutil.copyfile(loss, final / f"loss-{r['stage']}.png")
+    (final / "README.md").write_text(model_card(card))
+
+
+def model_card(card: dict) -> str:
+    from mmprolong.eval.report import fmt_interval
+
+    recipe = card["recipe"]
+    lines = ["# mmprolong starting point (mini Qwen2.5-VL)", "",
+             f"A Qwen2.5-VL of {card['parameters']:,} parameters (the `mini` preset) trained by mmprolong to read "
+             f"large-print pages at a {recipe['window']:,}-token window: the miniature of the instruct model the "
+             "paper starts LongPT from. The quickstart continues it to 4x the window.", "",
+             f"Rebuild: `{card['command']}` ({card['date']}, {card['hardware']}).", "",
+             f"Data: the large-print corpus ({recipe['corpus']}), ingested with {recipe['ingest']}.", "",
+             "| stage | samples | data tokens | steps | trained tokens | first loss | final loss | seconds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in card["stages"]:
+        seconds = card["seconds"].get(f"stage {s['stage']}", 0)
+        lines.append(f"| {s['stage']} | {s['samples']:,} | {s['tokens']:,} | {s['steps']} | {s['trained_tokens']:,} "
+                     f"| {s['first_loss']:.3f} | {s['final_loss']:.3f} | {seconds:.0f} |")
+    lines += ["", "Scores (%, 95% interval, items) on a store of documents it never saw, held out:", "",
+              "| suite | task | length | score |", "| --- | --- | --- | --- |"]
+    for suite, tasks in card["scores"].items():
+        for task, by_length in tasks.items():
+            for length, s in sorted(by_length.items(), key=lambda kv: int(kv[0])):
+                row = {"score": s["accuracy"], "ci95": s["ci95"], "ok": s["n"]}
+                lines.append(f"| {suite} | {task} | {int(length):,} | {fmt_interval(row)} |")
+    lines += ["", "Loss curves: " + ", ".join(f"`loss-{s['stage']}.png`" for s in card["stages"]), ""]
+    return "\n".join(lines)
+
+
+def install(final: str | Path, target: Path = SHIPPED) -> Path:
+    """Copy a built starting point into the package (safetensors in bf16, tokenizer, processor, card)."""
+    final = Path(final)
+    if not (final / CARD_JSON).is_file():
+        raise ConfigError("final", str(final), "not a built starting point (no card.json): run `start build` first")
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(final, tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+    return target
+
+
+class _Clock:
+    """Seconds per step, summed over every invocation in the folder (a resumed build reports its whole cost)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.totals: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+        self.start = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.totals[name] = round(self.totals.get(name, 0.0) + now - self.start, 1)
+        self.path.write_text(json.dumps(self.totals, indent=1) + "\n")
+        self.start = now
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
