@@ -105,7 +105,8 @@ def make_data(root: Path, *, docs: int = 12, pages: int = 8, samples: int = 96, 
 # --- packed vs padded (one mode per process) --------------------------------------------------------------
 
 
-def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str = "sdpa") -> dict:
+def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str = "sdpa",
+             preset: str = "tiny") -> dict:
     """Train one epoch of ``data_dir``'s samples in ``mode`` ('packed' or 'padded'); tokens/s and peak memory."""
     from mmprolong.train.collate import SampleEncoder, collate_packed, collate_padded
     from mmprolong.train.data import PackedRows
@@ -114,7 +115,7 @@ def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str
 
     torch.manual_seed(0)
     dtype = "bfloat16" if attn == "flash_attention_2" else "float32"
-    model, tokenizer, image_processor = load_model(ModelConfig(attn_implementation=attn, dtype=dtype))
+    model, tokenizer, image_processor = load_model(ModelConfig(preset=preset, attn_implementation=attn, dtype=dtype))
     model.to(device)
     encoder = SampleEncoder.build(tokenizer, image_processor, model.config)
     rows = PackedRows(data_dir, encoder, max_seq_len=max_seq_len, seed=0)
@@ -169,12 +170,12 @@ def packed_vs_padded(args) -> dict:
             out = Path(tmp) / f"{mode}-{attn}.json"
             subprocess.run([sys.executable, __file__, "--child", mode, "--data", str(data), "--max-seq-len",
                             str(args.max_seq_len), "--device", args.device, "--attn", attn, "--out", str(out),
-                            "--threads", str(args.threads)], check=True)
+                            "--threads", str(args.threads), "--preset", args.preset], check=True)
             results.append({**json.loads(out.read_text()), "attn": attn})
     padded, packed = results[0], results[-1]
     report = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
               "device": args.device, "torch_threads": args.threads, "date": time.strftime("%Y-%m-%d"),
-              "max_seq_len": args.max_seq_len, "model": "tiny preset", "rows": results,
+              "max_seq_len": args.max_seq_len, "model": f"{args.preset} preset", "rows": results,
               "packed_over_padded_tokens_per_s": round(packed["tokens_per_s"] / padded["tokens_per_s"], 3),
               "packed_over_padded_peak_memory": round(packed["peak_memory_gb"] / padded["peak_memory_gb"], 3),
               "padding_share_of_padded_compute": padded["padding_share"]}
@@ -372,6 +373,7 @@ def main() -> None:
     parser.add_argument("--attn", default="sdpa", choices=("sdpa", "sdpa_packed", "flash_attention_2"),
                         help="packed vs padded: sdpa compares padded, packed with sdpa and packed with sdpa_packed; "
                              "flash_attention_2 (GPU, bfloat16) compares padded and packed on varlen kernels")
+    parser.add_argument("--preset", default="tiny", choices=("tiny", "mini"), help="packed vs padded: the model")
     parser.add_argument("--gpu-7b", action="store_true", help="the 7B-architecture GPU benchmark")
     parser.add_argument("--lengths", type=int, nargs="+", default=[32768, 65536, 131072])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per length (--gpu-7b)")
@@ -384,7 +386,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        args.out.write_text(json.dumps(run_mode(args.child, args.data, args.max_seq_len, args.device, args.attn)))
+        args.out.write_text(json.dumps(run_mode(args.child, args.data, args.max_seq_len, args.device, args.attn,
+                                                args.preset)))
         return
     report = gpu_7b(args) if args.gpu_7b else packed_vs_padded(args)
     if not report:

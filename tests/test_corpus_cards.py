@@ -5,7 +5,7 @@ import pytest
 
 from mmprolong.corpus import generate_document, load_truth, make_corpus
 from mmprolong.corpus.cards import CARD_SIZE, CELL_PT, COLUMNS, ROWS, archive_names, wrap
-from mmprolong.errors import ResumeError
+from mmprolong.errors import ConfigError, ResumeError
 from mmprolong.tokens import image_tokens
 
 DECKS = dict(docs=8, seed=4, min_pages=12, max_pages=20, layout="large-print")
@@ -108,8 +108,17 @@ def test_wrap_keeps_words_and_cuts_only_overlong_ones():
     assert wrap("x" * 30) == ["x" * 22, "x" * 8]
 
 
-def test_a_folder_of_the_other_layout_is_refused(decks, tmp_path):
-    out, _ = decks
-    make_corpus(tmp_path, **{**DECKS, "docs": 1})
-    with pytest.raises(ResumeError, match="layout"):
-        make_corpus(tmp_path, **{**DECKS, "docs": 1, "layout": "standard"})
+@pytest.mark.parametrize("other", [{"layout": "standard"}, {"register_share": 0.0, "specimen_share": 1.0}])
+def test_a_folder_made_with_other_settings_is_refused(tmp_path, other):
+    make_corpus(tmp_path, **{**DECKS, "docs": 2})
+    with pytest.raises(ResumeError, match="other settings"):
+        make_corpus(tmp_path, **{**DECKS, "docs": 2, **other})
+
+
+def test_specimen_share_sets_the_mix_and_specimens_state_no_facts():
+    kinds = [generate_document(i, seed=9, min_pages=4, max_pages=5, layout="large-print", shares=(0.1, 0.6))[1]
+             for i in range(50)]
+    specimens = [t for t in kinds if t.kind == "specimen"]
+    assert 20 <= len(specimens) <= 40 and all(not t.facts for t in specimens)
+    with pytest.raises(ConfigError, match="specimen_share"):
+        make_corpus("unused", docs=1, seed=0, layout="large-print", register_share=0.5, specimen_share=0.6)

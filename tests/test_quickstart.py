@@ -1,5 +1,5 @@
-"""The quickstart end to end at a small size: every step runs for real, the report shows what was achieved, and a
-rerun finds everything done."""
+"""The quickstart end to end at a small size: every step runs for real from the shipped starting point, the report
+and quickstart.json show what was achieved with intervals and item counts, and a rerun finds everything done."""
 
 import json
 import re
@@ -14,6 +14,7 @@ from mmprolong import api
 from mmprolong.config import merge_overrides
 from mmprolong.errors import ConfigError
 from mmprolong.quickstart import INGEST
+from mmprolong.startpoint import shipped_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,19 +22,21 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs")
-    summary = api.quickstart(out, docs=5, train_tokens=60_000, niah_lengths=[1024, 2048], heldout_items=1,
-                             show_progress=False)
+    summary = api.quickstart(out, **SMALL, show_progress=False)
     return out, summary
+
+
+SMALL = dict(docs=8, train_tokens=32_768, niah_lengths=[1024, 2048], niah_items=1, heldout_items=1)
 
 
 def test_report_has_every_section_and_figure(run):
     out, summary = run
     report = (out / "report.md").read_text()
-    for title in ("## Data", "## Training", "## Evaluation", "## Time"):
+    for title in ("## Data", "## Starting point", "## Training", "## Evaluation", "## Time"):
         assert title in report
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
-    assert {"mixture.png", "loss_base.png", "loss_trained.png", "accuracy.png", "accuracy_heldout.png",
-            "heatmap_base.png", "heatmap_trained.png"} <= set(figures)
+    assert {"mixture.png", "loss_trained.png", "accuracy.png", "accuracy_heldout.png", "heatmap_base.png",
+            "heatmap_trained.png"} <= set(figures)
     for name in figures:
         assert (out / name).stat().st_size > 1000
     html = (out / "report.html").read_text()
@@ -52,17 +55,33 @@ def test_numbers_in_report_come_from_the_steps(run):
     assert f"{long['samples']} samples, {long['tokens']:,} tokens" in report
     assert summary["samples"] == long["samples"] and summary["final_loss"] == trained["final_loss"]
     assert long["heldout_documents"] >= 1  # the held-out eval asks about documents training never saw
-    base = json.loads((out / "train-base" / "summary.json").read_text())
-    assert base["final_loss"] < base["first_loss"]  # the starting point learnt something from random weights
+    config = yaml.safe_load((out / "train-long" / "config.yaml").read_text())
+    assert config["model"]["path"] == str(shipped_path()) and config["model"]["rope_theta"] == 40_000.0
     for name in ("corpus", "ingest", "synth", "train", "eval", "report"):
         assert summary["timings_s"][name] >= 0
+
+
+def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
+    out, summary = run
+    saved = json.loads((out / "quickstart.json").read_text())
+    assert saved["scores"] == summary["scores"]
+    for model in ("base", "trained"):
+        niah = saved["scores"][model]["niah"]["single"]
+        assert set(niah) == {"1024", "2048"}
+        for cell in niah.values():
+            assert cell["n"] == 5  # 5 depths x 1 needle
+            assert 0 <= cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] <= 1
+        assert set(saved["scores"][model]["synth-heldout"]) == {"extract-single", "extract-multi", "reasoning"}
+    report = (out / "report.md").read_text()
+    cell = saved["scores"]["trained"]["niah"]["single"]["2048"]
+    shown = f"{100 * cell['accuracy']:.1f} [{100 * cell['ci95'][0]:.1f}, {100 * cell['ci95'][1]:.1f}] (n=5)"
+    assert "| niah | single | 2K |" in report and shown in report
 
 
 def test_rerun_finds_every_step_done(run):
     out, first = run
     weights = (out / "train-long" / "final" / "model.safetensors").read_bytes()
-    again = api.quickstart(out, docs=5, train_tokens=60_000, niah_lengths=[1024, 2048], heldout_items=1,
-                           show_progress=False)
+    again = api.quickstart(out, **SMALL, show_progress=False)
     assert again["final_loss"] == first["final_loss"] and again["samples"] == first["samples"]
     assert (out / "train-long" / "final" / "model.safetensors").read_bytes() == weights
     for suite in ("niah", "synth-heldout"):
@@ -83,20 +102,20 @@ def test_recipe_runs_on_two_processes(run, tmp_path):
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(recipe))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mmprolong.cli",
-         "quickstart", "--recipe", str(tmp_path / "small.yaml"), "--model", str(out / "train-base" / "final"),
+         "quickstart", "--recipe", str(tmp_path / "small.yaml"), "--model", str(shipped_path()),
          "--pdfs", str(out / "corpus"), "--out", str(tmp_path / "run"), "--niah-lengths", "1k,2k",
          "--heldout-items", "1"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     run_dir = tmp_path / "run"
     trained = json.loads((run_dir / "train-long" / "summary.json").read_text())
     assert trained["world_size"] == 2 and trained["steps"] == 2  # 16,384 tokens in steps of 2 x 4,096
-    assert not (run_dir / "corpus").exists() and not (run_dir / "train-base").exists()  # the user's PDFs and model
+    assert not (run_dir / "corpus").exists() and not (run_dir / "start").exists()  # the user's PDFs and model
     long = json.loads((run_dir / "data-long" / "summary.json").read_text())
     assert long["max_pixels"] == INGEST["max_pixels"]  # pages rendered at the recipe model's pixel budget
     assert 0 < max(json.loads((run_dir / "data-long" / "samples_lengths.json").read_text())["tokens"]) <= 4096
     report = (run_dir / "report.md").read_text()
     assert "LongPT: small.yaml at 4,096 tokens with RoPE base 4e+06" in report
-    assert f"Starting point: {out / 'train-base' / 'final'}" in report
+    assert f"Starting point: {shipped_path()}" in report
     base_eval = json.loads((run_dir / "eval-base-niah" / "run.json").read_text())
     assert base_eval["items"] > 0 and base_eval["errors"] == 0
     assert (run_dir / "heatmap_trained.png").is_file() and (run_dir / "heatmap_base.png").is_file()
@@ -108,12 +127,13 @@ def test_recipe_problems_are_refused_before_any_work(run, tmp_path):
     with pytest.raises(ConfigError, match="model"):
         api.quickstart(tmp_path / "a", recipe=recipe, model=tmp_path / "missing", show_progress=False)
     with pytest.raises(ConfigError, match="recipe"):
-        api.quickstart(tmp_path / "b", model=out / "train-base" / "final", show_progress=False)
+        api.quickstart(tmp_path / "b", model=shipped_path(), show_progress=False)
     with pytest.raises(ConfigError, match="pdfs"):
-        api.quickstart(tmp_path / "c", recipe=recipe, model=out / "train-base" / "final", pdfs=tmp_path / "none",
+        api.quickstart(tmp_path / "c", recipe=recipe, model=shipped_path(), pdfs=tmp_path / "none",
                        show_progress=False)
     (tmp_path / "bad.yaml").write_text("schedule:\n  warmup_fraction: 2.0\n")
     with pytest.raises(ConfigError, match="schedule.warmup_fraction"):
-        api.quickstart(tmp_path / "d", recipe=tmp_path / "bad.yaml", model=out / "train-base" / "final",
-                       show_progress=False)
-    assert not any((tmp_path / name).exists() for name in "abcd")  # nothing made before the refusal
+        api.quickstart(tmp_path / "d", recipe=tmp_path / "bad.yaml", model=shipped_path(), show_progress=False)
+    with pytest.raises(ConfigError, match="rebuild_start"):
+        api.quickstart(tmp_path / "e", recipe=recipe, model=shipped_path(), rebuild_start=True, show_progress=False)
+    assert not any((tmp_path / name).exists() for name in "abcde")  # nothing made before the refusal

@@ -14,14 +14,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def make_corpus(out_dir, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
-                layout: str = "standard", show_progress: bool = True) -> list[Path]:
-    """Generate the embedded document corpus: realistic PDFs with ground-truth facts beside each
-    (``layout``: "standard" pages, or "large-print" fact cards legible at a small pixel budget)."""
+def make_corpus(out_dir, *, docs: int, seed: int, show_progress: bool = True, **options) -> list[Path]:
+    """Generate the embedded document corpus: realistic PDFs with ground-truth facts beside each. ``options``:
+    min_pages, max_pages, layout ("standard" pages, or "large-print" fact cards legible at a small pixel budget),
+    register_share and specimen_share (large-print); see :func:`mmprolong.corpus.make_corpus`."""
     from mmprolong.corpus import make_corpus as _make
 
-    return _make(out_dir, docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages, layout=layout,
-                 show_progress=show_progress)
+    return _make(out_dir, docs=docs, seed=seed, show_progress=show_progress, **options)
 
 
 def ingest(pdf_dir, out_dir, config=None, *, overwrite: bool = False, show_progress: bool = True):
@@ -91,17 +90,13 @@ def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
     return train_tokenizer(texts(), vocab_size=vocab_size, out_dir=out_dir)
 
 
-def quickstart(out_dir, *, docs: int = 10, seed: int = 0, train_tokens: int = 1_200_000,
-               niah_lengths: list[int] | None = None, heldout_items: int = 6, recipe=None, model=None, pdfs=None,
-               show_progress: bool = True) -> dict:
+def quickstart(out_dir, **options) -> dict:
     """The recipe end to end on the embedded default, sized for a CPU (or, with ``recipe`` and ``model``, a
-    training recipe such as the paper's); writes RUN/report.md and report.html.
+    training recipe such as the paper's); writes RUN/report.md, report.html and quickstart.json.
     See :func:`mmprolong.quickstart.quickstart` for the options."""
     from mmprolong.quickstart import quickstart as _quickstart
 
-    return _quickstart(out_dir, docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
-                       heldout_items=heldout_items, recipe=recipe, model=model, pdfs=pdfs,
-                       show_progress=show_progress)
+    return _quickstart(out_dir, **options)
 
 
 def brief(summary) -> dict:

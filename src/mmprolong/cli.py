@@ -8,6 +8,7 @@ and flags override it.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -155,8 +156,9 @@ def _cmd_quickstart(args) -> int:
     from mmprolong import api
 
     summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
-                             niah_lengths=args.niah_lengths, heldout_items=args.heldout_items, recipe=args.recipe,
-                             model=args.model, pdfs=args.pdfs, show_progress=distributed_env()["rank"] == 0)
+                             niah_lengths=args.niah_lengths, niah_items=args.niah_items,
+                             heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
+                             rebuild_start=args.rebuild_start, show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
         print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
@@ -165,6 +167,7 @@ def _cmd_quickstart(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
+    from mmprolong.quickstart import quickstart as quickstart_function
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
 
@@ -249,13 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = sub.add_parser("quickstart", help="the whole recipe: on the embedded default on a CPU, or a given recipe")
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
-    quick.add_argument("--docs", type=int, default=10, help="documents in the generated corpus")
+    defaults = inspect.signature(quickstart_function).parameters
+    quick.add_argument("--docs", type=int, default=defaults["docs"].default,
+                       help="documents in the generated corpus")
     quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--train-tokens", type=int, default=1_200_000,
-                       help="LongPT token budget (the starting point gets half)")
+    quick.add_argument("--train-tokens", type=int, default=defaults["train_tokens"].default,
+                       help="LongPT token budget")
     quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
-    quick.add_argument("--heldout-items", type=int, default=6, help="held-out synth items per task and length")
+    quick.add_argument("--niah-items", type=int, default=defaults["niah_items"].default,
+                       help="needles per (length, depth) cell")
+    quick.add_argument("--heldout-items", type=int, default=defaults["heldout_items"].default,
+                       help="held-out synth items per task and length")
+    quick.add_argument("--rebuild-start", action="store_true",
+                       help="rebuild the starting point from recipes/miniature-start.yaml (hours on a CPU) instead "
+                            "of using the shipped one")
     quick.add_argument("--recipe", type=Path, default=None,
                        help="a train config (e.g. recipes/mmprolong-7b.yaml): run it instead of the CPU default")
     quick.add_argument("--model", type=Path, default=None,

@@ -49,7 +49,12 @@ class Config:
         except TypeError as exc:  # a required field is missing
             raise ConfigError(prefix.rstrip(".") or cls.__name__, data, str(exc)) from None
         if validate:
-            config.validate()
+            try:
+                config.validate()
+            except ConfigError as exc:  # name the field as the caller's mapping spells it
+                if not prefix or exc.field.startswith(prefix):
+                    raise
+                raise ConfigError(prefix + exc.field, exc.value, exc.fix) from None
         return config
 
     @classmethod

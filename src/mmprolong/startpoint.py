@@ -131,8 +131,9 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = Tru
         clock.lap(f"stage {stage.name}")
     final = out / f"train-{recipe.stages[-1].name}" / "final"
     scores = evaluate_start(final, out, recipe, show_progress=show_progress)
+    check = fixed_check(final, out / "check")
     clock.lap("evaluation")
-    write_card(final, out, recipe, runs, scores, clock.totals)
+    write_card(final, out, recipe, runs, scores, check, clock.totals)
     return final
 
 
@@ -157,6 +158,31 @@ def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress
     return {suite: scores_of(out / f"eval-{suite}") for suite in configs}
 
 
+CHECK_CORPUS = {"docs": 3, "seed": 7, "min_pages": 8, "max_pages": 12, "layout": "large-print"}
+CHECK_INGEST = {"max_pixels": 128 * 28 * 28, "max_dpi": 72.0, "workers": 1}
+
+
+def fixed_check(model: str | Path, out: str | Path) -> dict:
+    """A small fixed grid that anyone can rerun in a minute: niah at 1K on a 3-document store, greedy answers.
+    The build records it in card.json; ``tests/test_startpoint.py`` checks that the shipped model reproduces it
+    offline, answer for answer."""
+    from mmprolong import api
+    from mmprolong.eval import EvalConfig
+    from mmprolong.eval.items import read_results
+    from mmprolong.ingest import IngestConfig
+
+    out = Path(out)
+    api.make_corpus(out / "corpus", **CHECK_CORPUS, show_progress=False)
+    api.ingest(out / "corpus", out / "store", IngestConfig(**CHECK_INGEST), show_progress=False)
+    config = EvalConfig(suite="niah", lengths=[1024], depth_steps=3, needles=[1], items_per_cell=2,
+                        store_dir=str(out / "store"), max_new_tokens=12, seed=0, cache_dir=str(out / "cache"))
+    api.evaluate(model, out / "eval", config, overwrite=True, show_progress=False)
+    results = sorted(read_results(out / "eval"), key=lambda r: r.item_id)
+    return {"corpus": CHECK_CORPUS, "ingest": CHECK_INGEST, "eval": {"suite": "niah", "lengths": [1024],
+                                                                      "depth_steps": 3, "items_per_cell": 2},
+            "answers": [r.prediction for r in results], "score": sum(r.score for r in results) / len(results)}
+
+
 def scores_of(eval_dir: str | Path) -> dict:
     """An eval run's scores per task and length: ``{task: {length: {accuracy, n, ci95}}}`` (the run's table)."""
     rows = json.loads((Path(eval_dir) / "table.json").read_text())["rows"]
@@ -168,7 +194,7 @@ def scores_of(eval_dir: str | Path) -> dict:
     return scores
 
 
-def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], scores: dict,
+def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], scores: dict, check: dict,
                seconds: dict[str, float]) -> None:
     """card.json (everything machine-readable) and README.md (the model card) beside the model."""
     from mmprolong.train.models import ModelConfig, load_model, parameter_counts
@@ -182,7 +208,7 @@ def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], sc
                         "steps": r["train"].get("steps"), "trained_tokens": r["train"].get("tokens"),
                         "first_loss": r["train"].get("first_loss"), "final_loss": r["train"].get("final_loss")}
                        for r in runs],
-            "scores": scores}
+            "scores": scores, "check": check}
     (final / CARD_JSON).write_text(json.dumps(card, indent=1, sort_keys=True, default=str) + "\n")
     for r in runs:
         loss = out / f"train-{r['stage']}" / "loss.png"

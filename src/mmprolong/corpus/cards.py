@@ -16,6 +16,12 @@ Some documents are archive registers: pale note cards, each stating the secret c
 the needle pages of the niah suite (``note_lines``, drawn the same way), so the needle task is part of the
 document world a model learns to read; niah never takes a register as haystack (its note would compete with
 the needle).
+
+Some are type specimens: cards of random lines (names, places, figures, codes, labels in the corpus' formats), as
+printers and synthetic-document OCR corpora (SynthDoG) use them. A transcript of a specimen cannot be guessed from
+the layout or the wording around it, so transcribing one teaches a model to look: on fact cards most of the text
+is predictable, and a model starting from random weights first learns to ignore the image (its vision tokens
+collapse to one vector) before it learns to read.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ BAND_TINT = 0.3  # share of the accent colour in the band behind a card's title
 NOTE_PAPER, NOTE_ACCENT = "#fffae1", "#c79100"  # pale notes with an amber band, unlike the white cards
 NOTE_ATTRIBUTE = "secret code"
 REGISTER_SHARE = 0.15  # of large-print documents: archive registers
+SPECIMEN_SHARE = 0.15  # of large-print documents: type specimens
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +162,52 @@ def register_sections(num_pages: int) -> tuple[SectionTruth, ...]:
     cover = (SectionTruth(title="Cover", level=1, start_page=0, end_page=0),)
     return cover + ((SectionTruth(title="Register", level=1, start_page=1, end_page=num_pages - 1),)
                     if num_pages > 1 else ())
+
+
+def specimen_line(rng: random.Random, width: int = TEXT_COLUMNS) -> str:
+    """One line of a type specimen: random items of the corpus' vocabulary and number formats, up to ``width``."""
+    def item() -> str:
+        kind = rng.randrange(9)
+        if kind == 0:
+            return f"{rng.randint(0, 99_999):,}"
+        if kind == 1:
+            return f"{rng.uniform(0, 999):.{rng.randint(1, 2)}f}"
+        if kind == 2:
+            return f"{rng.randint(0, 100)}%"
+        if kind == 3:
+            return f"{rng.choice(vocab.FIRST_NAMES)} {rng.choice(vocab.SURNAMES)}"
+        if kind == 4:
+            return rng.choice(vocab.CITIES + vocab.PLACES + vocab.ORG_NAMES + vocab.SERIES)
+        if kind == 5:
+            return f"{rng.choice(vocab.ORG_NAMES)[:3].upper()}-{rng.randint(1000, 9999)}"
+        if kind == 6:
+            return f"{rng.choice(vocab.MONTHS)} {rng.randint(2015, 2026)}"
+        if kind == 7:
+            return rng.choice(vocab.ARCHIVES)
+        return rng.choice([w for w in rng.choice(vocab.SLIDE_FILLER).split() if "{" not in w] or ["data"])
+
+    line = item()
+    while rng.random() < 0.7:
+        more = f"{line} {item()}"
+        if len(more) > width:
+            break
+        line = more
+    return line[:width]
+
+
+def render_specimen_pdf(title: str, organisation: str, num_pages: int, rng: random.Random) -> bytes:
+    """A type specimen: every card full of random lines (no facts: it is material for transcription)."""
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=CARD_SIZE, invariant=1, pageCompression=1)
+    canvas.setTitle(title)
+    canvas.setAuthor(organisation)
+    accent = rng.choice(("#1f4e79", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#ef6c00"))
+    for _ in range(num_pages):
+        lines = [Line(specimen_line(rng), band=True)] + [Line(specimen_line(rng)) for _ in range(ROWS - 1)]
+        draw_card(canvas, lines, size=CARD_SIZE, accent=accent)
+        canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
 
 
 # --- a deck --------------------------------------------------------------------------------------------

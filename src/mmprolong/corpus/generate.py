@@ -19,10 +19,12 @@ from pathlib import Path
 from mmprolong.corpus import vocab
 from mmprolong.corpus.cards import (
     REGISTER_SHARE,
+    SPECIMEN_SHARE,
     deck_truth_sections,
     register_sections,
     render_cards_pdf,
     render_register_pdf,
+    render_specimen_pdf,
 )
 from mmprolong.corpus.compose import Composer
 from mmprolong.corpus.content import KINDS, plan_document
@@ -36,9 +38,15 @@ LAYOUTS = ("standard", "large-print")
 
 
 def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
-                layout: str = "standard", show_progress: bool = False) -> list[Path]:
-    """Writes docs PDFs + one ground-truth JSON each into out_dir; returns the PDF paths (sorted)."""
-    _validate(docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages, layout=layout)
+                layout: str = "standard", register_share: float = REGISTER_SHARE,
+                specimen_share: float = SPECIMEN_SHARE, show_progress: bool = False) -> list[Path]:
+    """Writes docs PDFs + one ground-truth JSON each into out_dir; returns the PDF paths (sorted).
+
+    ``register_share`` and ``specimen_share`` (large-print only): the expected shares of archive registers and type
+    specimens among the documents; the rest are fact-card decks."""
+    _validate(docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages, layout=layout,
+              shares=(register_share, specimen_share))
+    shares = (register_share, specimen_share)
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -47,10 +55,11 @@ def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 2
     for index in tqdm(range(docs), desc="corpus", unit="doc", disable=not show_progress):
         pdf = out / f"doc-{index:05d}.pdf"
         if pdf.is_file() and truth_path(pdf).is_file():
-            _check_existing(pdf, seed=seed, index=index, min_pages=min_pages, max_pages=max_pages, layout=layout)
+            _check_existing(pdf, seed=seed, index=index, min_pages=min_pages, max_pages=max_pages, layout=layout,
+                            shares=shares)
         else:
             data, truth = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages,
-                                            layout=layout)
+                                            layout=layout, shares=shares)
             _write_atomic(pdf, data)
             _write_atomic(truth_path(pdf), truth.to_json().encode("utf-8"))
             made += 1
@@ -65,19 +74,22 @@ def document_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int,
-                      layout: str = "standard") -> tuple[bytes, DocumentTruth]:
-    """One document's PDF bytes and its ground truth."""
+def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int, layout: str = "standard",
+                      shares: tuple[float, float] = (REGISTER_SHARE, SPECIMEN_SHARE)) -> tuple[bytes, DocumentTruth]:
+    """One document's PDF bytes and its ground truth; ``shares``: (registers, specimens) of large-print documents."""
     doc_seed = document_seed(seed, index)
     rng = random.Random(doc_seed)
-    num_pages = rng.randint(min_pages, max_pages)
-    kind = rng.choice(KINDS)
-    if layout == "large-print" and rng.random() < REGISTER_SHARE:
-        kind = "notes"
+    num_pages, kind = draw_kind(rng, min_pages=min_pages, max_pages=max_pages, layout=layout, shares=shares)
+    if kind in ("notes", "specimen"):
         organisation = f"{rng.choice(vocab.ORG_NAMES)} {rng.choice(sorted(vocab.INDUSTRIES))}"
-        title = f"{organisation} Archive Register {rng.randint(2019, 2025)}"
-        data, facts = render_register_pdf(title, organisation, num_pages, rng)
-        sections = register_sections(num_pages)
+        if kind == "notes":
+            title = f"{organisation} Archive Register {rng.randint(2019, 2025)}"
+            data, facts = render_register_pdf(title, organisation, num_pages, rng)
+            sections = register_sections(num_pages)
+        else:
+            title, facts = f"{organisation} Type Specimen", []
+            data = render_specimen_pdf(title, organisation, num_pages, rng)
+            sections = (SectionTruth(title="Specimen", level=1, start_page=0, end_page=num_pages - 1),)
     else:
         plan, pool = plan_document(rng, kind, num_pages)
         title, organisation = plan.title, plan.organisation
@@ -94,9 +106,26 @@ def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int,
     return data, truth
 
 
-def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int, layout: str) -> None:
+def draw_kind(rng: random.Random, *, min_pages: int, max_pages: int, layout: str,
+              shares: tuple[float, float]) -> tuple[int, str]:
+    """The first draws of a document: its page count and kind (a deck's topic kind, "notes" or "specimen")."""
+    num_pages = rng.randint(min_pages, max_pages)
+    kind = rng.choice(KINDS)
+    draw = rng.random() if layout == "large-print" else 1.0
+    if draw < shares[0]:
+        return num_pages, "notes"
+    return num_pages, "specimen" if draw < sum(shares) else kind
+
+
+def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int, layout: str,
+              shares: tuple[float, float]) -> None:
     if layout not in LAYOUTS:
         raise ConfigError("layout", layout, f"expected one of {', '.join(LAYOUTS)}")
+    for name, value in zip(("register_share", "specimen_share"), shares):
+        if not 0 <= value <= 1:
+            raise ConfigError(name, value, "must be in [0, 1]")
+    if sum(shares) > 1:
+        raise ConfigError("specimen_share", shares[1], "register_share + specimen_share must not exceed 1")
     for name, value in (("docs", docs), ("seed", seed), ("min_pages", min_pages), ("max_pages", max_pages)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(name, value, "must be an integer")
@@ -108,13 +137,15 @@ def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int, layout: s
         raise ConfigError("max_pages", max_pages, f"must be >= min_pages ({min_pages})")
 
 
-def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pages: int, layout: str) -> None:
+def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pages: int, layout: str,
+                    shares: tuple[float, float]) -> None:
     """A document already on disk must be the one this call would make, else resuming mixes two corpora."""
     truth = load_truth(pdf)
-    if (truth.seed != document_seed(seed, index) or not min_pages <= truth.num_pages <= max_pages
-            or truth.layout != layout):
-        raise ResumeError(f"{pdf} was made with another seed, page range or layout (its truth: seed {truth.seed}, "
-                          f"{truth.num_pages} pages, {truth.layout}); use an empty folder or the original settings")
+    pages, kind = draw_kind(random.Random(document_seed(seed, index)), min_pages=min_pages, max_pages=max_pages,
+                            layout=layout, shares=shares)
+    if (truth.seed, truth.num_pages, truth.kind, truth.layout) != (document_seed(seed, index), pages, kind, layout):
+        raise ResumeError(f"{pdf} was made with other settings (its truth: seed {truth.seed}, {truth.num_pages} "
+                          f"pages, {truth.kind}, {truth.layout}); use an empty folder or the original settings")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -3,8 +3,9 @@
 Schema (JSON object, keys sorted, one trailing newline):
 
   doc_name      "doc-00003" (the PDF's stem)
-  kind          "report" | "manual" | "slides": the topic and vocabulary; "notes": an archive register
-                (large-print only: note cards stating secret codes, the niah suite's needle pages)
+  kind          "report" | "manual" | "slides": the topic and vocabulary; large-print only: "notes" (an archive
+                register: note cards stating secret codes, the niah suite's needle pages) or "specimen" (cards of
+                random lines, no facts: transcription material)
   layout        "standard" (pages of prose, tables and charts) | "large-print" (a deck of fact cards,
                 ``corpus.cards``); absent in truths written before layouts existed, which are standard
   title         the document's title as printed on its cover

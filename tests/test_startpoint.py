@@ -1,0 +1,105 @@
+"""The starting point: the shipped model loads offline and reproduces its recorded check; a build runs its stages,
+writes its model card, resumes, and refuses a bad recipe before any work."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmprolong import startpoint
+from mmprolong.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RECIPE = {
+    "corpus": {"docs": 8, "seed": 5, "min_pages": 8, "max_pages": 12, "layout": "large-print"},
+    "ingest": {"max_pixels": 100352, "max_dpi": 72.0, "workers": 1},
+    "window": 1024,
+    "model": {"preset": "tiny", "seed": 0, "rope_theta": 10000.0, "max_position_embeddings": 1024,
+              "max_pixels": 100352},
+    "stages": [
+        {"name": "read", "synth": {"target_tokens": 400, "buckets": [100, 401], "task_mix": {"ocr-full": 1.0},
+                                   "budget_tokens": 6000, "seed": 1},
+         "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False, "plot": True},
+                   "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
+                                "min_lr": 1e-4}}},
+        {"name": "vqa", "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 8000, "seed": 2,
+                                  "task_mix": {"extract-single": 1.0}},
+         "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False},
+                   "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
+                                "min_lr": 1e-4},
+                   "checkpoint": {"final_dtype": "bfloat16"}}},
+    ],
+    "eval": {"niah_items_per_cell": 1, "heldout_items": 1, "depth_steps": 2},
+}
+
+
+def test_the_shipped_starting_point_reproduces_its_recorded_check(tmp_path):
+    """Offline, from the package: the fixed niah grid of its card, answer for answer."""
+    card = json.loads((startpoint.shipped_path() / startpoint.CARD_JSON).read_text())
+    check = startpoint.fixed_check(startpoint.shipped_path(), tmp_path)
+    assert check["answers"] == card["check"]["answers"]
+    assert check["score"] == card["check"]["score"]
+    assert card["parameters"] > 2_000_000 and card["recipe"]["window"] == 1024
+    size = sum(p.stat().st_size for p in startpoint.shipped_path().glob("*.safetensors"))
+    assert size <= 25 * 2**20  # the package carries at most 25 MB of weights
+
+
+def test_the_recipe_in_the_repository_is_valid():
+    recipe = startpoint.load_recipe(REPO / "recipes" / "miniature-start.yaml")
+    recipe.validate()
+    assert [s.name for s in recipe.stages] == ["read", "vqa"] and recipe.model["preset"] == "mini"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("start")
+    recipe = startpoint.StartRecipe.from_dict(TINY_RECIPE)
+    return out, recipe, startpoint.build(recipe, out, show_progress=False)
+
+
+def test_a_build_trains_its_stages_in_order_and_writes_a_model_card(built):
+    out, _, final = built
+    read = json.loads((out / "train-read" / "summary.json").read_text())
+    vqa = yaml.safe_load((out / "train-vqa" / "config.yaml").read_text())
+    assert read["steps"] == 2 and vqa["model"]["path"] == str(out / "train-read" / "final")  # stage 2 continues
+    card = json.loads((final / startpoint.CARD_JSON).read_text())
+    assert [s["stage"] for s in card["stages"]] == ["read", "vqa"]
+    assert set(card["scores"]) == {"niah", "synth-heldout"}
+    assert set(card["scores"]["niah"]["single"]) == {"1024", "2048", "4096"}  # 1x, 2x and 4x the window
+    cell = card["scores"]["niah"]["single"]["1024"]
+    assert cell["n"] == 2 and 0 <= cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] <= 1
+    readme = (final / "README.md").read_text()
+    assert card["command"] in readme and "| read |" in readme and (final / "loss-read.png").is_file()
+    assert len(card["check"]["answers"]) == 6  # 3 depths x 2 needles
+
+
+def test_a_rebuild_finds_everything_done(built):
+    out, recipe, final = built
+    weights = (final / "model.safetensors").read_bytes()
+    assert startpoint.build(recipe, out, show_progress=False) == final
+    assert (final / "model.safetensors").read_bytes() == weights
+
+
+def test_install_copies_a_built_model_and_refuses_anything_else(built, tmp_path):
+    _, _, final = built
+    target = startpoint.install(final, tmp_path / "start")
+    assert (target / "card.json").is_file() and (target / "model.safetensors").is_file()
+    with pytest.raises(ConfigError, match="card.json"):
+        startpoint.install(tmp_path, tmp_path / "other")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"stages": []}, "stages"),
+    ({"stages": [TINY_RECIPE["stages"][0], TINY_RECIPE["stages"][0]]}, "stages"),
+    ({"window": 100}, "window"),
+    ({"eval": {"items": 3}}, "eval.items"),
+    ({"ingest": {"max_dpi": -1}}, "ingest.max_dpi"),
+    ({"stages": [{"name": "x", "synth": {"task_mix": {"nonsense": 1.0}}}]}, "stages[0].synth.task_mix"),
+    ({"stages": [{"name": "x", "train": {"optim": {"lr": -1}}}]}, "optim.lr"),
+])
+def test_bad_recipes_are_refused_naming_the_field(change, field, tmp_path):
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        startpoint.build(startpoint.StartRecipe.from_dict({**TINY_RECIPE, **change}), tmp_path / "out",
+                         show_progress=False)
+    assert not (tmp_path / "out").exists()
