@@ -158,7 +158,8 @@ def _cmd_quickstart(args) -> int:
     summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
                              niah_lengths=args.niah_lengths, niah_items=args.niah_items,
                              heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
-                             rebuild_start=args.rebuild_start, show_progress=distributed_env()["rank"] == 0)
+                             rebuild_start=args.rebuild_start, start=args.start,
+                             show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
         print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
@@ -264,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="needles per (length, depth) cell")
     quick.add_argument("--heldout-items", type=int, default=defaults["heldout_items"].default,
                        help="held-out synth items per task and length")
+    quick.add_argument("--start", type=Path, default=None,
+                       help="start LongPT from this checkpoint instead of the shipped starting point (e.g. one you "
+                            "rebuilt with `mmprolong start build`)")
     quick.add_argument("--rebuild-start", action="store_true",
                        help="rebuild the starting point from recipes/miniature-start.yaml (hours on a CPU) instead "
                             "of using the shipped one")

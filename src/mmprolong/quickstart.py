@@ -67,10 +67,12 @@ class Plan:
 
 
 def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
-             heldout_items: int, rebuild_start: bool = False) -> Plan:
+             heldout_items: int, rebuild_start: bool = False, start: str | Path | None = None) -> Plan:
     from mmprolong.startpoint import shipped_path
 
-    base = None if rebuild_start else shipped_path()
+    if start is not None and not (Path(start) / "config.json").is_file():
+        raise ConfigError("start", os.fspath(start), "not a model folder (no config.json)")
+    base = None if rebuild_start else Path(start) if start is not None else shipped_path()
     long_train = {"seed": seed, "device": "cpu",
                   "model": {"rope_theta": LONG_THETA, "max_position_embeddings": LONG_WINDOW,
                             "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
@@ -85,11 +87,10 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
         niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
         heldout_items=heldout_items,
-        description=f"Starting point: the shipped mini Qwen2.5-VL, trained by mmprolong to read large-print pages at "
-                    f"{START_WINDOW:,} tokens with RoPE base {START_THETA:g} (its model card: "
-                    f"{'RUN/start' if rebuild_start else 'src/mmprolong/assets/start/README.md'}). LongPT: continued "
-                    f"at {LONG_WINDOW:,} tokens with the base raised to {LONG_THETA:g}, loss on answers only, packed "
-                    "rows.")
+        description=f"Starting point: {'RUN/start (rebuilt)' if rebuild_start else base}, a mini Qwen2.5-VL trained "
+                    f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
+                    f"(its model card is beside it). LongPT: continued at {LONG_WINDOW:,} tokens with the base raised "
+                    f"to {LONG_THETA:g}, loss on answers only, packed rows.")
 
 
 def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
@@ -131,18 +132,21 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
 def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_tokens: int = 1_200_000,
                niah_lengths: list[int] | None = None, niah_items: int = 3, heldout_items: int = 16,
                recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
-               rebuild_start: bool = False, show_progress: bool = True) -> dict:
+               rebuild_start: bool = False, start: str | Path | None = None, show_progress: bool = True) -> dict:
     """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
 
     ``train_tokens``: LongPT's token budget; ``niah_lengths``: needle lengths (default 1K..16K); ``niah_items``:
     needles per (length, depth) cell; ``heldout_items``: held-out synth items per task and length. Smaller values
     give a faster, noisier run of the same steps. ``rebuild_start``: rebuild the starting point from its recipe
-    instead of using the shipped one. ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint)
-    and optionally ``pdfs`` (the user's documents) runs that recipe instead of the CPU default; ``train_tokens``
-    is then the recipe's own budget."""
+    instead of using the shipped one; ``start``: a starting point of your own (e.g. one rebuilt before).
+    ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint) and optionally ``pdfs`` (the user's
+    documents) runs that recipe instead of the CPU default; ``train_tokens`` is then the recipe's own budget."""
+    if rebuild_start and start is not None:
+        raise ConfigError("start", os.fspath(start), "give a starting point or rebuild one, not both")
     if recipe is not None:
-        if rebuild_start:
-            raise ConfigError("rebuild_start", True, "goes with the CPU default: a recipe starts from --model")
+        if rebuild_start or start is not None:
+            raise ConfigError("rebuild_start" if rebuild_start else "start", True,
+                              "goes with the CPU default: a recipe starts from --model")
         plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=docs, seed=seed, niah_lengths=niah_lengths,
                            niah_items=niah_items, heldout_items=heldout_items)
     elif model is not None or pdfs is not None:
@@ -150,7 +154,7 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
                                           "shipped starting point)")
     else:
         plan = cpu_plan(docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
-                        niah_items=niah_items, heldout_items=heldout_items, rebuild_start=rebuild_start)
+                        niah_items=niah_items, heldout_items=heldout_items, rebuild_start=rebuild_start, start=start)
     return run_plan(Path(out_dir), plan, show_progress=show_progress)
 
 
