@@ -127,8 +127,14 @@ def _cmd_eval(args) -> int:
     config = config_from_args(args, EvalConfig)
     summary = api.evaluate(args.model, args.out, config, overwrite=args.overwrite,
                            api_key=os.environ.get(args.api_key_env) if args.api_key_env else None)
-    print(json.dumps({k: v for k, v in summary.items() if k in ("suite", "items", "errors", "scores", "seconds",
-                                                                 "table")}, indent=2, sort_keys=True))
+    from mmprolong.eval.summary import first_reasons, markdown, nothing_scored
+
+    print(markdown(summary["summary"]))
+    print(f"{summary['items']} items, {summary['errors']} errors, {summary['seconds']:.1f} s; tables in {args.out}")
+    if nothing_scored(summary["summary"]):
+        reasons = "\n  ".join(first_reasons(summary["summary"]))
+        print(f"mmprolong: error: nothing could be scored; first reasons:\n  {reasons}", file=sys.stderr)
+        return 2
     return 0
 
 
