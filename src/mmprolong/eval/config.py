@@ -174,6 +174,9 @@ class EvalConfig(Config):
                 check_pixel_budget(self.min_pixels, self.max_pixels)
             except ValueError as exc:
                 raise ConfigError("min_pixels", self.min_pixels, str(exc)) from None
+        if self.docvqa_source == "mmlongbench" and self.longdocurl_pages == "window":
+            raise ConfigError("longdocurl_pages", self.longdocurl_pages, "MMLongBench's prebuilt inputs fix every "
+                                                                          "page: use docvqa_source released")
         if self.suite == "docvqa" and not self.data_dir:
             raise ConfigError("data_dir", self.data_dir, "the docvqa suite reads a local folder: set data_dir "
                                                          "(write_docvqa_samples makes a small one)")

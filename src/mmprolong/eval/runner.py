@@ -4,7 +4,7 @@ Layout of ``OUT``::
 
     config.json            resolved EvalConfig, backend identity, generation settings, fingerprint
     items.jsonl            every item (an item that could not be built carries its error)
-    needles/, pdf_pages/   generated needle pages, rendered benchmark PDF pages
+    needles/               generated needle pages (docvqa's rendered PDF pages live in its render cache)
     cache/                 one answer per file (unless cache_dir points elsewhere)
     results.partial.jsonl  progress, one line per finished item (appended + fsynced)
     results.jsonl/.parquet every item's result, in item order (written at the end, atomically)

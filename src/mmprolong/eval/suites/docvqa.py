@@ -143,6 +143,8 @@ class _Question:
     pool: list[list[_Page]]
     window: bool
     notes: list[str]
+    question: str  # the last text part
+    fixed: int  # tokens of everything but the pages: an item has fixed + its pages' costs (counts add up)
 
 
 def _prepare(ctx: SuiteContext, bench: BenchSet, pages: dict[str, list[_Page]], store_docs: list[list[_Page]],
@@ -175,25 +177,23 @@ def _prepare(ctx: SuiteContext, bench: BenchSet, pages: dict[str, list[_Page]], 
     if not window:
         pool = [p for name, p in sorted(pages.items()) if name != q.doc] + list(store_docs)
         rng_for("docvqa-pad", ctx.config.seed, bench.dataset, q.qid).shuffle(pool)
-    return _Question(q, main, evidence, pool, window, notes)
+    question = (f"\n\nBased on Document {doc_label(q.doc)}, answer the following question. {q.question}\n"
+                f"{INSTRUCTION}")
+    return _Question(q, main, evidence, pool, window, notes, question, count(ctx.template, [question], [q.answer]))
 
 
 def _fit(ctx: SuiteContext, prepared: _Question, length: int, max_cost: int) -> _Fit | str:
-    q = prepared.q
-    question = (f"\n\nBased on Document {doc_label(q.doc)}, answer the following question. {q.question}\n"
-                f"{INSTRUCTION}")
-    fixed = count(ctx.template, [question], [q.answer])  # counts add up: tokens = fixed + the pages' costs
-    fitted = fit_document(prepared.main, prepared.evidence, prepared.pool, length - fixed)
+    fitted = fit_document(prepared.main, prepared.evidence, prepared.pool, length - prepared.fixed)
     if isinstance(fitted, str):
         reason, detail = fitted.split(": ", 1)
         return f"{reason}: at {format_length(length)}, {detail}"
     left, kept, right = fitted
-    tokens = fixed + sum(p.cost for p in left + kept + right)
+    tokens = prepared.fixed + sum(p.cost for p in left + kept + right)
     tolerance = ctx.config.length_tolerance if ctx.config.length_tolerance >= 0 else max_cost
     if not prepared.window and tokens < length - tolerance:
         return (f"{SHORT}: at {format_length(length)}, the document and every padding page reach {tokens} tokens "
                 f"(tolerance {tolerance}); add documents or a store_dir")
-    return _Fit(left, kept, right, question, tokens, tolerance, prepared.notes)
+    return _Fit(left, kept, right, prepared.question, tokens, tolerance, prepared.notes)
 
 
 def _item(ctx: SuiteContext, dataset: str, metric: str, q: BenchQuestion, length: int, fit: _Fit,
