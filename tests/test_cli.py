@@ -36,3 +36,45 @@ def test_bad_flag_value_names_the_field(tmp_path):
                              str(tmp_path / "s"), "--workers", "two"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "'workers'" in result.stderr and "expected int" in result.stderr
+
+
+# Every list field of every command with values it accepts, as flag text -> the list it must become. A list
+# field missing here fails the coverage test below, so a new one gets its comma-separated test.
+LIST_FLAGS = {
+    "synth": {"buckets": ("8192,16384,32768", [8192, 16384, 32768]), "bucket_weights": ("0.5,1.5", [0.5, 1.5])},
+    "eval": {"lengths": ("8192,16384", [8192, 16384]), "needles": ("1,2", [1, 2]),
+             "datasets": ("mmlongbench-doc,slidevqa", ["mmlongbench-doc", "slidevqa"]),
+             "heldout_tasks": ("reasoning,aggregate", ["reasoning", "aggregate"]),
+             "mmniah_tasks": ("retrieval-text,counting-image", ["retrieval-text", "counting-image"])},
+}
+CONFIGS = {"ingest": IngestConfig, "synth": SynthConfig, "eval": EvalConfig, "train": TrainConfig}
+
+
+def test_every_list_field_has_a_comma_separated_case():
+    from mmprolong.config import list_fields
+
+    assert {c: sorted(list_fields(config)) for c, config in CONFIGS.items()} == \
+        {c: sorted(LIST_FLAGS.get(c, {})) for c in CONFIGS}
+
+
+@pytest.mark.parametrize("command,name", [(c, n) for c, fields in LIST_FLAGS.items() for n in fields])
+def test_every_list_flag_takes_comma_separated_values(command, name):
+    """"--flag a,b" gives the list [a, b], as "--flag [a, b]" does."""
+    from mmprolong.cli import config_from_args
+
+    text, expected = LIST_FLAGS[command][name]
+    positional = {"synth": ["store", "--out", "o"], "eval": ["--out", "o", "--store-dir", "s"]}[command]
+    extra = ["--distribution", "custom", "--buckets", "8192,16384,32768"] if name == "bucket_weights" else []
+    for flag_text in (text, "[" + text + "]"):
+        args = build_parser().parse_args([command, *positional, "--" + name.replace("_", "-"), flag_text, *extra])
+        assert getattr(config_from_args(args, CONFIGS[command]), name) == expected, flag_text
+
+
+def test_comma_separated_datasets_flag_reaches_the_config():
+    """The reported failure ("expected a list of str"), and one value as a list of one."""
+    from mmprolong.cli import config_from_args
+
+    args = build_parser().parse_args(["eval", "--out", "o", "--suite", "docvqa", "--data-dir", "d",
+                                      "--datasets", "mmlongbench-doc,slidevqa", "--heldout-tasks", "reasoning"])
+    config = config_from_args(args, EvalConfig)
+    assert config.datasets == ["mmlongbench-doc", "slidevqa"] and config.heldout_tasks == ["reasoning"]

@@ -34,7 +34,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[Confi
 
 
 def config_from_args(args: argparse.Namespace, config_cls: type[Config]):
-    overrides = {k[4:]: _parse_value(v) for k, v in vars(args).items() if k.startswith("cfg:") and v is not None}
+    from mmprolong.config import list_fields
+
+    lists = list_fields(config_cls)
+    overrides = {k[4:]: _parse_value(v, is_list=k[4:] in lists) for k, v in vars(args).items()
+                 if k.startswith("cfg:") and v is not None}
     if args.config is not None:
         return config_cls.from_yaml(args.config, overrides)
     from mmprolong.config import merge_overrides
@@ -42,11 +46,16 @@ def config_from_args(args: argparse.Namespace, config_cls: type[Config]):
     return config_cls.from_dict(merge_overrides({}, overrides))
 
 
-def _parse_value(text: str):
-    """Flag text -> YAML scalar, so "--workers 4" is an int and "--fmt jpeg" a string."""
+def _parse_value(text: str, *, is_list: bool = False):
+    """Flag text -> YAML value, so "--workers 4" is an int and "--fmt jpeg" a string. A list field also takes
+    comma-separated values ("--datasets a,b" = "--datasets [a, b]"; one value is a list of one), each read as
+    YAML; "none" still clears an optional list."""
     import yaml
 
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if not is_list or value is None or isinstance(value, list):
+        return value
+    return [yaml.safe_load(piece) for piece in text.split(",") if piece.strip()]
 
 
 def _cmd_corpus_make(args) -> int:
@@ -120,8 +129,14 @@ def _cmd_eval(args) -> int:
     summary = api.evaluate(args.model, args.out, config, overwrite=args.overwrite,
                            api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
                            judge_api_key=os.environ.get(args.judge_api_key_env) if args.judge_api_key_env else None)
-    print(json.dumps({k: v for k, v in summary.items() if k in ("suite", "items", "errors", "scores", "seconds",
-                                                                 "table")}, indent=2, sort_keys=True))
+    from mmprolong.eval.summary import first_reasons, markdown, nothing_scored
+
+    print(markdown(summary["summary"]))
+    print(f"{summary['items']} items, {summary['errors']} errors, {summary['seconds']:.1f} s; tables in {args.out}")
+    if nothing_scored(summary["summary"]):
+        reasons = "\n  ".join(first_reasons(summary["summary"]))
+        print(f"mmprolong: error: nothing could be scored; first reasons:\n  {reasons}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -91,6 +91,20 @@ class Config:
         return rows
 
 
+def list_fields(config_cls: type[Config], prefix: str = "") -> set[str]:
+    """Dotted names of the fields (nested sections included) whose value is a list or tuple, optional or not:
+    the flags that take several values."""
+    names = set()
+    for name, kind in typing.get_type_hints(config_cls).items():
+        options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+        for option in options:
+            if typing.get_origin(option) in (list, tuple):
+                names.add(prefix + name)
+            elif isinstance(option, type) and issubclass(option, Config):
+                names |= list_fields(option, prefix=f"{prefix}{name}.")
+    return names
+
+
 def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Apply dotted overrides (``{"optim.lr": 1e-4}``) onto a nested mapping, returning a new one."""
     merged = json.loads(json.dumps(data))

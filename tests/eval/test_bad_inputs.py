@@ -69,18 +69,18 @@ def test_broken_and_missing_images(tmp_path):
 
 def test_malformed_benchmark_records_and_missing_pages(tmp_path):
     data = tmp_path / "data"
-    write_docvqa_samples(data, docs=3, pages=5)
-    samples = json.loads((data / "mmlongbench-doc" / "samples.json").read_text())
+    roots = write_docvqa_samples(data, docs=3, pages=5)
+    samples = json.loads((roots["mmlongbench-doc"] / "data" / "samples.json").read_text())
     samples[0].pop("answer")
     samples[1]["evidence_pages"] = "[page five]"
     samples[2]["answer_format"] = "Sentence"
     samples.append("not a record")
     samples.append({**samples[3], "doc_id": "missing.pdf"})
-    (data / "mmlongbench-doc" / "samples.json").write_text(json.dumps(samples))
-    with open(data / "longdocurl" / "LongDocURL.jsonl", "a") as f:
+    (roots["mmlongbench-doc"] / "data" / "samples.json").write_text(json.dumps(samples))
+    with open(roots["longdocurl"] / "data" / "LongDocURL.jsonl", "a") as f:
         f.write("{broken json\n")
-    next((data / "longdocurl").rglob("*_2.png")).unlink()  # one document loses a page
-    (data / "slidevqa" / "annotations" / "qa" / "test.jsonl").write_text("")  # no questions at all
+    next(roots["longdocurl"].rglob("*_2.png")).unlink()  # one document loses a page
+    (roots["slidevqa"] / "annotations" / "qa" / "test.jsonl").write_text("")  # no questions at all
     config = EvalConfig(suite="docvqa", data_dir=str(data), pdf_max_dpi=72.0, lengths=[1024], max_new_tokens=8,
                         datasets=["mmlongbench-doc", "longdocurl", "slidevqa", ])
     summary = evaluate(FakeBackend(answer="Not answerable"), out_dir=tmp_path / "run", config=config)

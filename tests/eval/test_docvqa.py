@@ -8,9 +8,11 @@ import pytest
 
 from mmprolong.eval import EvalConfig
 from mmprolong.eval.pages import span
+from mmprolong.eval.pdf_pages import PdfPages
 from mmprolong.eval.suites.common import SuiteContext
-from mmprolong.eval.suites.docvqa import _Page, build_items, fit_document, load_dataset
+from mmprolong.eval.suites.docvqa import _Page, build_items, fit_document
 from mmprolong.eval.suites.docvqa_samples import write_docvqa_samples
+from mmprolong.eval.suites.docvqa_sources import Sources, load_dataset
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 LENGTHS = [512, 1536]
@@ -25,8 +27,14 @@ def data_dir(tmp_path_factory):
 
 
 def _ctx(tmp_path, data_dir, template, **overrides):
-    config = EvalConfig(suite="docvqa", data_dir=str(data_dir), pdf_max_dpi=72.0, **{"lengths": LENGTHS, **overrides})
+    config = EvalConfig(suite="docvqa", data_dir=str(data_dir), pdf_max_dpi=72.0, render_cache_dir=str(tmp_path),
+                        **{"lengths": LENGTHS, **overrides})
     return SuiteContext(config, template, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, Path(tmp_path))
+
+
+def _sources(cache) -> Sources:
+    pdfs = PdfPages(cache, max_dpi=72.0, min_pixels=DEFAULT_MIN_PIXELS, max_pixels=DEFAULT_MAX_PIXELS)
+    return Sources(DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, pdfs, Path(cache))
 
 
 @pytest.fixture(scope="module")
@@ -35,34 +43,38 @@ def items(tmp_path_factory, data_dir, template):
 
 
 def test_sample_set_has_each_released_layout(data_dir):
-    samples = json.loads((data_dir / "mmlongbench-doc" / "samples.json").read_text())
+    """The repositories' layouts as a clone gives them, folder names spelled as the repositories spell them."""
+    samples = json.loads((data_dir / "MMLongBench-Doc" / "data" / "samples.json").read_text())
     assert {"doc_id", "question", "answer", "evidence_pages", "answer_format"} <= set(samples[0])
     assert isinstance(samples[0]["evidence_pages"], str) and samples[0]["doc_id"].endswith(".pdf")
     assert {"Int", "Float", "Str", "List", "None"} == {s["answer_format"] for s in samples}
-    assert len(list((data_dir / "mmlongbench-doc" / "documents").glob("*.pdf"))) == 4
-    row = json.loads((data_dir / "longdocurl" / "LongDocURL.jsonl").read_text().splitlines()[0])
-    assert {"question_id", "doc_no", "total_pages", "evidence_pages", "answer_format", "task_tag"} <= set(row)
-    assert (data_dir / "longdocurl" / "pdf_pngs" / "4000-4999" / row["doc_no"][:4] / f"{row['doc_no']}_0.png").is_file()
-    row = json.loads((data_dir / "slidevqa" / "annotations" / "qa" / "test.jsonl").read_text().splitlines()[0])
-    assert {"deck_name", "qa_id", "question", "answer", "evidence_pages"} <= set(row)
-    assert (data_dir / "slidevqa" / "images" / "test" / row["deck_name"] / "slide-1-1024.jpg").is_file()
+    assert len(list((data_dir / "MMLongBench-Doc" / "data" / "documents").glob("*.pdf"))) == 4
+    row = json.loads((data_dir / "LongDocURL" / "data" / "LongDocURL.jsonl").read_text().splitlines()[0])
+    assert {"question_id", "doc_no", "total_pages", "start_end_idx", "evidence_pages", "answer_format",
+            "task_tag", "images"} <= set(row)
+    folder = data_dir / "LongDocURL" / "data" / "pdf_pngs" / "4000-4999" / row["doc_no"][:4]
+    assert (folder / f"{row['doc_no']}_0.png").is_file()
+    row = json.loads((data_dir / "SlideVQA" / "annotations" / "qa" / "test.jsonl").read_text().splitlines()[0])
+    assert {"deck_name", "qa_id", "question", "answer", "evidence_pages", "image_urls"} <= set(row)
+    assert row["deck_name"][0].isdigit()
+    assert (data_dir / "SlideVQA" / "images" / "test" / row["deck_name"] / f"{row['deck_name']}-1-1024.jpg").is_file()
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_loaders_read_each_layout(tmp_path, data_dir, template, dataset):
-    bench = load_dataset(dataset, data_dir / dataset, _ctx(tmp_path, data_dir, template))
+    bench = load_dataset(dataset, data_dir, _sources(tmp_path))
     assert len(bench.docs) == 4 and all(not d.error and len(d.pages) == 6 for d in bench.docs.values())
     assert all(p.vision_tokens == 48 for d in bench.docs.values() for p in d.pages)  # 168x224 px pages
     assert bench.questions and not any(q.error for q in bench.questions)
-    raw = data_dir / dataset
     first = bench.questions[0]
     if dataset == "mmlongbench-doc":
-        record = json.loads((raw / "samples.json").read_text())[0]
+        record = json.loads((data_dir / "MMLongBench-Doc" / "data" / "samples.json").read_text())[0]
         assert first.evidence == [p - 1 for p in json.loads(record["evidence_pages"])]  # 1-based -> 0-based
         assert any(q.answer == "Not answerable" and q.evidence == [] for q in bench.questions)
     elif dataset == "longdocurl":
-        record = json.loads((raw / "LongDocURL.jsonl").read_text().splitlines()[0])
+        record = json.loads((data_dir / "LongDocURL" / "data" / "LongDocURL.jsonl").read_text().splitlines()[0])
         assert first.evidence == [p - 1 for p in record["evidence_pages"]] and first.doc == record["doc_no"]
+        assert first.window == (record["start_end_idx"][0] - 1, record["start_end_idx"][1] - 1)
     else:
         assert {q.answer_format for q in bench.questions} == {"Integer", "Float", "String"}
 

@@ -33,6 +33,9 @@ def test_config_validation_names_the_field(tmp_path):
         EvalConfig.from_dict({"suite": "docvqa"})
     with pytest.raises(ConfigError, match="datasets"):
         EvalConfig.from_dict({"suite": "docvqa", "data_dir": "x", "datasets": ["docvqa-2020"]})
+    with pytest.raises(ConfigError, match="longdocurl_pages"):
+        EvalConfig.from_dict({"suite": "docvqa", "data_dir": "x", "docvqa_source": "mmlongbench",
+                              "longdocurl_pages": "window"})
     with pytest.raises(ConfigError, match="needles"):
         EvalConfig.from_dict({"store_dir": "s", "needles": [0]})
     with pytest.raises(ConfigError, match="rope_scaling"):

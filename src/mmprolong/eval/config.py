@@ -85,6 +85,18 @@ class EvalConfig(Config):
         "mmlongbench", help="mmlongbench: MMLongBench's rule-based doc-QA score for all three datasets (the paper's "
                             "setting without the judge); native: each dataset's official scorer")
     pdf_max_dpi: float = field(144.0, help="docvqa PDFs are rendered at this resolution, lowered to fit max_pixels")
+    docvqa_source: Literal["released", "mmlongbench"] = field(
+        "released", help="docvqa inputs. released: each benchmark's own files (DATA_DIR/<dataset>/), cut or padded "
+                         "here to each length; mmlongbench: MMLongBench's prebuilt inputs (DATA_DIR/mmlb_data/"
+                         "documentQA/<name>_K<n>.jsonl + DATA_DIR/mmlb_image/), the files behind its published "
+                         "numbers, at 8K-128K")
+    longdocurl_pages: Literal["document", "window"] = field(
+        "document", help="LongDocURL pages a question sees. document: the whole document, cut or padded like the "
+                         "others (MMLongBench's and the paper's protocol); window: the record's start_end_idx "
+                         "window, never padded (LongDocURL's own protocol and leaderboard)")
+    render_cache_dir: str | None = field(None, help="docvqa: rendered PDF pages and extracted slides, kept between "
+                                                    "runs by file content (SHA-256) and render settings; none: "
+                                                    "DATA_DIR/.mmprolong-cache")
     needles: list[int] = field(default_factory=lambda: [1, 3],
                                help="niah variants by needle count: 1 = single needle, k > 1 = k needles asked at once")
     items_per_cell: int = field(1, help="niah and synth-heldout: items per (length, depth, variant) cell")
@@ -190,6 +202,9 @@ class EvalConfig(Config):
                 check_pixel_budget(self.min_pixels, self.max_pixels)
             except ValueError as exc:
                 raise ConfigError("min_pixels", self.min_pixels, str(exc)) from None
+        if self.docvqa_source == "mmlongbench" and self.longdocurl_pages == "window":
+            raise ConfigError("longdocurl_pages", self.longdocurl_pages, "MMLongBench's prebuilt inputs fix every "
+                                                                          "page: use docvqa_source released")
         if self.suite == "docvqa" and not self.data_dir:
             raise ConfigError("data_dir", self.data_dir, "the docvqa suite reads a local folder: set data_dir "
                                                          "(write_docvqa_samples makes a small one)")
@@ -238,7 +253,8 @@ class EvalConfig(Config):
     def item_fields(self) -> dict:
         """The fields that decide which items are built (not how answers are generated)."""
         keys = ("suite", "lengths", "depth_steps", "seed", "datasets", "max_questions", "pdf_max_dpi", "needles",
-                "items_per_cell", "heldout_fraction", "heldout_tasks", "length_tolerance", "docvqa_metric")
+                "items_per_cell", "heldout_fraction", "heldout_tasks", "length_tolerance", "docvqa_metric",
+                "docvqa_source", "longdocurl_pages")
         if self.suite == "mmniah":  # only then, so the fingerprints of the other suites' runs stay as they were
             keys += ("mmniah_tasks", "mmniah_questions")
         return {k: getattr(self, k) for k in keys}

@@ -209,12 +209,14 @@ def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: st
 # --- one run, several runs ---------------------------------------------------------------------------------
 
 
-def write_report(out_dir: str | Path, results: Sequence[EvalResult], *, label: str) -> dict:
-    """table.json, table.md, accuracy_vs_length.png and (niah) needle_heatmap.png in ``out_dir``."""
+def write_report(out_dir: str | Path, results: Sequence[EvalResult], *, label: str, questions_md: str = "") -> dict:
+    """table.json, table.md, accuracy_vs_length.png and (niah) needle_heatmap.png in ``out_dir``. ``questions_md``
+    (how many questions each score is of: ``mmprolong.eval.summary.markdown``) ends table.md."""
     out = Path(out_dir)
     rows = summarize(results)
     write_text_atomic(out / "table.json", json.dumps({"label": label, "rows": rows}, indent=1, sort_keys=True) + "\n")
-    write_text_atomic(out / "table.md", markdown_table(rows, title=f"{label}: results"))
+    questions = f"\n## Questions\n\n{questions_md}" if questions_md else ""
+    write_text_atomic(out / "table.md", markdown_table(rows, title=f"{label}: results") + questions)
     files = {"table_json": str(out / "table.json"), "table_md": str(out / "table.md")}
     suites = sorted({r["suite"] for r in rows})
     series = {f"{s}/{t}": by_length(rows, s, t) for s in suites

@@ -4,12 +4,13 @@ Layout of ``OUT``::
 
     config.json            resolved EvalConfig, backend identity, generation settings, fingerprint
     items.jsonl            every item (an item that could not be built carries its error)
-    needles/, pdf_pages/   generated needle pages, rendered benchmark PDF pages
+    needles/               generated needle pages (docvqa's rendered PDF pages live in its render cache)
     cache/                 one answer per file (unless cache_dir points elsewhere)
     judge_cache/           llm_scoring's replies, one per request (unless judge_cache_dir points elsewhere)
     results.partial.jsonl  progress, one line per finished item (appended + fsynced)
     results.jsonl/.parquet every item's result, in item order (written at the end, atomically)
-    table.json, table.md   scores per suite x task x length x depth
+    table.json, table.md   scores per suite x task x length x depth; table.md ends with the accounting
+    summary.json           per task and length: records, not_sampled, scored, errors by reason, score
     accuracy_vs_length.png, needle_heatmap.png (niah)
     run.json               counts, timing, items/s; written last: marks the run complete
 
@@ -137,10 +138,15 @@ def _run(backend: Backend, config: EvalConfig, out: Path, *, overwrite: bool, st
         extra["llm_scoring"] = scorer.summary()
     write_results(out, results)
     from mmprolong.eval.report import write_report
+    from mmprolong.eval.summary import account, markdown
 
-    files = write_report(out, results, label=label)
+    accounting = account(results, ctx.records)
+    _write_json(out / "summary.json", {"label": label, "suite": config.suite, "rows": accounting})
+    files = write_report(out, results, label=label, questions_md=markdown(accounting))
+    files["summary_json"] = str(out / "summary.json")
     seconds = time.perf_counter() - start
     summary = {"label": label, "suite": config.suite, "lengths": config.lengths, **dataclasses.asdict(stats),
+               "summary": accounting,
                "seconds": round(seconds, 3), "items_per_second": round(stats.items / seconds, 3) if seconds else 0.0,
                "generated_per_second": round(stats.generated / stats.generate_seconds, 3)
                if stats.generate_seconds else 0.0, "fingerprint": fingerprint, "files": files, **extra}
@@ -187,7 +193,7 @@ def _check_resume(out: Path, fingerprint: str, overwrite: bool) -> None:
         raise ResumeError(f"{out} holds an eval run with other items, model or settings (fingerprint {old}, now "
                           f"{fingerprint}): pass overwrite=True (--overwrite) or choose a new out_dir")
     for name in ("results.jsonl", "results.parquet", "results.partial.jsonl", "run.json", "table.json", "table.md",
-                 "items.jsonl"):
+                 "items.jsonl", "summary.json"):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "needles", ignore_errors=True)
 
@@ -242,8 +248,9 @@ def run_items(items: Sequence[EvalItem], backend: Backend, *, settings: Generati
             continue
         need = item.prompt_tokens + settings.max_new_tokens
         if max_model_len is not None and need > max_model_len:
-            done(i, _error(item, f"item needs {need} tokens (prompt {item.prompt_tokens} + max_new_tokens "
-                                 f"{settings.max_new_tokens}), more than max_model_len={max_model_len}"))
+            done(i, _error(item, f"too long for the model: the item needs {need} tokens (prompt "
+                                 f"{item.prompt_tokens} + max_new_tokens {settings.max_new_tokens}), more than "
+                                 f"max_model_len={max_model_len}"))
             continue
         key = cache.key(item, identity, settings)
         cached = cache.get(key)

@@ -34,6 +34,7 @@ class SuiteContext:
     min_pixels: int
     max_pixels: int
     out_dir: Path
+    records: dict[tuple[str, int], int] = field(default_factory=dict)  # (task, length) -> questions in the source
     _store: StorePages | None = field(default=None, repr=False)
 
     @property

@@ -1,300 +1,62 @@
 """Long-document VQA at a chosen length, from local copies of MMLongBench-Doc, LongDocURL and SlideVQA.
 
-Each dataset is read from ``DATA_DIR/<dataset>/`` in its released layout (field names learned from the
-public repositories, nothing copied):
+Two sources (``EvalConfig.docvqa_source``):
 
-- ``mmlongbench-doc``: ``samples.json`` (or ``data/samples.json``), a list of records with ``doc_id`` (the PDF's
-  file name in ``documents/``), ``question``, ``answer``, ``evidence_pages`` (a string such as "[19, 20]",
-  1-based), ``answer_format`` (Str, Int, Float, List, None). PDFs are rendered with ingest's renderer at
-  ``pdf_max_dpi`` within the pixel budget, once, into OUT/pdf_pages/.
-- ``longdocurl``: ``LongDocURL.jsonl`` (or any ``*.jsonl``) with ``question_id``, ``doc_no``, ``total_pages``,
-  ``question``, ``answer`` (number, string or list), ``evidence_pages`` (1-based list), ``answer_format``
-  (String, Integer, Float, List); page images ``pdf_pngs/**/<doc_no>_<i>.png`` (i 0-based), or a PDF
-  ``**/<doc_no>.pdf``.
-- ``slidevqa``: ``annotations/qa/test.jsonl`` (else every ``*.jsonl`` there) with ``deck_name``, ``qa_id``,
-  ``question``, ``answer``, ``evidence_pages`` (1-based); slides ``images/<split>/<deck_name>/slide-<n>-*.jpg``.
-  The answer format is inferred (Integer, Float or String).
+- ``released``: each benchmark read from its own released files (``docvqa_sources`` says which and where) and
+  cut or padded here to each length, as MMLongBench builds its doc inputs with cross-modal token counting.
+- ``mmlongbench``: MMLongBench's own prebuilt inputs at 8K..128K (``docvqa_prebuilt``), the files behind the
+  published MMLongBench numbers and the paper's.
 
-Cut or pad to length L, as MMLongBench builds its doc inputs with cross-modal token counting: every image is
-preceded by a label ("Document X (page n):", so page references in questions stay valid after cutting) and the
-question comes last. A document longer than L loses the non-evidence pages farthest from its evidence first
-(evidence pages are always kept; a question without evidence keeps the document's start). A shorter one is
-padded with unrelated documents, whole and in a seeded order, alternately on the left and the right (the
-paper's 256K/512K construction), the last one cut at a page boundary. Lengths land in [L - tolerance, L].
-Padding documents are the dataset's other documents, then the page store's (``store_dir``) if one is given.
+Cut or pad to length L: every image is preceded by a label ("Document X (page n):", so page references in
+questions stay valid after cutting) and the question comes last. A document longer than L loses the
+non-evidence pages farthest from its evidence first (evidence pages are always kept; a question without
+evidence keeps the document's start). A shorter one is padded with unrelated documents, whole and in a seeded
+order, alternately on the left and the right (the paper's 256K/512K construction), the last one cut at a page
+boundary. Lengths land in [L - tolerance, L]. Padding documents are the dataset's other documents, then the
+page store's (``store_dir``) if one is given. With ``longdocurl_pages: window`` a LongDocURL question sees only
+the page window its record names (``start_end_idx``, LongDocURL's own protocol): never padded, cut only when the
+window is longer than L.
+
+Every record is accounted for: each question is first fitted at every length (sizes only, nothing rendered);
+those that fit at all of them are the candidates, of which ``max_questions`` are drawn (seeded), the same set
+at every length. A record that does not fit, or cannot be read, is an error item at each length with its
+reason ("<reason>: <details>"), so the tables count it; the others not drawn are "not sampled". Only then are
+the PDF pages the chosen items show rendered (into the render cache, shared by runs).
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmprolong.errors import DataError
+from mmprolong.eval.config import format_length
 from mmprolong.eval.items import NO_DEPTH, EvalItem, ItemImage, error_item
-from mmprolong.eval.pages import file_image, span
+from mmprolong.eval.pages import span
+from mmprolong.eval.pdf_pages import PdfPages
 from mmprolong.eval.suites.common import SuiteContext, count, finish_item, rng_for
+from mmprolong.eval.suites.docvqa_sources import NO_DOCUMENT, BenchQuestion, BenchSet, Sources, load_dataset
 
 INSTRUCTION = ("Answer as concisely as you can, in a single phrase or sentence if possible. If the document does "
                "not contain the answer, write 'Not answerable'.")
 NATIVE_METRIC = {"mmlongbench-doc": "mmlongbench-doc", "longdocurl": "longdocurl", "slidevqa": "slidevqa"}
-FORMATS = ("Str", "String", "Int", "Integer", "Float", "List", "None")
+# Reasons an item cannot be built (the text before the first ": " of its error).
+UNREADABLE = "dataset unreadable"
+PROMPT_TOO_LONG = "prompt too long"
+EVIDENCE_TOO_LONG = "evidence does not fit"
+SHORT = "not enough padding"
+RENDER_FAILED = "page render failed"
 
 
-@dataclass
-class BenchDoc:
-    name: str
-    pages: list[ItemImage]
-    error: str = ""  # why the document cannot be used (missing PDF, missing page image)
+def metric_of(config, dataset: str) -> str:
+    return "mmlongbench-docqa" if config.docvqa_metric == "mmlongbench" else NATIVE_METRIC[dataset]
 
 
-@dataclass
-class BenchQuestion:
-    dataset: str
-    qid: str
-    doc: str
-    question: str = ""
-    answer: str = ""
-    answer_format: str = "String"
-    evidence: list[int] = field(default_factory=list)  # 0-based page indices
-    error: str = ""  # why the record is malformed
-
-
-@dataclass
-class BenchSet:
-    dataset: str
-    docs: dict[str, BenchDoc]
-    questions: list[BenchQuestion]
-
-
-# --- loaders -----------------------------------------------------------------------------------------------
-
-
-def _first(root: Path, *names: str) -> Path | None:
-    return next((root / n for n in names if (root / n).is_file()), None)
-
-
-def _pages_1based(value, dataset: str) -> list[int]:
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value.strip() or "[]")
-        except (ValueError, SyntaxError):
-            raise DataError(f"evidence_pages {value!r} is not a list of page numbers") from None
-    if isinstance(value, int):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(p, int) and not isinstance(p, bool) for p in value):
-        raise DataError(f"evidence_pages {value!r} is not a list of page numbers")
-    if any(p < 1 for p in value):
-        raise DataError(f"evidence_pages {value!r}: {dataset} numbers pages from 1")
-    return sorted({p - 1 for p in value})
-
-
-def _gold(answer) -> str:
-    if isinstance(answer, (list, tuple)):
-        return json.dumps([str(a) if not isinstance(a, (int, float)) else a for a in answer])
-    return str(answer)
-
-
-def _question(dataset: str, qid: str, doc: str, record: dict, fmt_key: str | None,
-              fmt_infer: bool = False) -> BenchQuestion:
-    q = BenchQuestion(dataset=dataset, qid=qid, doc=doc)
-    try:
-        for key in ("question", "answer", "evidence_pages"):
-            if key not in record:
-                raise DataError(f"field {key!r} missing")
-        if not isinstance(record["question"], str) or not record["question"].strip():
-            raise DataError("question is empty or not text")
-        q.question, q.answer = record["question"].strip(), _gold(record["answer"])
-        q.evidence = _pages_1based(record["evidence_pages"], dataset)
-        if fmt_infer:
-            q.answer_format = infer_format(record["answer"])
-        else:
-            q.answer_format = str(record.get(fmt_key, ""))
-            if q.answer_format not in FORMATS:
-                raise DataError(f"answer_format {q.answer_format!r} not one of {', '.join(FORMATS)}")
-    except (DataError, ValueError, SyntaxError, TypeError) as exc:
-        q.error = f"malformed {dataset} record {qid}: {exc}"
-    return q
-
-
-def infer_format(answer) -> str:
-    """SlideVQA has no answer format: Integer / Float for numbers (also "1,840", "12.5"), else String."""
-    if isinstance(answer, bool):
-        return "String"
-    if isinstance(answer, int):
-        return "Integer"
-    if isinstance(answer, float):
-        return "Float"
-    text = str(answer).strip().replace(",", "")
-    if re.fullmatch(r"-?\d+", text):
-        return "Integer"
-    if re.fullmatch(r"-?\d*\.\d+", text):
-        return "Float"
-    return "String"
-
-
-def _read_json_records(path: Path) -> list:
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                rows.append(DataError(f"{path.name} line {n} is not JSON: {exc.msg}"))
-        return rows
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, list):
-        raise DataError(f"{path} must hold a list of records")
-    return data
-
-
-def _records(dataset: str, rows: list, make: Callable[[int, dict], BenchQuestion]) -> list[BenchQuestion]:
-    out = []
-    for i, row in enumerate(rows):
-        if isinstance(row, Exception) or not isinstance(row, dict):
-            reason = str(row) if isinstance(row, Exception) else f"record is a {type(row).__name__}, not an object"
-            out.append(BenchQuestion(dataset=dataset, qid=f"#{i}", doc="", error=f"malformed {dataset} record "
-                                                                                   f"#{i}: {reason}"))
-            continue
-        out.append(make(i, row))
-    return out
-
-
-def render_pdf_pages(pdf: Path, ctx: SuiteContext) -> BenchDoc:
-    """A PDF's pages as images (rendered once into OUT/pdf_pages/<hash>/ with ingest's renderer)."""
-    from mmprolong.ingest.config import IngestConfig
-    from mmprolong.ingest.pdf import SkipReport, doc_id_of, read_pdf_bytes, render_document
-
-    config = IngestConfig(min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels, max_dpi=ctx.config.pdf_max_dpi)
-    data = read_pdf_bytes(pdf, config)
-    if isinstance(data, str):
-        return BenchDoc(pdf.name, [], error=f"PDF {pdf}: {data}")
-    digest = doc_id_of(data)
-    folder = ctx.out_dir / "pdf_pages" / f"{digest}-{config.max_dpi:g}-{ctx.min_pixels}-{ctx.max_pixels}"
-    marker = folder / "pages.json"
-    if not marker.is_file():
-        pages = []
-        for record in render_document(data, pdf.name, config):
-            if isinstance(record, SkipReport):
-                return BenchDoc(pdf.name, [], error=f"PDF {pdf}: page {record.page}: {record.reason}")
-            path = folder / f"{record.page_index:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(record.image)
-            pages.append(path.name)
-        marker.write_text(json.dumps(pages))
-    names = json.loads(marker.read_text())
-    images = [file_image(folder / n, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels,
-                         key=f"pdf:{digest}/{i}@{config.max_dpi:g}") for i, n in enumerate(names)]
-    return BenchDoc(pdf.name, images)
-
-
-def load_mmlongbench_doc(root: Path, ctx: SuiteContext) -> BenchSet:
-    dataset = "mmlongbench-doc"
-    samples = _first(root, "samples.json", "data/samples.json")
-    if samples is None:
-        raise DataError(f"{root}: no samples.json (MMLongBench-Doc layout: samples.json + documents/*.pdf)")
-    documents = next((d for d in (samples.parent / "documents", root / "documents") if d.is_dir()), root)
-
-    def make(i: int, row: dict) -> BenchQuestion:
-        return _question(dataset, f"{i}", str(row.get("doc_id", "")), row, "answer_format")
-
-    questions = _records(dataset, _read_json_records(samples), make)
-    docs = {}
-    for name in sorted({q.doc for q in questions if q.doc}):
-        pdf = documents / name
-        docs[name] = render_pdf_pages(pdf, ctx) if pdf.is_file() else BenchDoc(name, [], f"PDF {pdf} not found")
-    return BenchSet(dataset, docs, questions)
-
-
-_PNG_PAGE = re.compile(r"^(.+)_(\d+)\.png$")
-
-
-def load_longdocurl(root: Path, ctx: SuiteContext) -> BenchSet:
-    dataset = "longdocurl"
-    qa = _first(root, "LongDocURL.jsonl") or next(iter(sorted(root.glob("*.jsonl"))), None)
-    if qa is None:
-        raise DataError(f"{root}: no LongDocURL.jsonl (LongDocURL layout: LongDocURL.jsonl + pdf_pngs/)")
-    pngs: dict[str, dict[int, Path]] = {}
-    for path in sorted(root.rglob("*.png")):
-        match = _PNG_PAGE.match(path.name)
-        if match:
-            pngs.setdefault(match.group(1), {})[int(match.group(2))] = path
-
-    totals: dict[str, int] = {}
-
-    def make(i: int, row: dict) -> BenchQuestion:
-        doc = str(row.get("doc_no", ""))
-        if isinstance(row.get("total_pages"), int):
-            totals[doc] = max(totals.get(doc, 0), row["total_pages"])
-        return _question(dataset, str(row.get("question_id", f"#{i}")), doc, row, "answer_format")
-
-    questions = _records(dataset, _read_json_records(qa), make)
-    docs = {}
-    for name in sorted({q.doc for q in questions if q.doc}):
-        pages = pngs.get(name, {})
-        if not pages:
-            pdf = next(iter(sorted(root.rglob(f"{name}.pdf"))), None)
-            docs[name] = (render_pdf_pages(pdf, ctx) if pdf else
-                          BenchDoc(name, [], f"no page images {name}_<i>.png and no {name}.pdf under {root}"))
-            continue
-        total = totals.get(name, max(pages) + 1)
-        missing = [i for i in range(total) if i not in pages]
-        docs[name] = (BenchDoc(name, [], f"page image {name}_{missing[0]}.png is missing ({len(missing)} of {total})")
-                      if missing else _file_doc(name, [pages[i] for i in range(total)], root, ctx))
-    return BenchSet(dataset, docs, questions)
-
-
-def _file_doc(name: str, paths: Sequence[Path], root: Path, ctx: SuiteContext) -> BenchDoc:
-    try:
-        images = [file_image(p, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels,
-                             key=f"file:{p.relative_to(root).as_posix()}:{p.stat().st_size}") for p in paths]
-    except DataError as exc:
-        return BenchDoc(name, [], str(exc))
-    return BenchDoc(name, images)
-
-
-_SLIDE_NUMBER = re.compile(r"(\d+)")
-
-
-def load_slidevqa(root: Path, ctx: SuiteContext) -> BenchSet:
-    dataset = "slidevqa"
-    qa_dir = root / "annotations" / "qa"
-    files = [qa_dir / "test.jsonl"] if (qa_dir / "test.jsonl").is_file() else sorted(qa_dir.glob("*.jsonl"))
-    if not files:
-        raise DataError(f"{root}: no annotations/qa/*.jsonl (SlideVQA layout: annotations/qa + images/<split>/)")
-
-    def make(i: int, row: dict) -> BenchQuestion:
-        return _question(dataset, str(row.get("qa_id", f"#{i}")), str(row.get("deck_name", "")), row, None,
-                         fmt_infer=True)
-
-    questions = _records(dataset, [r for f in files for r in _read_json_records(f)], make)
-    docs = {}
-    for name in sorted({q.doc for q in questions if q.doc}):
-        folders = sorted(p for p in (root / "images").glob(f"*/{name}") if p.is_dir())
-        slides = sorted((p for p in folders[0].iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")),
-                        key=_slide_key) if folders else []
-        docs[name] = _file_doc(name, slides, root, ctx) if slides else BenchDoc(
-            name, [], f"no slide images in {root / 'images'}/<split>/{name}/")
-    return BenchSet(dataset, docs, questions)
-
-
-def _slide_key(path: Path):
-    match = _SLIDE_NUMBER.search(path.stem)
-    return (int(match.group(1)) if match else 1 << 30, path.name)
-
-
-LOADERS = {"mmlongbench-doc": load_mmlongbench_doc, "longdocurl": load_longdocurl, "slidevqa": load_slidevqa}
-
-
-def load_dataset(dataset: str, root: Path, ctx: SuiteContext) -> BenchSet:
-    if not root.is_dir():
-        raise DataError(f"{dataset}: folder {root} not found (write_docvqa_samples makes a small one)")
-    return LOADERS[dataset](root, ctx)
+def render_cache(config) -> Path:
+    """Where rendered PDF pages and extracted slides are kept between runs."""
+    return Path(config.render_cache_dir) if config.render_cache_dir else Path(config.data_dir) / ".mmprolong-cache"
 
 
 # --- cut or pad to a length --------------------------------------------------------------------------------
@@ -326,15 +88,16 @@ def _pages(ctx: SuiteContext, name: str, images: Sequence[ItemImage]) -> list[_P
 def fit_document(main: list[_Page], evidence: Sequence[int], pool: Sequence[list[_Page]],
                  budget: int) -> tuple[list[_Page], list[_Page], list[_Page]] | str:
     """(left padding, kept document pages, right padding) whose costs sum to at most ``budget``, or the reason
-    none fits. Cutting drops the non-evidence pages farthest from the evidence; padding alternates left/right
-    by whole documents (left takes a document's last pages first, right its first pages)."""
+    none fits. ``evidence`` are positions in ``main``. Cutting drops the non-evidence pages farthest from the
+    evidence; padding alternates left/right by whole documents (left takes a document's last pages first,
+    right its first pages)."""
     if budget <= 0:
-        return f"the prompt without pages already takes {-budget} tokens more than the length"
+        return f"{PROMPT_TOO_LONG}: the prompt without pages already takes {-budget} tokens more than the length"
     keep = set(range(len(main)))
     used = sum(p.cost for p in main)
     needed = sum(main[e].cost for e in evidence)
     if needed > budget:
-        return f"the evidence pages alone take {needed} tokens, more than the {budget} left for pages"
+        return f"{EVIDENCE_TOO_LONG}: the evidence pages alone take {needed} tokens, more than the {budget} left"
     if used > budget:
         anchors = list(evidence) or [0]
         order = sorted((i for i in keep if i not in set(evidence)),
@@ -357,83 +120,111 @@ def fit_document(main: list[_Page], evidence: Sequence[int], pool: Sequence[list
     return list(reversed(left)), list(main), right
 
 
-# --- items -------------------------------------------------------------------------------------------------
+@dataclass
+class _Fit:
+    """A question fitted to one length, before any item (and any pixel) exists."""
+
+    left: list[_Page]
+    kept: list[_Page]
+    right: list[_Page]
+    question: str  # the last text part
+    tokens: int
+    tolerance: int
+    notes: list[str] = field(default_factory=list)
 
 
-def build_items(ctx: SuiteContext) -> list[EvalItem]:
-    """Per dataset: the same questions (``max_questions``, seeded) at every length."""
-    config = ctx.config
-    store_docs = _store_pool(ctx) if config.store_dir else []
-    items = []
-    for dataset in config.datasets:
-        metric = "mmlongbench-docqa" if config.docvqa_metric == "mmlongbench" else NATIVE_METRIC[dataset]
-        try:
-            bench = load_dataset(dataset, Path(config.data_dir) / dataset, ctx)
-        except (DataError, OSError, ValueError) as exc:
-            items += [error_item(suite="docvqa", task=dataset, length=n, depth=NO_DEPTH, metric=metric,
-                                 error=f"cannot read {dataset}: {exc}") for n in config.lengths]
-            continue
-        pages = {name: _pages(ctx, name, doc.pages) for name, doc in bench.docs.items() if not doc.error}
-        questions = _select(bench.questions, config.max_questions, rng_for("docvqa-select", config.seed, dataset))
-        for q in questions:
-            for length in config.lengths:
-                items.append(_build_one(ctx, bench, pages, store_docs, q, length, metric))
-    return items
+@dataclass
+class _Question:
+    """A question with what every length shares: its pages, evidence positions among them, padding order."""
+
+    q: BenchQuestion
+    main: list[_Page]
+    evidence: list[int]  # positions in main
+    pool: list[list[_Page]]
+    window: bool
+    notes: list[str]
+    question: str  # the last text part
+    fixed: int  # tokens of everything but the pages: an item has fixed + its pages' costs (counts add up)
 
 
-def _select(questions: list[BenchQuestion], limit: int, rng) -> list[BenchQuestion]:
-    if limit < 0 or limit >= len(questions):
-        return questions
-    return [questions[i] for i in sorted(rng.sample(range(len(questions)), limit))]
-
-
-def _store_pool(ctx: SuiteContext) -> list[list[_Page]]:
-    store = ctx.store
-    return [_pages(ctx, store.sources.get(d, d), store.pages[d]) for d in store.doc_ids]
-
-
-def _build_one(ctx: SuiteContext, bench: BenchSet, pages: dict[str, list[_Page]], store_docs, q: BenchQuestion,
-               length: int, metric: str) -> EvalItem:
-    meta = {"dataset": bench.dataset, "qid": q.qid, "doc": q.doc, "evidence_pages": [e + 1 for e in q.evidence]}
-
-    def fail(reason: str) -> EvalItem:
-        return error_item(suite="docvqa", task=bench.dataset, length=length, depth=NO_DEPTH, metric=metric,
-                          question=q.question, answers=[q.answer], answer_format=q.answer_format or "String",
-                          error=reason, metadata=meta)
-
+def _prepare(ctx: SuiteContext, bench: BenchSet, pages: dict[str, list[_Page]], store_docs: list[list[_Page]],
+             q: BenchQuestion) -> _Question | str:
     if q.error:
-        return fail(q.error)
+        return q.error
     doc = bench.docs.get(q.doc)
     if doc is None or doc.error:
-        return fail(doc.error if doc else f"document {q.doc!r} not found")
-    main = pages[q.doc]
-    if any(e >= len(main) for e in q.evidence):
-        return fail(f"evidence page {max(q.evidence) + 1} is beyond the document's {len(main)} pages")
+        return doc.error if doc else f"{NO_DOCUMENT}: document {q.doc!r} not found"
+    main, notes = pages[q.doc], list(q.notes)
+    beyond = [e + 1 for e in q.evidence if e >= len(main)]
+    if beyond:  # MMLongBench-Doc has five such records; its scorer, which never looks at pages, scores them
+        notes.append(f"evidence pages {beyond} are beyond the document's {len(main)} pages: left out")
+    evidence = [e for e in q.evidence if e < len(main)]
+    window = bench.dataset == "longdocurl" and ctx.config.longdocurl_pages == "window"
+    if window and q.window is None:
+        notes.append("no start_end_idx: the whole document is the window")
+    if window and q.window is not None:
+        first, last = q.window[0], min(q.window[1], len(main) - 1)
+        if first > last:
+            return (f"{NO_DOCUMENT}: the window {first + 1}-{q.window[1] + 1} starts after the document's "
+                    f"{len(main)} pages")
+        if last < q.window[1]:
+            notes.append(f"the window {first + 1}-{q.window[1] + 1} ends after the document's {len(main)} pages")
+        outside = [e + 1 for e in evidence if not first <= e <= last]
+        if outside:
+            notes.append(f"evidence pages {outside} lie outside the window {first + 1}-{last + 1}: left out")
+        main, evidence = main[first:last + 1], [e - first for e in evidence if first <= e <= last]
+    pool: list[list[_Page]] = []
+    if not window:
+        pool = [p for name, p in sorted(pages.items()) if name != q.doc] + list(store_docs)
+        rng_for("docvqa-pad", ctx.config.seed, bench.dataset, q.qid).shuffle(pool)
     question = (f"\n\nBased on Document {doc_label(q.doc)}, answer the following question. {q.question}\n"
                 f"{INSTRUCTION}")
-    fixed = count(ctx.template, [question], [q.answer])
-    pool = [p for name, p in sorted(pages.items()) if name != q.doc] + list(store_docs)
-    rng_for("docvqa-pad", ctx.config.seed, bench.dataset, q.qid).shuffle(pool)
-    fitted = fit_document(main, q.evidence, pool, length - fixed)
+    return _Question(q, main, evidence, pool, window, notes, question, count(ctx.template, [question], [q.answer]))
+
+
+def _fit(ctx: SuiteContext, prepared: _Question, length: int, max_cost: int) -> _Fit | str:
+    fitted = fit_document(prepared.main, prepared.evidence, prepared.pool, length - prepared.fixed)
     if isinstance(fitted, str):
-        return fail(f"cannot fit {length} tokens: {fitted}")
+        reason, detail = fitted.split(": ", 1)
+        return f"{reason}: at {format_length(length)}, {detail}"
     left, kept, right = fitted
-    sequence = left + kept + right
+    tokens = prepared.fixed + sum(p.cost for p in left + kept + right)
+    tolerance = ctx.config.length_tolerance if ctx.config.length_tolerance >= 0 else max_cost
+    if not prepared.window and tokens < length - tolerance:
+        return (f"{SHORT}: at {format_length(length)}, the document and every padding page reach {tokens} tokens "
+                f"(tolerance {tolerance}); add documents or a store_dir")
+    return _Fit(left, kept, right, prepared.question, tokens, tolerance, prepared.notes)
+
+
+def _item(ctx: SuiteContext, dataset: str, metric: str, q: BenchQuestion, length: int, fit: _Fit,
+          window: bool) -> EvalItem:
     parts: list = []
-    for page in sequence:
+    for page in fit.left + fit.kept + fit.right:
         parts += [page.label, page.image]
-    parts.append(question)
-    evidence = [len(left) + i for i, p in enumerate(kept) if p.index in set(q.evidence)]
-    tolerance = ctx.tolerance([p.cost for p in main] + [p.cost for doc_pages in pool for p in doc_pages])
-    item = finish_item(ctx, suite="docvqa", task=bench.dataset, length=length, depth=NO_DEPTH, parts=parts,
+    parts.append(fit.question)
+    evidence_pages = set(q.evidence)
+    evidence = [len(fit.left) + i for i, p in enumerate(fit.kept) if p.index in evidence_pages]
+    meta = {**_meta(q), "kept_pages": [p.index + 1 for p in fit.kept], "left_docs": _docs_of(fit.left),
+            "right_docs": _docs_of(fit.right), "tolerance": fit.tolerance}
+    if fit.notes:
+        meta["notes"] = fit.notes
+    if window:
+        meta["window"] = True
+    item = finish_item(ctx, suite="docvqa", task=dataset, length=length, depth=NO_DEPTH, parts=parts,
                        question=q.question, answers=[q.answer], answer_format=q.answer_format, metric=metric,
-                       evidence=evidence, metadata={**meta, "kept_pages": [p.index + 1 for p in kept],
-                                                    "left_docs": _docs_of(left), "right_docs": _docs_of(right),
-                                                    "tolerance": tolerance})
-    if not length - tolerance <= item.tokens <= length:
-        return fail(f"not enough pages to pad the document to {length} tokens: reached {item.tokens} "
-                    f"(tolerance {tolerance}); add documents or a store_dir")
+                       evidence=evidence, metadata=meta)
+    assert item.tokens == fit.tokens, (item.tokens, fit.tokens)  # the fit's arithmetic is the item's count
     return item
+
+
+def _meta(q: BenchQuestion) -> dict:
+    return {"dataset": q.dataset, "qid": q.qid, "doc": q.doc, "evidence_pages": [e + 1 for e in q.evidence]}
+
+
+def _failed(dataset: str, metric: str, q: BenchQuestion, length: int, reason: str) -> EvalItem:
+    return error_item(suite="docvqa", task=dataset, length=length, depth=NO_DEPTH, metric=metric,
+                      question=q.question, answers=[q.answer] if q.answer else [],
+                      answer_format=q.answer_format or "String", error=reason, metadata=_meta(q))
 
 
 def _docs_of(pages: Sequence[_Page]) -> list[str]:
@@ -441,4 +232,86 @@ def _docs_of(pages: Sequence[_Page]) -> list[str]:
     for p in pages:
         if not out or out[-1] != p.doc:
             out.append(p.doc)
+    return out
+
+
+# --- items -------------------------------------------------------------------------------------------------
+
+
+def build_items(ctx: SuiteContext) -> list[EvalItem]:
+    """Per dataset: the same questions (``max_questions``, seeded, among those that fit every length) at every
+    length, and an error item per length for each record that cannot be asked."""
+    config = ctx.config
+    if config.docvqa_source == "mmlongbench":
+        from mmprolong.eval.suites.docvqa_prebuilt import build_items as build_prebuilt
+
+        return build_prebuilt(ctx)
+    cache = render_cache(config)
+    pdfs = PdfPages(cache, max_dpi=config.pdf_max_dpi, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels)
+    sources = Sources(ctx.min_pixels, ctx.max_pixels, pdfs, cache)
+    store_docs = _store_pool(ctx) if config.store_dir else []
+    items: list[EvalItem] = []
+    for dataset in config.datasets:
+        metric = metric_of(config, dataset)
+        try:
+            bench = load_dataset(dataset, Path(config.data_dir), sources)
+        except (DataError, OSError, ValueError) as exc:
+            ctx.records |= {(dataset, n): 0 for n in config.lengths}
+            items += [error_item(suite="docvqa", task=dataset, length=n, depth=NO_DEPTH, metric=metric,
+                                 error=f"{UNREADABLE}: cannot read {dataset}: {exc}") for n in config.lengths]
+            continue
+        ctx.records |= {(dataset, n): len(bench.questions) for n in config.lengths}
+        items += _dataset_items(ctx, bench, store_docs, metric)
+    return _render(items, pdfs)
+
+
+def _dataset_items(ctx: SuiteContext, bench: BenchSet, store_docs: list[list[_Page]], metric: str) -> list[EvalItem]:
+    config = ctx.config
+    pages = {name: _pages(ctx, name, doc.pages) for name, doc in bench.docs.items() if not doc.error}
+    max_cost = max((p.cost for doc in [*pages.values(), *store_docs] for p in doc), default=0)
+    plans: list[tuple[_Question, list[_Fit]] | str] = []
+    for q in bench.questions:
+        prepared = _prepare(ctx, bench, pages, store_docs, q)
+        if isinstance(prepared, str):
+            plans.append(prepared)
+            continue
+        fits = [_fit(ctx, prepared, n, max_cost) for n in config.lengths]
+        failure = next((f for f in fits if isinstance(f, str)), None)
+        plans.append((prepared, fits) if failure is None else failure)
+    candidates = [i for i, plan in enumerate(plans) if not isinstance(plan, str)]
+    chosen = set(_select(candidates, config.max_questions, rng_for("docvqa-select", config.seed, bench.dataset)))
+    items = []
+    for i, (q, plan) in enumerate(zip(bench.questions, plans)):
+        if isinstance(plan, str):
+            items += [_failed(bench.dataset, metric, q, n, plan) for n in config.lengths]
+        elif i in chosen:
+            prepared, fits = plan
+            items += [_item(ctx, bench.dataset, metric, q, n, fit, prepared.window)
+                      for n, fit in zip(config.lengths, fits)]
+    return items
+
+
+def _select(candidates: list[int], limit: int, rng) -> list[int]:
+    if limit < 0 or limit >= len(candidates):
+        return candidates
+    return sorted(rng.sample(candidates, limit))
+
+
+def _store_pool(ctx: SuiteContext) -> list[list[_Page]]:
+    store = ctx.store
+    return [_pages(ctx, store.sources.get(d, d), store.pages[d]) for d in store.doc_ids]
+
+
+def _render(items: list[EvalItem], pdfs: PdfPages) -> list[EvalItem]:
+    """Draw the PDF pages the items show; an item whose page cannot be drawn becomes an error item."""
+    failed = pdfs.render(image for item in items if not item.error for image in item.images)
+    if not failed:
+        return items
+    out = []
+    for item in items:
+        bad = next((failed[im.path] for im in item.images if im.path in failed), None)
+        out.append(item if bad is None else error_item(
+            suite=item.suite, task=item.task, length=item.length, depth=item.depth, metric=item.metric,
+            question=item.question, answers=item.answers, answer_format=item.answer_format,
+            error=f"{RENDER_FAILED}: {bad}", metadata=json.loads(item.metadata)))
     return out

@@ -1,14 +1,15 @@
 """A small generated docvqa set in the three released layouts, for tests and smoke runs (nothing downloaded).
 
-``write_docvqa_samples(out_dir)`` writes::
+``write_docvqa_samples(out_dir)`` writes the repositories' layouts as a clone gives them::
 
-    mmlongbench-doc/samples.json + documents/<name>.pdf           (PDFs drawn with reportlab, invariant bytes)
-    longdocurl/LongDocURL.jsonl  + pdf_pngs/4000-4999/<dddd>/<doc_no>_<i>.png
-    slidevqa/annotations/qa/test.jsonl + images/test/<deck>/slide-<n>-1024.jpg
+    MMLongBench-Doc/data/samples.json + data/documents/<name>.pdf   (PDFs drawn with reportlab, invariant bytes)
+    LongDocURL/data/LongDocURL.jsonl  + data/pdf_pngs/4000-4999/<dddd>/<doc_no>_<i>.png
+    SlideVQA/annotations/qa/test.jsonl + images/test/<deck>/<deck>-<n>-1024.jpg   (deck names start with a digit)
 
 Each document's pages state facts ("The budget of Northwind is 1840."); the questions ask for them in each
-benchmark's answer formats (integer, float, string, list, and unanswerable for MMLongBench-Doc), with 1-based
-evidence pages as the benchmarks number them. Same seed, same files.
+benchmark's answer formats (integer, float, string, list, and unanswerable for MMLongBench-Doc; a table-row list
+of objects for LongDocURL), with 1-based evidence pages as the benchmarks number them, and LongDocURL's page
+window around the evidence. Same seed, same files.
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ def _questions(rng: random.Random, facts, *, unanswerable: bool) -> list[dict]:
     return out
 
 
+def _row_question(facts) -> dict:
+    """A LongDocURL-style table-row answer: a list of one object, the first number fact as a row."""
+    p, (entity, attr, _, value) = next((p, f) for p, page in enumerate(facts) for f in page if isinstance(f[3], int))
+    return {"question": f"Give the row (entity and {attr}) for {entity} on page {p + 1}.",
+            "answer": [{"Entity": entity, attr.capitalize(): value}], "fmt": "list", "pages": [p + 1]}
+
+
+def _window(pages: list[int], total: int) -> list[int]:
+    """LongDocURL's start_end_idx: the 1-based pages the question was written on, one page around the evidence."""
+    return [max(1, min(pages) - 1), min(total, max(pages) + 1)] if pages else [1, total]
+
+
 def _page_lines(title: str, page: int, facts) -> list[str]:
     return [f"{title} - page {page + 1}"] + [f[2] for f in facts] + [FILLER]
 
@@ -131,56 +144,57 @@ def write_docvqa_samples(out_dir: str | Path, *, seed: int = 0, docs: int = 3, p
     rng = random.Random(seed)
     made = {}
 
-    root = out / "mmlongbench-doc"
+    root = out / "MMLongBench-Doc"
     samples = []
     for d in range(docs):
         name = f"report-{seed}-{d}.pdf"
         facts = _doc_facts(rng, pages)
-        _write_pdf(root / "documents" / name, f"Annual report {d}", facts, page_size)
+        _write_pdf(root / "data" / "documents" / name, f"Annual report {d}", facts, page_size)
         for q in _questions(rng, facts, unanswerable=True):
             answer = (str(q["answer"]) if q["fmt"] != "list" else repr(q["answer"]))
             samples.append({"doc_id": name, "doc_type": "Research report / Introduction", "question": q["question"],
                             "answer": answer, "evidence_pages": str(q["pages"]),
                             "evidence_sources": "['Pure-text (Plain-text)']" if q["pages"] else "[]",
                             "answer_format": MMLB_FORMAT[q["fmt"]]})
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "samples.json").write_text(json.dumps(samples, indent=4) + "\n")
+    (root / "data" / "samples.json").write_text(json.dumps(samples, indent=4) + "\n")
     made["mmlongbench-doc"] = root
 
-    root = out / "longdocurl"
+    root = out / "LongDocURL"
     rows = []
     for d in range(docs):
         doc_no = f"40{seed % 10}{d:04d}"
-        folder = root / "pdf_pngs" / "4000-4999" / doc_no[:4]
+        folder = root / "data" / "pdf_pngs" / "4000-4999" / doc_no[:4]
         facts = _doc_facts(rng, pages)
         folder.mkdir(parents=True, exist_ok=True)
         for p, page_facts in enumerate(facts):
             _draw_page(_page_lines(f"Survey {d}", p, page_facts), page_size).save(
                 folder / f"{doc_no}_{p}.png", format="PNG")
-        for n, q in enumerate(_questions(rng, facts, unanswerable=False)):
-            rows.append({"question_id": f"gen_{doc_no}_{n}", "doc_no": doc_no, "total_pages": pages,
-                         "start_end_idx": [1, pages], "question_type": "extract", "question": q["question"],
+        for n, q in enumerate(_questions(rng, facts, unanswerable=False) + [_row_question(facts)]):
+            first, last = _window(q["pages"], pages)
+            rows.append({"question_id": f"gen_{doc_no}_{first}_{last}_{n}", "doc_no": doc_no, "total_pages": pages,
+                         "start_end_idx": [first, last], "question_type": "extract", "question": q["question"],
                          "answer": q["answer"], "detailed_evidences": "", "evidence_pages": q["pages"],
                          "evidence_sources": ["Text"], "answer_format": LDU_FORMAT[q["fmt"]],
                          "task_tag": "Understanding",
-                         "images": [f"pdf_pngs/4000-4999/{doc_no[:4]}/{doc_no}_{p}.png" for p in range(pages)],
-                         "pdf_path": ""})
-    (root / "LongDocURL.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+                         "images": [f"/data/pdf_pngs/4000-4999/{doc_no[:4]}/{doc_no}_{p}.png"
+                                    for p in range(first - 1, last)],
+                         "pdf_path": f"/data/ccpdf_zip/4000-4999/{doc_no}.pdf"})
+    (root / "data" / "LongDocURL.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     made["longdocurl"] = root
 
-    root = out / "slidevqa"
+    root = out / "SlideVQA"
     rows = []
     for d in range(docs):
-        deck = f"deck-{seed}-{d}"
+        deck = f"{d + 1}-annual-review-{seed}"  # a deck name with numbers, as many real ones have
         folder = root / "images" / "test" / deck
         folder.mkdir(parents=True, exist_ok=True)
         facts = _doc_facts(rng, pages)
         urls = []
         for p, page_facts in enumerate(facts):
-            name = f"slide-{p + 1}-1024.jpg"
+            name = f"{deck}-{p + 1}-1024.jpg"
             _draw_page(_page_lines(f"Deck {d}", p, page_facts), page_size).save(folder / name, format="JPEG",
                                                                                  quality=90)
-            urls.append(f"https://example.invalid/{deck}/{name}")
+            urls.append(f"https://image.example.invalid/{deck}/95/{name}")
         for n, q in enumerate(q for q in _questions(rng, facts, unanswerable=False) if q["fmt"] != "list"):
             rows.append({"deck_name": deck, "deck_url": f"https://example.invalid/{deck}", "image_urls": urls,
                          "qa_id": d * 100 + n, "question": q["question"], "answer": str(q["answer"]),
