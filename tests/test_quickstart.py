@@ -71,7 +71,9 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         for cell in niah.values():
             assert cell["n"] == 5  # 5 depths x 1 needle
             assert 0 <= cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] <= 1
-        assert set(saved["scores"][model]["synth-heldout"]) == {"extract-single", "extract-multi", "reasoning"}
+        heldout = saved["scores"][model]["synth-heldout"]
+        assert set(heldout) == {"extract-single", "extract-multi", "reasoning"}
+        assert all(cell["n"] == 4 for task in heldout.values() for cell in task.values())  # 4 depths x 1
     report = (out / "report.md").read_text()
     cell = saved["scores"]["trained"]["niah"]["single"]["2048"]
     shown = f"{100 * cell['accuracy']:.1f} [{100 * cell['ci95'][0]:.1f}, {100 * cell['ci95'][1]:.1f}] (n=5)"

@@ -302,9 +302,10 @@ def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, l
                             items_per_cell=plan.niah_items, store_dir=str(store), max_new_tokens=12, seed=seed,
                             label=label)
     else:
-        config = EvalConfig(suite="synth-heldout", lengths=plan.heldout_lengths, store_dir=str(store),
-                            heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction,
-                            items_per_cell=plan.heldout_items, max_new_tokens=24, seed=seed, label=label)
+        from mmprolong.eval.config import heldout_config
+
+        config = heldout_config(plan.heldout_lengths, plan.heldout_items, store_dir=str(store), seed=seed,
+                                heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction, label=label)
     return api.evaluate(model, run_dir, config, show_progress=False)
 
 

@@ -142,6 +142,7 @@ def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress
     ``scores[suite][task][length] = {accuracy, n, ci95}``."""
     from mmprolong import api
     from mmprolong.eval import EvalConfig
+    from mmprolong.eval.config import heldout_config
 
     lengths = [recipe.window, 2 * recipe.window, 4 * recipe.window]
     settings = {"niah_items_per_cell": 2, "heldout_items": 10, "depth_steps": 5, **recipe.eval}
@@ -150,9 +151,8 @@ def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress
         "niah": EvalConfig(suite="niah", lengths=lengths, depth_steps=settings["depth_steps"], needles=[1],
                            items_per_cell=settings["niah_items_per_cell"], store_dir=str(out / "store"),
                            max_new_tokens=12, label="starting point"),
-        "synth-heldout": EvalConfig(suite="synth-heldout", lengths=lengths, store_dir=str(out / "store"),
-                                    heldout_fraction=heldout, items_per_cell=settings["heldout_items"],
-                                    max_new_tokens=24, label="starting point")}
+        "synth-heldout": heldout_config(lengths, settings["heldout_items"], store_dir=str(out / "store"),
+                                        heldout_fraction=heldout, label="starting point")}
     for suite, config in configs.items():
         api.evaluate(model, out / f"eval-{suite}", config, show_progress=show_progress)
     return {suite: scores_of(out / f"eval-{suite}") for suite in configs}

@@ -64,6 +64,16 @@ def depth_grid(steps: int) -> list[float]:
     return [round(i / (steps - 1), 6) for i in range(steps)]
 
 
+HELDOUT_DEPTHS = 4  # evidence at 0, 1/3, 2/3 and 1 of the context
+
+
+def heldout_config(lengths: list[int], items: int, **fields) -> EvalConfig:
+    """synth-heldout at ``lengths`` with about ``items`` questions per task and length (rounded up to a multiple of
+    the 4 depths they are spread over)."""
+    return EvalConfig(suite="synth-heldout", lengths=lengths, depth_steps=HELDOUT_DEPTHS,
+                      items_per_cell=max(1, -(-items // HELDOUT_DEPTHS)), max_new_tokens=24, **fields)
+
+
 @dataclass(kw_only=True)
 class EvalConfig(Config):
     """Settings of the eval stage (model x suite -> results table and plots)."""
@@ -105,7 +115,8 @@ class EvalConfig(Config):
     heldout_tasks: list[str] = field(default_factory=lambda: ["extract-single", "extract-multi", "reasoning"],
                                      help="synth-heldout: synth tasks to ask (extract-single, extract-multi, "
                                           "aggregate, reasoning)")
-    truth_dir: str | None = field(None, help="synth-heldout: folder of the corpus' *.truth.json files (optional)")
+    truth_dir: str | None = field(None, help="synth-heldout: folder of the corpus' *.truth.json files; none: the "
+                                             "folder the store was ingested from, as synth does")
     length_tolerance: int = field(-1, help="an item may be this many tokens short of its length; -1 = one page "
                                            "(the largest page span that could have been added)")
     min_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "

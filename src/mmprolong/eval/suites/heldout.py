@@ -12,6 +12,8 @@ score by the answer's format.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mmprolong.eval.config import depth_grid
 from mmprolong.eval.items import EvalItem, error_item
 from mmprolong.eval.suites.common import SuiteContext, finish_item, pick_fillers, rng_for
@@ -28,7 +30,7 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
     from mmprolong.synth.generators.truth import TruthGenerator
 
     config = ctx.config
-    docs = ctx.store.documents(truth_dir=config.truth_dir)
+    docs = ctx.store.documents(truth_dir=config.truth_dir or _ingested_folder(config.store_dir))
     _, held_ids = heldout_split([d.doc_id for d in docs], config.heldout_fraction)
     held = [d for d in docs if d.doc_id in set(held_ids)]
     generator = FirstOf([TruthGenerator(), TextLayerGenerator()])
@@ -40,6 +42,15 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
                 for index in range(config.items_per_cell):
                     items.append(_build_one(ctx, docs, held, generator, tolerance, length, task, depth, index))
     return items
+
+
+def _ingested_folder(store_dir: str) -> str | None:
+    """The PDF folder the store was ingested from, where a generated corpus keeps its truth files (as synth
+    defaults to it, so held-out questions come from the generator that wrote the training data); None if gone."""
+    from mmprolong.synth.store import read_store_summary
+
+    folder = read_store_summary(store_dir).get("pdf_dir")
+    return folder if folder and Path(folder).is_dir() else None
 
 
 def _build_one(ctx: SuiteContext, docs, held, generator, tolerance: int, length: int, task: str, depth: float,
