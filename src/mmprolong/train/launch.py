@@ -22,17 +22,17 @@ def exit_rank(code: int) -> NoReturn:
     interpreter's teardown (``os._exit``), which can abort it.
 
     Why: a gloo process group's worker threads outlive Python. ``destroy_process_group`` does not stop them (gloo's
-    shutdown does nothing, and torch's DTensor caches keep the DeviceMesh, hence the group, alive), so they run
-    until the process ends. Such a worker frees each finished collective, and with it tensors whose Python objects
-    torch keeps alive from C++ once Python dropped them: ``~AsyncAllgatherWork`` -> ``decref_pyobject``, which takes
-    the GIL (seen with gdb in a 2-process train: 18 times per run, the last 0.2 s before ``Py_FinalizeEx``). If the
-    worker waits for the GIL when the main thread starts finalizing, CPython 3.11 ends the worker with
-    ``pthread_exit``; its forced unwinding reaches that noexcept destructor and calls ``std::terminate``:
-    "terminate called without an active exception", SIGABRT, exit 1 under torchrun. On a busy machine the worker
-    is descheduled long enough for that to happen now and then: the CI flake of
-    test_fsdp2_on_two_processes_matches_one_process (tests/train/test_launch.py reproduces it deterministically).
-    Without the teardown no thread is ever told to exit: every output is closed before this (run summary,
-    metrics, checkpoints, the final model), and stdout, stderr and the log handlers are flushed here.
+    shutdown does nothing, and torch's DTensor caches keep the DeviceMesh, hence the group, alive). Such a worker
+    frees each finished collective, and with it tensors whose Python objects torch keeps alive from C++ once Python
+    dropped them: ``~AsyncAllgatherWork`` -> ``decref_pyobject``, which takes the GIL (gdb on a 2-process train: 18
+    times per run, the last 0.2 s before ``Py_FinalizeEx``). A worker still waiting for the GIL when the main
+    thread starts finalizing is ended by CPython (3.11, 3.12) with ``pthread_exit``, whose forced unwinding reaches
+    that noexcept destructor and calls ``std::terminate``: "terminate called without an active exception",
+    SIGABRT, exit 1 under torchrun. It takes the worker's request to fall after the main thread's last bytecode and
+    before finalization, a short stretch unless the busy machine deschedules the main thread in it: the rare CI
+    flake of test_fsdp2_on_two_processes_matches_one_process (tests/train/test_launch.py forces it).
+    Without the teardown no thread is told to exit. Every output is closed before this (summary, metrics,
+    checkpoints, the final model); stdout, stderr and the log handlers are flushed here.
     """
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
