@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mmprolong.config import Config
 from mmprolong.errors import MMProLongError
-from mmprolong.train.launch import distributed_env
+from mmprolong.train.launch import distributed_env, exit_rank
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[Config]) -> None:
@@ -299,14 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: typing.Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    rank = distributed_env()["rank"]
-    level = logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING
-    logging.basicConfig(level=level, format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+    env = distributed_env()
+    level = logging.DEBUG if args.verbose else logging.INFO if env["rank"] == 0 else logging.WARNING
+    logging.basicConfig(level=level, format=f"%(asctime)s [rank {env['rank']}] %(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        code = args.func(args)
     except MMProLongError as exc:
         print(f"mmprolong: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
+    if env["world_size"] > 1:
+        exit_rank(code)  # a torchrun rank ends without interpreter teardown, which can abort it (see exit_rank)
+    return code
 
 
 if __name__ == "__main__":

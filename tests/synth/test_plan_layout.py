@@ -5,6 +5,7 @@ import random
 import pytest
 
 from mmprolong.errors import ConfigError
+from mmprolong.synth.build import fit_length, sample_lengths
 from mmprolong.synth.documents import DocumentView
 from mmprolong.synth.layout import layout_sample
 from mmprolong.synth.plan import (
@@ -12,6 +13,7 @@ from mmprolong.synth.plan import (
     bucket_weights,
     default_boundaries,
     make_buckets,
+    plan_cells,
     plan_units,
     planned_shares,
 )
@@ -46,6 +48,34 @@ def test_plan_splits_tokens_exactly_by_share():
     assert shares["share_by_task"] == pytest.approx({"extract-single": 0.8, "reasoning": 0.2})
     assert shares["share_by_bucket"] == pytest.approx({"1000-2000": 0.5, "2000-4000": 0.5})
     assert len({u.name for u in units}) == len(units)
+
+
+def test_cells_hold_whole_samples_and_keep_bucket_and_task_totals():
+    """The default 4 buckets over a 12-document store's budget: 20% reasoning of the 64K-128K bucket is less
+    than one sample; it is rounded to whole samples and the difference carried to shorter buckets."""
+    buckets = make_buckets(default_boundaries(131072))
+    tasks = {"extract-single": 0.4, "extract-multi": 0.4, "reasoning": 0.2}
+    budget = 913_300
+    cells = plan_cells(buckets, [0.25] * 4, tasks, budget)
+    assert all(tokens == 0 or tokens >= bucket.low for (bucket, _), tokens in cells.items())
+    assert [sum(cells[b, t] for t in tasks) for b in buckets] == [228_325] * 4
+    for task, share in tasks.items():
+        assert sum(cells[b, task] for b in buckets) == pytest.approx(budget * share, abs=1)
+    units = plan_units(buckets, [0.25] * 4, tasks, budget, 2_000_000)
+    assert sum(u.tokens for u in units) == budget and all(u.tokens >= u.bucket.low for u in units)
+
+
+@pytest.mark.parametrize("bucket", [Bucket(8192, 16384), Bucket(3072, 4097), Bucket(1, 4096)])
+def test_sample_lengths_fill_a_remainder_exactly(bucket):
+    rng = random.Random(0)
+    for _ in range(300):
+        remaining = rng.randrange(bucket.low, 40 * bucket.high)
+        lengths = sample_lengths(remaining, bucket, rng)
+        assert all(bucket.low <= n < bucket.high for n in lengths)
+        fits = any(k * bucket.low <= remaining <= k * (bucket.high - 1) for k in range(1, len(lengths) + 1))
+        assert sum(lengths) == remaining or not fits, (remaining, lengths)
+    assert fit_length(5000, 20_000, Bucket(8192, 16384)) == 8192  # leaves 11,808: one more sample
+    assert fit_length(15_000, 20_000, Bucket(8192, 16384)) == 11_808  # not 5,000: no sample is that short
 
 
 @pytest.fixture(scope="module")

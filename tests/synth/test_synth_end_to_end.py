@@ -58,6 +58,20 @@ def test_default_mixture_meets_its_plan(built):
     assert summary["tokens"] == sum(summary["tokens_by_bucket"].values())
 
 
+def test_each_bucket_and_task_is_filled_to_within_one_sample(built):
+    """Filled to token targets, not sample counts: every bucket ends within one of its shortest samples of its
+    planned tokens, every task within one sample of the shortest bucket, and summary.json reports those errors."""
+    _, summary = built
+    planned = summary["planned"]
+    for kind, limit in (("bucket", lambda name: _bounds(name)[0]), ("task", lambda name: BUCKETS[0])):
+        for name, target in planned[f"tokens_by_{kind}"].items():
+            error = summary[f"error_by_{kind}"][name]
+            assert error["tokens"] == summary[f"tokens_by_{kind}"][name] - target
+            assert abs(error["tokens"]) <= limit(name), (kind, name, error)
+            points = 100 * (summary[f"share_by_{kind}"][name] - planned[f"share_by_{kind}"][name])
+            assert error["share_points"] == pytest.approx(points, abs=1e-3)
+
+
 def test_lengths_are_exact_and_inside_their_buckets(built, store):
     data, _ = built
     template = ChatTemplate(load_tokenizer())

@@ -8,8 +8,13 @@ import os
 import subprocess
 import sys
 
+import torch
 import yaml
+from train_fixtures import make_samples, sample_images
 
+from mmprolong.train.collate import SampleEncoder, collate_packed
+from mmprolong.train.models import build_tiny_model
+from mmprolong.train.parallelize import apply_fsdp2, fsdp_units
 from mmprolong.train.run import train
 
 FLOAT64 = {"model.dtype": "float64"}
@@ -56,8 +61,9 @@ def test_fsdp2_on_two_processes_matches_one_process(train_config_mapping, make_t
     norm_diff = max(abs(x["grad_norm"] - y["grad_norm"]) for x, y in zip(a, b))
     assert loss_diff < 1e-10 and norm_diff < 1e-10, (loss_diff, norm_diff)
     assert [x["tokens"] for x in a] == [y["tokens"] for y in b]
-    # The final model, gathered from the FSDP2 shards, equals the one-process model.
+    # The final model, gathered from the FSDP2 shards, equals the one-process model, and decodes with a KV cache.
     assert max_weight_diff(one, two) < 1e-10
+    assert json.loads((two / "final" / "generation_config.json").read_text())["use_cache"] is True
 
 
 def test_sequence_parallel_on_two_processes_matches_one_process(train_config_mapping, make_train_config, tmp_path):
@@ -78,3 +84,37 @@ def test_sequence_parallel_on_two_processes_matches_one_process(train_config_map
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) < 1e-7
     assert max_weight_diff(one, two) < 1e-7
     assert "_attn_implementation" not in json.loads((two / "final" / "config.json").read_text())["text_config"]
+
+
+def test_fsdp2_blocks_get_float32_rotary_inputs_under_bfloat16(tokenizer, image_processor, page_store, template):
+    """With bfloat16 FSDP2 mixed precision, the vision blocks compute in bfloat16 but get the rotary cos/sin in
+    float32, as transformers and inference do (a block policy that casts its inputs rounds them to bfloat16)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    model = build_tiny_model(tokenizer, seed=0)
+    _, images = page_store
+    sample = make_samples(images, template, count=1, seed=3)[0]
+    encoder = SampleEncoder.build(tokenizer, image_processor, model.config)
+    batch = collate_packed([[encoder.encode(sample, sample_images(sample, images))]], pad_token_id=0)
+    vision_blocks = set(model.model.visual.blocks)
+    seen = []
+
+    def record(module, args, kwargs):
+        cos, sin = kwargs["position_embeddings"]
+        seen.append((module in vision_blocks, args[0].dtype, cos.dtype, sin.dtype))
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        apply_fsdp2(model, init_device_mesh("cpu", (1,)), param_dtype=torch.bfloat16)
+        for unit in fsdp_units(model):
+            unit.register_forward_pre_hook(record, with_kwargs=True)
+        with torch.no_grad():
+            model(**batch.model_inputs(labels=False))
+    finally:
+        dist.destroy_process_group()
+    vision = [s for s in seen if s[0]]
+    assert len(vision) == len(vision_blocks) and len(seen) == len(fsdp_units(model))
+    assert {s[1:] for s in vision} == {(torch.bfloat16, torch.float32, torch.float32)}
+    # The decoder layers' hidden states and (text) rotary cos/sin are bfloat16: mixed precision is on.
+    assert {s[1:] for s in seen if s not in vision} == {(torch.bfloat16,) * 3}

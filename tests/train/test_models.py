@@ -109,11 +109,15 @@ def test_rope_theta_is_applied(toy_inputs):
 
 
 def test_save_and_reload_offline_gives_identical_logits(tmp_path, toy_inputs):
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
     model, tokenizer, processor = load_model(ModelConfig(rope_theta=4e6, max_pixels=28 * 28 * 256))
     out = save_model(model, tokenizer, processor, tmp_path / "final")
     assert sorted(p.name for p in out.glob("*.safetensors")) and (out / "preprocessor_config.json").is_file()
+    # The folder decodes with a KV cache by default; the model in memory keeps it off for training.
+    assert AutoConfig.from_pretrained(out).text_config.use_cache is True
+    assert GenerationConfig.from_pretrained(out).use_cache is True
+    assert not (model.config.use_cache or model.config.text_config.use_cache or model.generation_config.use_cache)
     assert not list(tmp_path.glob(".*.tmp"))
     reloaded = AutoModelForImageTextToText.from_pretrained(out, local_files_only=True, use_safetensors=True)
     assert rope_theta_of(reloaded) == 4e6

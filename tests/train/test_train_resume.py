@@ -1,14 +1,20 @@
 """Resuming: a run stopped after k steps and resumed gives the same loss curve as an uninterrupted one, bit for
 bit (float32, CPU); SIGTERM saves a checkpoint at the end of the current step and exits cleanly."""
 
+import dataclasses
+import io
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from mmprolong.errors import ResumeError
@@ -54,6 +60,64 @@ def test_resume_refuses_other_settings_and_never_mode(make_train_config, tmp_pat
     summary = train(make_train_config(run, steps=4, **{"checkpoint.resume": str(run / "checkpoints" /
                                                                                "step-00000001")}))
     assert summary["steps"] == 4 and summary["steps_this_session"] == 3
+
+
+class _RunsCode:
+    """Unpickled, this creates ``marker``: any code could run in its place."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def _tamper_rank_file(checkpoint: Path, marker: Path) -> None:
+    state = torch.load(checkpoint / "rank-00000.pt", weights_only=True)
+    torch.save({**state, "data": _RunsCode(marker)}, checkpoint / "rank-00000.pt")
+
+
+def _tamper_metadata(checkpoint: Path, marker: Path) -> None:
+    (checkpoint / ".metadata").write_bytes(pickle.dumps(_RunsCode(marker)))
+
+
+def _tamper_optimizer_entry(checkpoint: Path, marker: Path) -> None:
+    """Point the optimizer's saved learning rate (a non-tensor DCP entry) at a pickle appended to its file."""
+    metadata = pickle.loads((checkpoint / ".metadata").read_bytes())
+    key = next(k for k in metadata.storage_data if k.fqn == "optim.param_groups.0.lr")
+    info = metadata.storage_data[key]
+    payload = io.BytesIO()
+    torch.save(_RunsCode(marker), payload)
+    shard = checkpoint / info.relative_path
+    offset = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes() + payload.getvalue())
+    metadata.storage_data[key] = dataclasses.replace(info, offset=offset, length=len(payload.getvalue()))
+    (checkpoint / ".metadata").write_bytes(pickle.dumps(metadata))
+
+
+def test_a_tampered_checkpoint_is_refused_not_run(make_train_config, tmp_path):
+    """A checkpoint folder from elsewhere runs no code on resume: a pickled object in a rank file, in DCP's
+    .metadata or in one of DCP's non-tensor entries is refused with a ResumeError before it is unpickled."""
+    run = tmp_path / "run"
+    train(make_train_config(run, steps=3, **{"schedule.stop_at_step": 1}))
+    checkpoint = run / "checkpoints" / "step-00000001"
+    pristine = shutil.copytree(checkpoint, tmp_path / "pristine")
+    for tamper in (_tamper_rank_file, _tamper_metadata, _tamper_optimizer_entry):
+        shutil.rmtree(checkpoint)
+        shutil.copytree(pristine, checkpoint)
+        marker = tmp_path / f"{tamper.__name__}.ran"
+        tamper(checkpoint, marker)
+        with pytest.raises(ResumeError, match="refused without loading it"):
+            train(make_train_config(run, steps=3))
+        assert not marker.exists(), tamper.__name__
+    # A rank file of plain values in another layout is refused with what it holds.
+    torch.save({"position": 3}, checkpoint / "rank-00000.pt")
+    with pytest.raises(ResumeError, match=r"not a rank state .* found \['position'\]"):
+        train(make_train_config(run, steps=3))
+    # The untouched checkpoint resumes.
+    shutil.rmtree(checkpoint)
+    shutil.copytree(pristine, checkpoint)
+    assert train(make_train_config(run, steps=3))["steps_this_session"] == 2
 
 
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(train_config_mapping, make_train_config, tmp_path):

@@ -44,6 +44,9 @@ def test_loss_falls_and_the_run_writes_its_outputs(make_train_config, tmp_path, 
     assert reloaded.config.text_config.rope_parameters["rope_theta"] == 4e6
     config = json.loads((run / "final" / "config.json").read_text())
     assert config["model_type"] == "qwen2_5_vl"
+    # Saved for use: generate() without use_cache=True decodes with a KV cache (training passes it off).
+    generation = json.loads((run / "final" / "generation_config.json").read_text())
+    assert config["use_cache"] is config["text_config"]["use_cache"] is generation["use_cache"] is True
 
 
 def test_the_loss_is_the_mean_over_the_global_batchs_answer_tokens(make_train_config, tmp_path, data_dir):
@@ -133,7 +136,7 @@ def test_a_diverging_run_stops_with_the_step_and_its_samples(make_train_config, 
     assert error.checkpoint.endswith("step-00000001")
     saved = json.loads((run / "checkpoints" / "step-00000001" / "trainer.json").read_text())
     assert saved["step"] == 1
-    rank_state = torch.load(run / "checkpoints" / "step-00000001" / "rank-00000.pt", weights_only=False)
+    rank_state = torch.load(run / "checkpoints" / "step-00000001" / "rank-00000.pt", weights_only=True)
     assert (rank_state["data"]["epoch"], rank_state["data"]["row"]) == (0, 2)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stopped"] == "diverged" and summary["final_model"] is None

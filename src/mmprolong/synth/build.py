@@ -1,14 +1,17 @@
 """Build the samples of one work unit: draw requests, get candidates, verify, lay out, keep or count.
 
 A unit's output depends only on (seed, unit, store, generator): byte-identical whatever the worker
-count, the executor or a resume. Samples are accepted while they bring the unit's tokens closer to its
-plan, so achieved shares track planned ones to within half a sample per unit.
+count, the executor or a resume. A unit fills its token target rather than a count of samples: sample lengths
+are drawn so that what is left stays fillable (0, or at least one sample of the bucket), the last sample is
+laid out to the exact remainder, and a sample is kept only while it brings the unit closer to its target. A
+unit so ends within a fraction of a sample of its plan (summary.json reports the error per bucket and task).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +21,7 @@ from mmprolong.records import SampleRecord
 from mmprolong.synth.documents import DocumentView
 from mmprolong.synth.generators import QAGenerator, QARequest
 from mmprolong.synth.layout import Layout, layout_sample
-from mmprolong.synth.plan import Unit
+from mmprolong.synth.plan import Bucket, Unit
 from mmprolong.synth.qa import QACandidate, candidate_to_json, verify
 from mmprolong.template import ChatTemplate
 
@@ -47,13 +50,40 @@ class _Draw:
     fillers: tuple[DocumentView, ...]
 
 
-def _draw(unit: Unit, docs: Sequence[DocumentView], weights: Sequence[int], rng: random.Random) -> _Draw:
+def _draw(unit: Unit, docs: Sequence[DocumentView], weights: Sequence[int], rng: random.Random,
+          target: int) -> _Draw:
     doc = rng.choices(docs, weights=weights)[0]
-    target = rng.randrange(unit.bucket.low, unit.bucket.high)
     depth = rng.random()
     others = [d for d in rng.sample(list(docs), min(len(docs), FILLER_DOCS + 1)) if d.doc_id != doc.doc_id]
     request = QARequest(doc=doc, task=unit.task, seed=rng.getrandbits(63), target_tokens=target)
     return _Draw(request, target, depth, tuple(others[:FILLER_DOCS]))
+
+
+def sample_lengths(remaining: int, bucket: Bucket, rng: random.Random) -> list[int]:
+    """Random lengths inside ``bucket`` that add up to ``remaining`` (whole samples of the bucket permitting)."""
+    lengths = []
+    while remaining > 0:
+        lengths.append(fit_length(rng.randrange(bucket.low, bucket.high), remaining, bucket))
+        remaining -= lengths[-1]
+    return lengths
+
+
+def fit_length(wish: int, remaining: int, bucket: Bucket) -> int:
+    """The length nearest ``wish`` that leaves a remainder whole samples of ``bucket`` can fill exactly; the
+    remainder itself once it fits in one sample (the bucket's shortest when less is left)."""
+    low, high = bucket.low, bucket.high - 1  # inclusive
+    if remaining <= high:
+        return max(low, remaining)
+    # Samples still to lay out: remaining / mean rounded up, within what fits. Rounding up keeps the lengths at
+    # or below the mean, so the last sample has room to take up what layouts fall short of their targets. A
+    # remainder between n longest and n + 1 shortest samples (narrow buckets) fits no count: the wish is then
+    # only kept inside the bucket.
+    count = min(max(math.ceil(remaining / bucket.mean), -(-remaining // high)), remaining // low)
+    first = max(low, remaining - (count - 1) * high)
+    last = min(high, remaining - (count - 1) * low)
+    if first > last:
+        first, last = low, high
+    return min(max(wish, first), last)
 
 
 def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator, template: ChatTemplate,
@@ -61,32 +91,34 @@ def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator,
     rng = random.Random(stable_seed(seed, unit.name))
     weights = [sum(d.page_tokens) + 1 for d in docs]
     result = UnitResult(samples=[])
-    achieved, attempts = 0, 0
+    remaining, attempts = unit.tokens, 0
     budget = max_attempts * max(1, round(unit.tokens / unit.bucket.mean))
-    while attempts < budget and achieved < unit.tokens:
-        needed = max(1, round((unit.tokens - achieved) / unit.bucket.mean))
-        draws = [_draw(unit, docs, weights, rng) for _ in range(min(64, max(2, int(needed * BATCH_OVERDRAW))))]
+    while attempts < budget and remaining > 0:
+        lengths = sample_lengths(remaining, unit.bucket, rng)
+        count = min(64, max(2, int(len(lengths) * BATCH_OVERDRAW)))
+        draws = [_draw(unit, docs, weights, rng, lengths[i % len(lengths)]) for i in range(count)]
         candidates = generator.propose_many([d.request for d in draws])
         for draw, candidate in zip(draws, candidates):
             attempts += 1
-            layout = _accept(draw, candidate, unit, template, result)
+            target = fit_length(draw.target_tokens, remaining, unit.bucket)
+            layout = _accept(draw, candidate, unit, template, result, target)
             if layout is None:
                 continue
-            if abs(achieved + layout.tokens - unit.tokens) >= abs(achieved - unit.tokens):
+            if abs(remaining - layout.tokens) >= remaining:
                 result.stats["stopped_at_plan"] += 1
                 return result
             result.samples.append(_record(unit, candidate, layout, len(result.samples)))
-            achieved += layout.tokens
-            if achieved >= unit.tokens:
+            remaining -= layout.tokens
+            if remaining <= 0:
                 break
-    if achieved < unit.tokens:
-        result.stats["unit_short_tokens"] += unit.tokens - achieved
+    if remaining > 0:
+        result.stats["unit_short_tokens"] += remaining
     return result
 
 
 def _accept(draw: _Draw, candidate: QACandidate | None, unit: Unit, template: ChatTemplate,
-            result: UnitResult) -> Layout | None:
-    """The layout of a verified candidate, or None after counting why it was dropped."""
+            result: UnitResult, target_tokens: int) -> Layout | None:
+    """The layout of a verified candidate at ``target_tokens``, or None after counting why it was dropped."""
     doc = draw.request.doc
     if candidate is None:
         result.stats["no_candidate"] += 1
@@ -96,7 +128,7 @@ def _accept(draw: _Draw, candidate: QACandidate | None, unit: Unit, template: Ch
         result.stats["dropped_unverified"] += 1
         result.drop_reasons[reason.split(":")[0][:60]] += 1
         return None
-    layout = layout_sample(candidate, doc, draw.fillers, bucket=unit.bucket, target_tokens=draw.target_tokens,
+    layout = layout_sample(candidate, doc, draw.fillers, bucket=unit.bucket, target_tokens=target_tokens,
                            depth=draw.depth, template=template)
     if isinstance(layout, str):
         result.stats["dropped_length"] += 1

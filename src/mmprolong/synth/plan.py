@@ -93,11 +93,12 @@ def bucket_weights(distribution: str, buckets: Sequence[Bucket], *, target_share
 
 def plan_units(buckets: Sequence[Bucket], weights: Sequence[float], task_mix: dict[str, float],
                budget_tokens: int, unit_tokens: int) -> list[Unit]:
-    """Cut the budget into cells (bucket x task, tokens = budget x weight x share), then into units."""
+    """Cut the budget into cells (``plan_cells``), then each cell into units of at most ``unit_tokens``."""
+    cells = plan_cells(buckets, weights, task_mix, budget_tokens)
     units = []
-    for bucket, weight in zip(buckets, weights):
-        for task, share in task_mix.items():
-            cell_tokens = round(budget_tokens * weight * share)
+    for bucket in buckets:
+        for task in task_mix:
+            cell_tokens = cells[bucket, task]
             if cell_tokens <= 0:
                 continue
             # A unit holds whole samples: never less than two of the bucket's longest.
@@ -108,17 +109,66 @@ def plan_units(buckets: Sequence[Bucket], weights: Sequence[float], task_mix: di
     return units
 
 
+def plan_cells(buckets: Sequence[Bucket], weights: Sequence[float], task_mix: dict[str, float],
+               budget_tokens: int) -> dict[tuple[Bucket, str], int]:
+    """Tokens per (bucket, task) cell: ``budget x weight`` per bucket, split by task share, every cell either 0
+    or at least one sample long (``bucket.low``), so that its unit can fill it to within a fraction of a sample.
+
+    A cell smaller than one sample (20% reasoning of a 64K-128K bucket holding 2 samples) cannot be met by
+    whole samples; rounding it to 0 or to one sample moves tokens off or onto its task, and that difference is
+    carried to the same task in the next shorter bucket, whose samples are finer. Bucket totals are exact, and
+    so are task totals, except what the shortest bucket cannot take (less than half of its shortest sample).
+    """
+    totals = apportion(budget_tokens, weights)
+    carry = dict.fromkeys(task_mix, 0.0)
+    cells = {}
+    for i in sorted(range(len(buckets)), key=lambda i: buckets[i].low, reverse=True):
+        want = {task: totals[i] * share + carry[task] for task, share in task_mix.items()}
+        got = _fillable_split(want, totals[i], buckets[i].low)
+        carry = {task: want[task] - got[task] for task in want}
+        cells.update({(buckets[i], task): got[task] for task in task_mix})
+    return cells
+
+
+def _fillable_split(want: dict[str, float], total: int, low: int) -> dict[str, int]:
+    """``total`` split over the tasks close to ``want``, each part 0 or >= ``low``."""
+    order = sorted(want, key=lambda t: (-want[t], t))
+    kept = [t for t in order if want[t] >= low / 2] or order[:1]
+    while len(kept) > 1 and low * len(kept) > total:  # not room for one sample each: drop the smallest
+        kept.pop()
+    spare = total - low * len(kept)
+    if spare < 0:  # less than one sample in the whole bucket: all of it to the task that wants most
+        return {t: total if t == kept[0] else 0 for t in want}
+    above = [max(want[t] - low, 0.0) for t in kept]
+    parts = apportion(spare, above if sum(above) > 0 else [1.0] * len(kept))
+    got = dict.fromkeys(want, 0)
+    got.update({t: low + part for t, part in zip(kept, parts)})
+    return got
+
+
+def apportion(total: int, weights: Sequence[float]) -> list[int]:
+    """``total`` split into integers proportional to ``weights`` that sum to it (largest remainders first)."""
+    scale = sum(weights)
+    exact = [total * w / scale for w in weights]
+    parts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: (parts[i] - exact[i], i))
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
 def planned_shares(units: Sequence[Unit]) -> dict:
-    """The plan as shares, the same keys as the achieved summary, so the two can be compared directly."""
+    """The plan as tokens and shares, the same keys as the achieved summary, so the two compare directly."""
     total = sum(u.tokens for u in units) or 1
-    by_bucket: dict[str, float] = {}
-    by_task: dict[str, float] = {}
+    by_bucket: dict[str, int] = {}
+    by_task: dict[str, int] = {}
     for u in units:
-        by_bucket[u.bucket.label] = by_bucket.get(u.bucket.label, 0) + u.tokens / total
-        by_task[u.task] = by_task.get(u.task, 0) + u.tokens / total
-    samples = {b: round(sum(u.tokens for u in units if u.bucket.label == b) / units_mean(units, b))
-               for b in by_bucket}
-    return {"tokens": total, "share_by_bucket": by_bucket, "share_by_task": by_task, "samples_by_bucket": samples}
+        by_bucket[u.bucket.label] = by_bucket.get(u.bucket.label, 0) + u.tokens
+        by_task[u.task] = by_task.get(u.task, 0) + u.tokens
+    samples = {b: round(tokens / units_mean(units, b)) for b, tokens in by_bucket.items()}
+    return {"tokens": total, "tokens_by_bucket": by_bucket, "tokens_by_task": by_task,
+            "share_by_bucket": {b: t / total for b, t in by_bucket.items()},
+            "share_by_task": {t: n / total for t, n in by_task.items()}, "samples_by_bucket": samples}
 
 
 def units_mean(units: Sequence[Unit], label: str) -> float:

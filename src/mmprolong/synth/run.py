@@ -234,6 +234,8 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         "share_by_task": {t: by_task.get(t, 0) / max(tokens, 1) for t in planned["share_by_task"]},
         "samples_by_bucket": {b: sum(r["bucket"] == b for r in rows) for b in planned["share_by_bucket"]},
         "planned": planned,
+        "error_by_bucket": plan_error(by_bucket, tokens, planned["tokens_by_bucket"], planned["tokens"]),
+        "error_by_task": plan_error(by_task, tokens, planned["tokens_by_task"], planned["tokens"]),
         "dropped_unverified": stats.get("dropped_unverified", 0),
         "dropped_length": stats.get("dropped_length", 0),
         "no_candidate": stats.get("no_candidate", 0),
@@ -253,3 +255,10 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
     _write_atomic(out_dir / "samples_lengths.json", json.dumps(lengths) + "\n")
     _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def plan_error(achieved: dict, achieved_total: int, planned: dict, planned_total: int) -> dict:
+    """Achieved minus planned, per bucket or task: in tokens, and in share points (percent of all tokens)."""
+    return {k: {"tokens": achieved.get(k, 0) - tokens,
+                "share_points": round(100 * (achieved.get(k, 0) / max(achieved_total, 1) - tokens / planned_total), 3)}
+            for k, tokens in planned.items()}

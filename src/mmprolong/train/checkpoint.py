@@ -10,14 +10,23 @@ A checkpoint is a folder ``RUN/checkpoints/step-00000012`` holding
 
 It is written to ``.step-00000012.tmp`` and renamed when every rank is done, so a folder named ``step-*`` is
 complete; ``latest`` picks the highest such step. ``keep_last`` older ones are deleted after a save.
+
+A checkpoint folder may come from anywhere (a shared cluster disk, a downloaded run), and resuming it runs no code
+from it: rank files hold tensors and plain values and are read with ``torch.load(weights_only=True)``; DCP reads
+``.metadata`` with ``pickle.load`` and its non-tensor entries (the optimizer's param-group settings) with
+``torch.load(weights_only=False)``, so ``load`` first reads the one with only DCP's metadata classes allowed and
+the others with ``weights_only=True``. Anything else is refused with a ResumeError before it is unpickled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
 import json
 import logging
 import os
+import pickle
 import random
 import re
 import shutil
@@ -128,12 +137,13 @@ class Checkpointer:
         if meta.get("world_size") != self.world_size or not rank_file.is_file():
             raise ResumeError(f"{path} was written by {meta.get('world_size')} processes, this run has "
                               f"{self.world_size}: the data position is per rank, resume with the same world size")
+        rank_state = load_rank_state(rank_file)
+        check_metadata(path)
         state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
-        with _quiet_single_process(self.world_size):
-            dcp.load(state, checkpoint_id=str(path), no_dist=self.world_size == 1)
+        with _quiet_single_process(self.world_size), _refusals_unwrapped():
+            dcp.load(state, checkpoint_id=str(path), planner=plain_values_planner(), no_dist=self.world_size == 1)
         set_model_state_dict(model, state["model"])
         set_optimizer_state_dict(model, optimizer, state["optim"])
-        rank_state = torch.load(rank_file, weights_only=False)
         set_rng_state(rank_state.pop("rng"))
         return meta, rank_state
 
@@ -143,6 +153,100 @@ class Checkpointer:
         found = list_checkpoints(self.folder.parent)
         for old in found[: max(0, len(found) - self.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+# --- reading a checkpoint without running code from it ----------------------------------------------------
+
+
+def load_rank_state(path: Path) -> dict:
+    """A rank file's loader position and RNG states, refused (ResumeError) unless it is tensors and plain values."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _refused(path, _weights_only_reason(exc)) from None
+    rng = state.get("rng") if isinstance(state, dict) else None
+    if not (isinstance(rng, dict) and isinstance(state.get("data"), dict) and isinstance(rng.get("python"), tuple)
+            and isinstance(rng.get("torch"), torch.Tensor)):
+        raise ResumeError(f"{path} is not a rank state of an mmprolong checkpoint (expected the keys 'data' and "
+                          f"'rng', found {sorted(state) if isinstance(state, dict) else type(state).__name__}); "
+                          "resume from a checkpoint this version wrote, or use a new run_dir")
+    return state
+
+
+def check_metadata(folder: Path) -> None:
+    """Read DCP's metadata files with only DCP's metadata classes, torch dtypes and sizes, and paths allowed."""
+    for path in [folder / ".metadata", *sorted(folder.glob("__*.metadata"))]:
+        if not path.is_file():
+            continue
+        with path.open("rb") as f:
+            try:
+                _MetadataUnpickler(f, path).load()
+            except (pickle.UnpicklingError, EOFError) as exc:
+                raise ResumeError(f"{path} is not a readable checkpoint metadata file ({exc})") from None
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Builds only DCP's metadata classes (dataclasses, enums), torch dtypes and sizes, layouts and paths."""
+
+    MODULES = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.filesystem")
+    OTHERS = {("torch", "Size"), ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"),
+              ("pathlib", "PurePosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "PureWindowsPath")}
+
+    def __init__(self, file, path: Path):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if module in self.MODULES:
+            found = getattr(importlib.import_module(module), name, None)
+            if isinstance(found, type) and found.__module__ == module:
+                return found
+        elif (module, name) in self.OTHERS or (module == "torch" and isinstance(getattr(torch, name, None),
+                                                                                 torch.dtype)):
+            return getattr(importlib.import_module(module), name)
+        raise _refused(self.path, f"it names {module}.{name}")
+
+
+def plain_values_planner():
+    """DCP's default load planner, except that a non-tensor entry is first read with ``weights_only=True``."""
+    from torch.distributed.checkpoint import DefaultLoadPlanner
+
+    class PlainValuesLoadPlanner(DefaultLoadPlanner):
+        def load_bytes(self, read_item, value) -> None:
+            data = value.read()
+            try:
+                torch.load(io.BytesIO(data), weights_only=True)
+            except pickle.UnpicklingError as exc:
+                raise _refused(read_item.dest_index.fqn, _weights_only_reason(exc)) from None
+            super().load_bytes(read_item, io.BytesIO(data))
+
+    return PlainValuesLoadPlanner()
+
+
+@contextlib.contextmanager
+def _refusals_unwrapped():
+    """DCP wraps what a planner raises in a CheckpointException of all ranks' failures: raise the refusal."""
+    from torch.distributed.checkpoint import CheckpointException
+
+    try:
+        yield
+    except CheckpointException as exc:
+        refused = [e for e, _ in exc.failures.values() if isinstance(e, ResumeError)]
+        if refused:
+            raise refused[0] from None
+        raise
+
+
+def _weights_only_reason(exc: pickle.UnpicklingError) -> str:
+    """What torch's weights_only unpickler refused (its message also suggests weights_only=False: not for us)."""
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed|$)", str(exc), re.MULTILINE)
+    return found.group(1) if found else str(exc).splitlines()[0]
+
+
+def _refused(what, why: str) -> ResumeError:
+    return ResumeError(f"checkpoint entry {what} holds more than tensors and plain values ({why}): refused "
+                       "without loading it, as unpickling it could run code; resume only checkpoints written by "
+                       "mmprolong, or use a new run_dir")
 
 
 @contextlib.contextmanager

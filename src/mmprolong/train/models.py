@@ -13,11 +13,14 @@ Facts the trainer relies on (transformers 5.24, see /work/shared/STACK-NOTES.md)
   buffers are non-persistent and computed from it at construction, so a new base is applied by editing the
   config *before* the model is built (``load_model`` does). A model built on the meta device and then
   ``to_empty``'d must recompute those buffers (``reset_rotary_buffers``).
-- ``use_cache`` is switched off in the configs: with a cache the model silently stops detecting packed rows.
+- ``use_cache`` is switched off in the loaded model's configs: with a cache the model silently stops detecting
+  packed rows (every training forward also passes ``use_cache=False``). Saved models have it on again, so
+  ``generate()`` decodes with a KV cache by default.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -289,13 +292,29 @@ def save_model(model, tokenizer, image_processor, out_dir: str | Path, *, overwr
         raise ConfigError("out_dir", str(out), "folder exists and is not empty: pass overwrite=True or a new folder")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    with _cache_on(model):
+        model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     image_processor.save_pretrained(tmp)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
+
+
+@contextlib.contextmanager
+def _cache_on(model):
+    """``use_cache`` on in the model's configs (and generation config) for the duration, as they were after."""
+    configs = [model.config, model.config.text_config, getattr(model, "generation_config", None)]
+    configs = [c for c in configs if c is not None]
+    before = [c.use_cache for c in configs]
+    for c in configs:
+        c.use_cache = True
+    try:
+        yield
+    finally:
+        for c, value in zip(configs, before):
+            c.use_cache = value
 
 
 # --- freezing, inspection ---------------------------------------------------------------------------------

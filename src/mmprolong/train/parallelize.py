@@ -148,14 +148,21 @@ def apply_fsdp2(model, mesh, *, param_dtype: torch.dtype | None = None, reduce_d
 
     ``param_dtype`` (e.g. bfloat16) turns on FSDP2 mixed precision: weights are gathered and computed in it,
     gradients reduced in ``reduce_dtype``, and the sharded master weights stay in the model's dtype.
+
+    Only the root casts its forward inputs (pixel values) to ``param_dtype``. A block casting its own would turn
+    the vision rotary cos/sin, computed in float32 by the vision tower and passed to every block as a keyword,
+    into bfloat16 (up to 2.8e-3 off what transformers and inference compute); the hidden states the blocks get
+    are in ``param_dtype`` already, being outputs of layers computed in it.
     """
     from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype if param_dtype else None)
+    reduce = reduce_dtype if param_dtype else None
+    root = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce)
+    block = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce, cast_forward_inputs=False)
     for unit in fsdp_units(model):
-        fully_shard(unit, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard_after_forward)
+        fully_shard(unit, mesh=mesh, mp_policy=block, reshard_after_forward=reshard_after_forward)
     # The root's weights (embeddings, merger, lm_head) are needed right at the start of backward: keep them.
-    fully_shard(model, mesh=mesh, mp_policy=mp, reshard_after_forward=False)
+    fully_shard(model, mesh=mesh, mp_policy=root, reshard_after_forward=False)
     for module in model.modules():
         if isinstance(module, FSDPModule):
             module.set_gradient_divide_factor(1.0)

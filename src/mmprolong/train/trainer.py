@@ -358,7 +358,11 @@ class Trainer:
         return on_device.cpu()
 
     def close(self) -> None:
+        """Close the outputs and the data stream (its DataLoader worker processes end here, not at exit)."""
         self.metrics.close()
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
 
 
 # --- pieces the builder uses ------------------------------------------------------------------------------
