@@ -1,0 +1,253 @@
+"""Decontamination: precision and recall of the default thresholds on generated copies, and speed on a generated
+store of thousands of documents.
+
+    python benchmarks/decontam.py accuracy [--eval-docs 30] [--negatives 150] [--workers 2]
+    python benchmarks/decontam.py speed [--docs 5000] [--eval-docs 100] [--workers 2]
+
+accuracy: evaluation documents from the embedded corpus; the training store holds one copy of each of every
+kind in ``mmprolong.decontam.variants`` (exact, re-saved, reordered, page dropped, half excerpt, scanned without
+text), the original PDFs of further documents given to decontaminate as page images only (as SlideVQA ships
+them), and near misses: other documents of the same three templates (report, manual, slides) with other content.
+A training document counts as caught when it is matched to the evaluation document it copies; any match of a
+near miss is a false positive. Also prints the margins each threshold has (the page-image distances of scanned
+pages against their originals and against the nearest page of another document).
+
+speed: the embedded corpus at 3-9 pages a document, ingested at 72 dpi within 200,704 pixels (cheap to make,
+the same text per page as bigger renders), against evaluation documents with a text layer (text path) and
+against page images (every training page image decoded and hashed); plus the per-page costs that set the
+extrapolation to a million documents: image decode + hash at the paper's pixel budget, and the Hamming scan and
+LSH query against 50,000 evaluation pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from common import report
+
+from mmprolong import api
+from mmprolong.corpus import generate_document
+from mmprolong.decontam import DecontamConfig
+from mmprolong.decontam.variants import VARIANTS, make_variant, write_page_images
+from mmprolong.ingest import IngestConfig
+
+SMALL_PAGES = {"max_pixels": 200_704, "max_dpi": 72.0}
+
+
+def _write_doc(args: tuple) -> None:
+    folder, seed, index, min_pages, max_pages = args
+    data, _ = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages)
+    (Path(folder) / f"doc-{seed}-{index:05d}.pdf").write_bytes(data)
+
+
+def make_docs(folder: Path, *, seed: int, docs: int, min_pages: int, max_pages: int, workers: int) -> list[Path]:
+    """``docs`` corpus PDFs (no ground truth: not needed here), made on ``workers`` processes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write_doc, [(str(folder), seed, i, min_pages, max_pages) for i in range(docs)], chunksize=8))
+    return sorted(folder.glob("*.pdf"))
+
+
+# --- accuracy ----------------------------------------------------------------------------------------------
+
+
+def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, workers: int, out: Path) -> None:
+    originals = make_docs(root / "eval-pdfs", seed=101, docs=eval_docs, min_pages=10, max_pages=30, workers=workers)
+    as_images = make_docs(root / "image-originals", seed=102, docs=image_docs, min_pages=10, max_pages=30,
+                          workers=workers)
+    near = make_docs(root / "train", seed=103, docs=negatives, min_pages=10, max_pages=30, workers=workers)
+    truth = {}  # training file name -> (category, evaluation document name)
+    for i, pdf in enumerate(originals):
+        for variant in VARIANTS:
+            name = f"{variant}-{pdf.name}"
+            (root / "train" / name).write_bytes(make_variant(pdf.read_bytes(), variant, seed=i))
+            truth[name] = (variant, pdf.name)
+    for pdf in as_images:
+        shutil.copy(pdf, root / "train" / pdf.name)
+        write_page_images(pdf.read_bytes(), root / "eval-images" / pdf.stem)
+        truth[pdf.name] = ("eval as page images", pdf.stem)
+    for pdf in near:
+        truth[pdf.name] = ("same-template near miss", None)
+    api.ingest(root / "train", root / "store", IngestConfig(**SMALL_PAGES, workers=workers), show_progress=False)
+    config = DecontamConfig(workers=workers)
+    start = time.perf_counter()
+    summary = api.decontaminate(root / "store", [root / "eval-pdfs", root / "eval-images"], root / "report", config,
+                                show_progress=False)
+    seconds = time.perf_counter() - start
+    result = json.loads(Path(summary["report"]).read_text())
+    rows = score(result, truth)
+    margins = image_margins(root, result, truth, config)
+    report(rows, out, seconds=round(seconds, 1), config=config.to_dict(), margins=margins,
+           text_margin=text_margin(result, truth), eval_documents=eval_docs + image_docs, store_documents=len(truth))
+    print(json.dumps({"margins": margins, "text": text_margin(result, truth)}, indent=1))
+
+
+def score(result: dict, truth: dict) -> list[dict]:
+    """Per category: documents, caught (matched to the right evaluation document), wrongly matched; then totals."""
+    matched = {}
+    for m in result["matches"]:
+        matched.setdefault(m["source"], set()).add(Path(m["eval_name"]).stem)
+    rows = []
+    categories = list(VARIANTS) + ["eval as page images", "same-template near miss"]
+    for category in categories:
+        names = [n for n, (c, _) in truth.items() if c == category]
+        right = sum(Path(truth[n][1]).stem in matched.get(n, ()) for n in names if truth[n][1])
+        wrong = sum(bool(matched.get(n, set()) - {Path(truth[n][1]).stem if truth[n][1] else None}) for n in names)
+        kinds = sorted({m["kind"] for m in result["matches"] if m["source"] in names})
+        rows.append({"category": category, "documents": len(names), "caught": right if truth[names[0]][1] else "-",
+                     "recall": f"{right / len(names):.3f}" if truth[names[0]][1] else "-", "false matches": wrong,
+                     "kinds": ", ".join(kinds) or "-"})
+    positives = [n for n, (c, e) in truth.items() if e]
+    tp = sum(Path(truth[n][1]).stem in matched.get(n, ()) for n in positives)
+    flagged = sum(len(v) for v in matched.values())
+    rows.append({"category": "all", "documents": len(truth), "caught": tp, "recall": f"{tp / len(positives):.3f}",
+                 "false matches": flagged - tp, "kinds": f"precision {tp / max(flagged, 1):.3f}"})
+    return rows
+
+
+def text_margin(result: dict, truth: dict) -> dict:
+    """The lowest text share of a caught copy with text, and the highest of a near miss (near misses below half
+    the threshold are not reported: then the bound is that half)."""
+    copies = [m["text"] for m in result["matches"] if m["text"] is not None and truth[m["source"]][1]]
+    near = [m["text"] for m in result["near_misses"] + result["matches"]
+            if m["text"] is not None and not truth[m["source"]][1]]
+    return {"copies_min": min(copies, default=None), "near_misses_max": max(near, default=None),
+            "threshold": result["config"]["text_threshold"]}
+
+
+def image_margins(root: Path, result: dict, truth: dict, config: DecontamConfig) -> dict:
+    """Page-image distances (bits of the hash): each scanned page against its original, and each evaluation page
+    against the nearest page of a near-miss document."""
+    from mmprolong.decontam.fingerprints import hamming, image_hash, open_image
+    from mmprolong.decontam.index import EvalIndex
+    from mmprolong.ingest.store import read_store
+
+    index = EvalIndex.load(root / "report" / "eval_index.pkl")
+    table = read_store(root / "store", columns=["source", "page_index", "image"]).to_pylist()
+    store = {}
+    for row in table:
+        if truth[row["source"]][0] in ("scanned", "same-template near miss"):
+            store[(row["source"], row["page_index"])] = image_hash(open_image(row["image"], config.hash_size),
+                                                                   config.hash_size)
+    by_name = {info.name: d for d, info in enumerate(index.docs)}
+    owner = {tuple(o): i for i, o in enumerate(index.image_owner.tolist())}
+    scan = []
+    for (source, page), h in store.items():
+        if truth[source][0] == "scanned" and h is not None:
+            row = owner.get((by_name[truth[source][1]], page))
+            if row is not None:
+                scan.append(int(hamming(h[None], index.image_hashes[row][None])[0, 0]))
+    near_rows = np.stack([h for (s, _), h in store.items() if truth[s][0] != "scanned" and h is not None])
+    nearest = np.concatenate([hamming(index.image_hashes[i:i + 256], near_rows).min(axis=1)
+                              for i in range(0, len(index.image_hashes), 256)])
+    quantiles = (0.5, 0.99, 1.0)
+    return {"bits": config.hash_size ** 2, "threshold": config.image_distance,
+            "scanned_vs_original": {f"q{q}": float(np.quantile(scan, q)) for q in quantiles} | {"pages": len(scan)},
+            "eval_vs_nearest_near_miss": {f"q{q}": float(np.quantile(nearest, q)) for q in (0.0, 0.01, 0.05, 0.5)}
+            | {"pages": len(nearest), "within_threshold": int((nearest <= config.image_distance).sum())}}
+
+
+# --- speed -------------------------------------------------------------------------------------------------
+
+
+def speed(root: Path, *, docs: int, eval_docs: int, workers: int, out: Path) -> None:
+    t = time.perf_counter()
+    make_docs(root / "train", seed=201, docs=docs, min_pages=3, max_pages=9, workers=workers)
+    made = time.perf_counter() - t
+    t = time.perf_counter()
+    store = api.ingest(root / "train", root / "store", IngestConfig(**SMALL_PAGES, workers=workers),
+                       show_progress=False)
+    ingested = time.perf_counter() - t
+    evals = make_docs(root / "eval-pdfs", seed=202, docs=eval_docs, min_pages=10, max_pages=30, workers=workers)
+    for pdf in evals[: eval_docs // 4]:
+        write_page_images(pdf.read_bytes(), root / "eval-images" / pdf.stem)
+    rows = []
+    for label, sources in (("text layer", [root / "eval-pdfs"]),
+                           ("+ page images (all training pages hashed)", [root / "eval-pdfs", root / "eval-images"])):
+        start = time.perf_counter()
+        summary = api.decontaminate(root / "store", sources, root / f"report-{len(rows)}",
+                                    DecontamConfig(workers=workers), show_progress=False)
+        seconds = time.perf_counter() - start
+        rows.append({"evaluation": label, "eval docs": summary["evaluation_documents"],
+                     "store docs": summary["training_documents"], "store pages": summary["training_pages"],
+                     "image-hashed pages": summary["image_pages"], "seconds": round(seconds, 1),
+                     "pages/s": round(summary["training_pages"] / seconds, 1),
+                     "matches": summary["matches"]})
+    costs = per_page_costs(root)
+    report(rows, out, workers=workers, corpus_seconds=round(made, 1), ingest_seconds=round(ingested, 1),
+           store_pages=store.pages, per_page_costs=costs)
+    print(json.dumps(costs, indent=1))
+
+
+def per_page_costs(root: Path, eval_pages: int = 50_000) -> dict:
+    """Milliseconds per training page of each step, for the extrapolation to a million documents."""
+    from datasketch import MinHashLSH
+
+    from mmprolong.decontam.fingerprints import MinHasher, hamming, image_hash, open_image, shingle_hashes
+    from mmprolong.ingest.config import IngestConfig as Config
+    from mmprolong.ingest.pdf import render_document
+    from mmprolong.ingest.store import read_store
+
+    config = DecontamConfig()
+    texts = read_store(root / "store", columns=["text"])["text"].to_pylist()[:2000]
+    minhasher = MinHasher(config.num_perm)
+    t = time.perf_counter()
+    prints = [shingle_hashes(text, config.shingle_words)[1] for text in texts]
+    minhashes = [minhasher(s) for s in prints]
+    text_ms = 1000 * (time.perf_counter() - t) / len(texts)
+    lsh = MinHashLSH(threshold=config.page_threshold, num_perm=config.num_perm)
+    for i in range(eval_pages):  # an index of 50,000 pages: the store's pages again, under new keys
+        lsh.insert(i, minhashes[i % len(minhashes)])
+    t = time.perf_counter()
+    for m in minhashes:
+        lsh.query(m)
+    query_ms = 1000 * (time.perf_counter() - t) / len(minhashes)
+    rng = np.random.default_rng(0)
+    words = config.hash_size ** 2 // 64
+    eval_hashes = rng.integers(0, 2**63, size=(eval_pages, words), dtype=np.uint64)
+    batch = rng.integers(0, 2**63, size=(256, words), dtype=np.uint64)
+    t = time.perf_counter()
+    for start in range(0, 256, 16):
+        hamming(batch[start:start + 16], eval_hashes)
+    hamming_ms = 1000 * (time.perf_counter() - t) / 256
+    # Page images at the paper's budget (144 dpi within 1,003,520 pixels), PNG as ingest stores them.
+    pdf = sorted((root / "eval-pdfs").glob("*.pdf"))[0]
+    images = [r.image for r in render_document(pdf.read_bytes(), pdf.name, Config()) if hasattr(r, "image")]
+    t = time.perf_counter()
+    for image in images:
+        image_hash(open_image(image, config.hash_size), config.hash_size)
+    image_ms = 1000 * (time.perf_counter() - t) / len(images)
+    return {"text_fingerprint_ms": round(text_ms, 3), "lsh_query_ms_50k_eval_pages": round(query_ms, 3),
+            "hamming_ms_50k_eval_pages": round(hamming_ms, 3), "image_decode_hash_ms_1M_pixel_png": round(image_ms, 2),
+            "image_pages_timed": len(images)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("accuracy", "speed"))
+    parser.add_argument("--eval-docs", type=int, default=None, help="accuracy: 30; speed: 100")
+    parser.add_argument("--image-docs", type=int, default=10, help="accuracy: evaluation documents as page images")
+    parser.add_argument("--negatives", type=int, default=150, help="accuracy: same-template near misses")
+    parser.add_argument("--docs", type=int, default=5000, help="speed: documents in the generated store")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        if args.what == "accuracy":
+            accuracy(root, eval_docs=args.eval_docs or 30, image_docs=args.image_docs, negatives=args.negatives,
+                     workers=args.workers, out=Path("benchmarks/results/decontam-accuracy.json"))
+        else:
+            speed(root, docs=args.docs, eval_docs=args.eval_docs or 100, workers=args.workers,
+                  out=Path("benchmarks/results/decontam-speed.json"))
+
+
+if __name__ == "__main__":
+    main()

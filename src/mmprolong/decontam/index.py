@@ -1,0 +1,121 @@
+"""The evaluation side, indexed once and sent to every task: exact ids, a MinHash LSH over text pages, and a
+matrix of page-image hashes.
+
+The evaluation side is small (a few thousand documents) and the training side large, so the small side is
+indexed and the large side streamed past it: each training page costs one LSH query and, when it has an image
+hash, one exact Hamming scan of the evaluation hashes (numpy popcount: about 0.1 ms for 50,000 evaluation
+pages, under the cost of decoding the page image, so an approximate image index would save nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmprolong.decontam.config import DecontamConfig
+from mmprolong.decontam.fingerprints import EMPTY, MinHasher, PagePrint, hamming
+
+_HAMMING_BATCH = 16  # training pages per Hamming scan: 16 x 50,000 x 4 words is 26 MB of temporaries
+
+
+@dataclass(frozen=True, slots=True)
+class EvalDocPrint:
+    """An evaluation document's fingerprints (what an evaluation task returns)."""
+
+    source: str
+    name: str
+    kind: str  # pdf, images, store
+    sha256: str  # of the PDF's bytes; "" for page images and page-store documents
+    doc_id: str  # first 16 hex digits of sha256 (the page store's doc_id); "" for page images
+    pages: tuple[PagePrint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EvalDocInfo:
+    """What the report says about an evaluation document."""
+
+    source: str
+    name: str
+    kind: str
+    sha256: str
+    doc_id: str
+    pages: int
+    text_pages: int  # pages with at least min_page_words words
+    image_pages: int  # pages with an image hash (not blank, rendered)
+    shingles: int
+
+
+class EvalIndex:
+    """Every evaluation document's fingerprints, indexed for the training pages' queries."""
+
+    def __init__(self, prints: list[EvalDocPrint], config: DecontamConfig):
+        from datasketch import MinHashLSH
+
+        self.min_page_words = config.min_page_words
+        minhasher = MinHasher(config.num_perm)
+        self.lsh = MinHashLSH(threshold=config.page_threshold, num_perm=config.num_perm)
+        self.docs: list[EvalDocInfo] = []
+        self.by_doc_id: dict[str, list[int]] = {}
+        self.page_shingles: list[list[np.ndarray]] = []  # per document, per page
+        self.doc_shingles: list[np.ndarray] = []
+        image_rows, image_owner = [], []  # hash words; (document, page)
+        for d, doc in enumerate(prints):
+            text_pages = 0
+            for p, page in enumerate(doc.pages):
+                if page.words >= config.min_page_words:
+                    self.lsh.insert((d, p), minhasher(page.shingles))
+                    text_pages += 1
+                if page.image is not None:
+                    image_rows.append(page.image)
+                    image_owner.append((d, p))
+            shingles = [page.shingles for page in doc.pages]
+            self.page_shingles.append(shingles)
+            self.doc_shingles.append(np.unique(np.concatenate(shingles)) if shingles else EMPTY)
+            if doc.doc_id:
+                self.by_doc_id.setdefault(doc.doc_id, []).append(d)
+            self.docs.append(EvalDocInfo(source=doc.source, name=doc.name, kind=doc.kind, sha256=doc.sha256,
+                                         doc_id=doc.doc_id, pages=len(doc.pages), text_pages=text_pages,
+                                         image_pages=sum(page.image is not None for page in doc.pages),
+                                         shingles=len(self.doc_shingles[-1])))
+        words = config.hash_size ** 2 // 64
+        self.image_hashes = np.stack(image_rows) if image_rows else np.zeros((0, words), dtype=np.uint64)
+        self.image_owner = np.array(image_owner, dtype=np.int64).reshape(-1, 2)
+        self.image_distance = config.image_distance
+
+    @property
+    def textless_documents(self) -> int:
+        """Evaluation documents with text on under half their pages (page images, scans): a training copy with
+        a text layer can match them only by its page images. (A text PDF's cover or figure page without text
+        needs no such care: its training copy lacks text there too, so that page is hashed anyway.)"""
+        return sum(2 * doc.text_pages < doc.pages for doc in self.docs)
+
+    def text_candidates(self, minhash) -> set[int]:
+        """Evaluation documents with a page whose estimated Jaccard similarity passes the LSH threshold."""
+        return {d for d, _ in self.lsh.query(minhash)}
+
+    def image_matches(self, hashes: np.ndarray) -> list[np.ndarray]:
+        """For each row of ``hashes`` (training pages), the (document, page, distance) rows of the evaluation
+        pages within ``image_distance`` bits."""
+        out = []
+        for start in range(0, len(hashes), _HAMMING_BATCH):
+            distances = hamming(hashes[start:start + _HAMMING_BATCH], self.image_hashes)
+            for row in distances:
+                near = np.flatnonzero(row <= self.image_distance)
+                out.append(np.column_stack([self.image_owner[near], row[near]]))
+        return out
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | Path) -> EvalIndex:
+        """Read an index this package wrote (pickle: only ever load one from a folder you trust)."""
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
