@@ -7,7 +7,8 @@ store of thousands of documents.
 accuracy: evaluation documents from the embedded corpus; the training store holds one copy of each of every
 kind in ``mmprolong.decontam.variants`` (exact, re-saved, reordered, page dropped, half excerpt, scanned without
 text), the original PDFs of further documents given to decontaminate as page images only (as SlideVQA ships
-them), and near misses: other documents of the same three templates (report, manual, slides) with other content.
+them), and near misses: other documents of the same three templates (report, manual, slides) with other content, at
+10-30 pages and at 3-6 pages (where a template's cover and contents pages weigh most).
 A training document counts as caught when it is matched to the evaluation document it copies; any match of a
 near miss is a false positive. Also prints the margins each threshold has (the page-image distances of scanned
 pages against their originals and against the nearest page of another document).
@@ -58,11 +59,13 @@ def make_docs(folder: Path, *, seed: int, docs: int, min_pages: int, max_pages: 
 # --- accuracy ----------------------------------------------------------------------------------------------
 
 
-def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, workers: int, out: Path) -> None:
+def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, short: int, workers: int,
+             out: Path) -> None:
     originals = make_docs(root / "eval-pdfs", seed=101, docs=eval_docs, min_pages=10, max_pages=30, workers=workers)
     as_images = make_docs(root / "image-originals", seed=102, docs=image_docs, min_pages=10, max_pages=30,
                           workers=workers)
     near = make_docs(root / "train", seed=103, docs=negatives, min_pages=10, max_pages=30, workers=workers)
+    brief = make_docs(root / "train", seed=104, docs=short, min_pages=3, max_pages=6, workers=workers)
     truth = {}  # training file name -> (category, evaluation document name)
     for i, pdf in enumerate(originals):
         for variant in VARIANTS:
@@ -75,6 +78,8 @@ def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, wor
         truth[pdf.name] = ("eval as page images", pdf.stem)
     for pdf in near:
         truth[pdf.name] = ("same-template near miss", None)
+    for pdf in brief:
+        truth[pdf.name] = ("short near miss (3-6 pages)", None)
     api.ingest(root / "train", root / "store", IngestConfig(**SMALL_PAGES, workers=workers), show_progress=False)
     config = DecontamConfig(workers=workers)
     start = time.perf_counter()
@@ -95,7 +100,7 @@ def score(result: dict, truth: dict) -> list[dict]:
     for m in result["matches"]:
         matched.setdefault(m["source"], set()).add(Path(m["eval_name"]).stem)
     rows = []
-    categories = list(VARIANTS) + ["eval as page images", "same-template near miss"]
+    categories = list(VARIANTS) + ["eval as page images", "same-template near miss", "short near miss (3-6 pages)"]
     for category in categories:
         names = [n for n, (c, _) in truth.items() if c == category]
         right = sum(Path(truth[n][1]).stem in matched.get(n, ()) for n in names if truth[n][1])
@@ -133,7 +138,7 @@ def image_margins(root: Path, result: dict, truth: dict, config: DecontamConfig)
     table = read_store(root / "store", columns=["source", "page_index", "image"]).to_pylist()
     store = {}
     for row in table:
-        if truth[row["source"]][0] in ("scanned", "same-template near miss"):
+        if truth[row["source"]][0] in ("scanned", "same-template near miss", "short near miss (3-6 pages)"):
             store[(row["source"], row["page_index"])] = image_hash(open_image(row["image"], config.hash_size),
                                                                    config.hash_size)
     by_name = {info.name: d for d, info in enumerate(index.docs)}
@@ -235,6 +240,7 @@ def main() -> None:
     parser.add_argument("--eval-docs", type=int, default=None, help="accuracy: 30; speed: 100")
     parser.add_argument("--image-docs", type=int, default=10, help="accuracy: evaluation documents as page images")
     parser.add_argument("--negatives", type=int, default=150, help="accuracy: same-template near misses")
+    parser.add_argument("--short", type=int, default=50, help="accuracy: short same-template near misses")
     parser.add_argument("--docs", type=int, default=5000, help="speed: documents in the generated store")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
@@ -243,7 +249,7 @@ def main() -> None:
         root = args.keep or Path(tmp)
         if args.what == "accuracy":
             accuracy(root, eval_docs=args.eval_docs or 30, image_docs=args.image_docs, negatives=args.negatives,
-                     workers=args.workers, out=Path("benchmarks/results/decontam-accuracy.json"))
+                     short=args.short, workers=args.workers, out=Path("benchmarks/results/decontam-accuracy.json"))
         else:
             speed(root, docs=args.docs, eval_docs=args.eval_docs or 100, workers=args.workers,
                   out=Path("benchmarks/results/decontam-speed.json"))

@@ -34,9 +34,15 @@ class DecontamConfig(Config):
         "auto", help="which training pages get a perceptual hash: textless (cheap: scans), all (also text pages; "
                      "each page image is decoded), auto = all when some evaluation document has text on under half "
                      "its pages (page images, scans), else textless")
-    hash_size: int = field(16, help="perceptual hash of hash_size x hash_size bits (imagehash.phash); multiple of 8")
+    hash_size: int = field(
+        32, help="perceptual hash of hash_size x hash_size bits (imagehash.phash over a 4*hash_size pixel square); "
+                 "a multiple of 8. 32 separates text pages of one template that 16 (256 bits) confuses")
     image_distance: int = field(
-        36, help="two page images match at this Hamming distance or less (bits of the hash_size**2)")
+        192, help="two page images match at this Hamming distance or less (bits of the hash_size**2)")
+    image_margin: float = field(
+        0.75, help="a page image also matches only below this share of the distance from the evaluation page to the "
+                   "nearest page of another evaluation document (a layout the evaluation set repeats identifies "
+                   "nothing)")
     image_coverage: float = field(
         0.5, help="image match: share of either document's hashed pages matched in the other, at or above this")
     min_image_pages: int = field(3, help="an image match needs at least this many pages matched on each side")
@@ -55,7 +61,7 @@ class DecontamConfig(Config):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, value, "expected an integer >= 1")
-        for name in ("page_threshold", "text_threshold", "image_coverage"):
+        for name in ("page_threshold", "text_threshold", "image_coverage", "image_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ConfigError(name, value, "expected a share in (0, 1]")
