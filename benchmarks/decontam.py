@@ -45,15 +45,20 @@ SMALL_PAGES = {"max_pixels": 200_704, "max_dpi": 72.0}
 def _write_doc(args: tuple) -> None:
     folder, seed, index, min_pages, max_pages = args
     data, _ = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages)
-    (Path(folder) / f"doc-{seed}-{index:05d}.pdf").write_bytes(data)
+    path = Path(folder) / f"doc-{seed}-{index:05d}.pdf"
+    path.with_suffix(".tmp").write_bytes(data)
+    path.with_suffix(".tmp").replace(path)
 
 
 def make_docs(folder: Path, *, seed: int, docs: int, min_pages: int, max_pages: int, workers: int) -> list[Path]:
-    """``docs`` corpus PDFs (no ground truth: not needed here), made on ``workers`` processes."""
+    """``docs`` corpus PDFs (no ground truth: not needed here), made on ``workers`` processes; files already
+    there (a rerun with --keep) are kept."""
     folder.mkdir(parents=True, exist_ok=True)
+    todo = [(str(folder), seed, i, min_pages, max_pages) for i in range(docs)
+            if not (folder / f"doc-{seed}-{i:05d}.pdf").is_file()]
     with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_write_doc, [(str(folder), seed, i, min_pages, max_pages) for i in range(docs)], chunksize=8))
-    return sorted(folder.glob("*.pdf"))
+        list(pool.map(_write_doc, todo, chunksize=8))
+    return [folder / f"doc-{seed}-{i:05d}.pdf" for i in range(docs)]
 
 
 # --- accuracy ----------------------------------------------------------------------------------------------
@@ -80,7 +85,8 @@ def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, sho
         truth[pdf.name] = ("same-template near miss", None)
     for pdf in brief:
         truth[pdf.name] = ("short near miss (3-6 pages)", None)
-    api.ingest(root / "train", root / "store", IngestConfig(**SMALL_PAGES, workers=workers), show_progress=False)
+    api.ingest(root / "train", root / "store", IngestConfig(**SMALL_PAGES, workers=workers), overwrite=True,
+               show_progress=False)
     config = DecontamConfig(workers=workers)
     start = time.perf_counter()
     summary = api.decontaminate(root / "store", [root / "eval-pdfs", root / "eval-images"], root / "report", config,
@@ -168,7 +174,7 @@ def speed(root: Path, *, docs: int, eval_docs: int, workers: int, out: Path) -> 
     made = time.perf_counter() - t
     t = time.perf_counter()
     store = api.ingest(root / "train", root / "store", IngestConfig(**SMALL_PAGES, workers=workers),
-                       show_progress=False)
+                       overwrite=True, show_progress=False)
     ingested = time.perf_counter() - t
     evals = make_docs(root / "eval-pdfs", seed=202, docs=eval_docs, min_pages=10, max_pages=30, workers=workers)
     for pdf in evals[: eval_docs // 4]:

@@ -29,11 +29,12 @@ class DecontamConfig(Config):
                   "copies, reorders and excerpts score ~1, same-template documents <= 0.45 in our measurements)")
     min_shingles: int = field(50, help="a text match needs the smaller document to have this many shingles")
     min_page_words: int = field(
-        20, help="pages with fewer words count as text-less: matched by their image (scans, slides of pictures)")
+        20, help="pages with fewer words have no usable text (no LSH entry); a document with text on under half its "
+                 "pages is text-less and matched by its page images (scans, slides of pictures)")
     image_pages: Literal["auto", "textless", "all"] = field(
-        "auto", help="which training pages get a perceptual hash: textless (cheap: scans), all (also text pages; "
-                     "each page image is decoded), auto = all when some evaluation document has text on under half "
-                     "its pages (page images, scans), else textless")
+        "auto", help="which training pages get a perceptual hash: textless = the pages of text-less documents "
+                     "(text on under half their pages: scans; cheap), all = every page (each image is decoded), "
+                     "auto = all when some evaluation document is text-less (page images, scans), else textless")
     hash_size: int = field(
         32, help="perceptual hash of hash_size x hash_size bits (imagehash.phash over a 4*hash_size pixel square); "
                  "a multiple of 8. 32 separates text pages of one template that 16 (256 bits) confuses")
@@ -50,7 +51,8 @@ class DecontamConfig(Config):
         401_408, help="evaluation PDFs are rendered within this many pixels a page (at most 144 dpi) for image "
                       "hashes; the hash sees 4*hash_size pixels a side, so more only costs time (pixels)")
     pages_per_task: int = field(
-        50_000, help="training pages per task (whole store shards); each task loads the evaluation index once")
+        10_000, help="training pages per task (whole store shards, the unit of parallelism and resume); each task "
+                     "loads the evaluation index once")
     workers: int = field(1, help="processes (local), or Ray tasks in flight (ray)")
     executor: Literal["local", "ray"] = field("local", help="where tasks run: local processes or a Ray cluster, "
                                                             "as ingest (mmprolong[ray])")

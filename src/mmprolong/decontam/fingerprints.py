@@ -39,6 +39,11 @@ class PagePrint:
     image: np.ndarray | None
 
 
+def is_textless(text_pages: int, pages: int) -> bool:
+    """A document with text on under half its pages (a scan, page images) is matched by its page images."""
+    return 2 * text_pages < pages
+
+
 def shingle_hashes(text: str, shingle_words: int) -> tuple[int, np.ndarray]:
     """(word count, sorted unique 64-bit hashes of the text's shingles); a text shorter than a shingle is one."""
     words = WORD.findall(text.lower())

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mmprolong.decontam.config import DecontamConfig
-from mmprolong.decontam.fingerprints import EMPTY, MinHasher, PagePrint, hamming
+from mmprolong.decontam.fingerprints import EMPTY, MinHasher, PagePrint, hamming, is_textless
 
 _HAMMING_BATCH = 8  # training pages per Hamming scan: 8 x 50,000 x 16 words is 51 MB of temporaries
 
@@ -105,7 +105,7 @@ class EvalIndex:
         """Evaluation documents with text on under half their pages (page images, scans): a training copy with
         a text layer can match them only by its page images. (A text PDF's cover or figure page without text
         needs no such care: its training copy lacks text there too, so that page is hashed anyway.)"""
-        return sum(2 * doc.text_pages < doc.pages for doc in self.docs)
+        return sum(is_textless(doc.text_pages, doc.pages) for doc in self.docs)
 
     def text_candidates(self, minhash) -> set[int]:
         """Evaluation documents with a page whose estimated Jaccard similarity passes the LSH threshold."""

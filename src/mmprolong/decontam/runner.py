@@ -91,8 +91,8 @@ def image_policy(config: DecontamConfig, index: EvalIndex) -> dict:
     if index.textless_documents:
         return {"policy": "all", "why": f"{index.textless_documents} evaluation documents have text on under half "
                                         "their pages, so a training copy with text can match them only by its images"}
-    return {"policy": "textless", "why": "every evaluation document has a text layer; training pages without text "
-                                         "are hashed"}
+    return {"policy": "textless", "why": "every evaluation document has a text layer; the pages of training "
+                                         "documents without one (scans) are hashed"}
 
 
 def plan_store_tasks(store_dir: Path, shards: list[Path], out_dir: Path, config: DecontamConfig, *,

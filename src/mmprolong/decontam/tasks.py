@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmprolong.decontam.config import DecontamConfig
-from mmprolong.decontam.fingerprints import MinHasher, page_print
+from mmprolong.decontam.fingerprints import WORD, MinHasher, is_textless, page_print
 from mmprolong.decontam.index import EvalDocPrint, EvalIndex
 from mmprolong.decontam.match import TrainDoc, match_document
 from mmprolong.decontam.sources import EvalDoc, read_pages
@@ -43,7 +43,7 @@ class StoreTaskSpec:
     index_path: str  # the pickled EvalIndex
     out_path: str  # JSON report with the pair records
     config: DecontamConfig
-    hash_all_pages: bool  # hash every page image, not only text-less pages
+    hash_all_pages: bool  # hash every page image, not only those of text-less documents
 
 
 def fingerprint_eval(spec: EvalTaskSpec, *, isolate: bool = False, progress=None) -> dict:
@@ -104,21 +104,42 @@ def scan_store(spec: StoreTaskSpec, *, isolate: bool = False, progress=None) -> 
 
 def _shard_documents(shard: str, config: DecontamConfig, hash_all_pages: bool):
     """(doc_id, source, page texts, page image bytes or None) per document of a store shard, in store order.
-    Image bytes are read only for the pages that get a hash (all, or those under min_page_words words)."""
+
+    Images are hashed for every page (``hash_all_pages``) or only for text-less documents (text on under half
+    their pages: scans): a text PDF's cover or figure page needs no hash, its document matches by text. Only
+    the row groups holding such pages have their image column read, so a text-only scan reads no image bytes.
+    """
     import pyarrow.parquet as pq
 
-    from mmprolong.decontam.fingerprints import WORD
-
-    table = pq.read_table(shard, columns=["doc_id", "source", "text"])
+    file = pq.ParquetFile(shard)
+    table = file.read(columns=["doc_id", "source", "text"])
     doc_ids, sources, texts = (table[c].to_pylist() for c in ("doc_id", "source", "text"))
-    wanted = [hash_all_pages or len(WORD.findall(t)) < config.min_page_words for t in texts]
-    images = pq.read_table(shard, columns=["image"])["image"].to_pylist() if any(wanted) else [None] * len(texts)
-    start = 0
+    has_text = [len(WORD.findall(t)) >= config.min_page_words for t in texts]
+    bounds, start = [], 0
     for end in range(1, len(texts) + 1):
         if end == len(texts) or (doc_ids[end], sources[end]) != (doc_ids[start], sources[start]):
-            yield (doc_ids[start], sources[start], texts[start:end],
-                   [image if want else None for image, want in zip(images[start:end], wanted[start:end])])
+            bounds.append((start, end))
             start = end
+    wanted = set()
+    for start, end in bounds:
+        if hash_all_pages or is_textless(sum(has_text[start:end]), end - start):
+            wanted.update(range(start, end))
+    images = _read_images(file, wanted)
+    for start, end in bounds:
+        yield doc_ids[start], sources[start], texts[start:end], [images.get(r) for r in range(start, end)]
+
+
+def _read_images(file, rows: set[int]) -> dict[int, bytes]:
+    """{row: image bytes} for ``rows`` of a Parquet file, reading only the row groups that hold them."""
+    images, first = {}, 0
+    for group in range(file.metadata.num_row_groups):
+        count = file.metadata.row_group(group).num_rows
+        needed = [r for r in range(first, first + count) if r in rows]
+        if needed:
+            column = file.read_row_group(group, columns=["image"])["image"]
+            images.update((r, column[r - first].as_py()) for r in needed)
+        first += count
+    return images
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
