@@ -1,8 +1,8 @@
 """A training store holding copies of evaluation documents, of every kind, among same-template near misses.
 
 Evaluation: ``eval/`` (3 corpus documents as PDFs) and ``eval-images/`` (a fourth as JPEG page images, as
-SlideVQA ships slides). Training (``train/`` -> ``store/``): two copies of each PDF, of different kinds
-(exact + scanned, re-saved + reordered, page dropped + half excerpt), the fourth document's original PDF, and
+SlideVQA ships slides). Training (``train/`` -> ``store/``): copies of each PDF, of every kind (exact + scanned,
+re-saved + reordered + re-typeset, page dropped + half excerpt), the fourth document's original PDF, and
 near misses: 6 other documents of the same three templates and 3 short ones (3-4 pages).
 """
 
@@ -15,7 +15,7 @@ from mmprolong.decontam.variants import make_variant, write_page_images
 from mmprolong.ingest import IngestConfig
 
 SMALL_PAGES = {"max_pixels": 200_704, "max_dpi": 72.0}
-COPIES = {"doc-00000.pdf": ("exact", "scanned"), "doc-00001.pdf": ("resaved", "reordered"),
+COPIES = {"doc-00000.pdf": ("exact", "scanned"), "doc-00001.pdf": ("resaved", "reordered", "retypeset"),
           "doc-00002.pdf": ("page-dropped", "excerpt")}
 
 

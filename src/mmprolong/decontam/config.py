@@ -21,9 +21,10 @@ class DecontamConfig(Config):
 
     shingle_words: int = field(5, help="words per text shingle (lower-cased \\w+ words, across line breaks)")
     num_perm: int = field(128, help="MinHash permutations per page (datasketch); more: finer similarity, slower")
-    page_threshold: float = field(
-        0.5, help="Jaccard similarity of two pages' shingles at which MinHash LSH offers their documents as a "
-                  "candidate pair; also the share of a page's shingles that makes it a matched page in the report")
+    lsh_threshold: float = field(
+        0.5, help="Jaccard similarity of two pages' shingle sets, or of two whole documents', at which MinHash LSH "
+                  "offers their documents as a candidate pair (pages: copied pages, excerpts; documents: re-typeset "
+                  "copies, whose page breaks moved)")
     text_threshold: float = field(
         0.7, help="text match: shared shingles / shingles of the smaller document, at or above this (exact sets; "
                   "copies, reorders and excerpts score ~1, same-template documents <= 0.45 in our measurements)")
@@ -63,7 +64,7 @@ class DecontamConfig(Config):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, value, "expected an integer >= 1")
-        for name in ("page_threshold", "text_threshold", "image_coverage", "image_margin"):
+        for name in ("lsh_threshold", "text_threshold", "image_coverage", "image_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ConfigError(name, value, "expected a share in (0, 1]")

@@ -77,6 +77,10 @@ class MinHasher:
         minhash.update_batch(shingles.tolist())
         return minhash
 
+    def union(self, minhashes: list):
+        """The MinHash of the union of the sets (a document from its pages): no shingle is hashed again."""
+        return minhashes[0] if len(minhashes) == 1 else self._minhash.union(*minhashes)
+
 
 def open_image(data: bytes, hash_size: int):
     """Decode an encoded page image for hashing; JPEGs are decoded straight at a reduced size (PIL's draft)."""

@@ -1,5 +1,5 @@
-"""The evaluation side, indexed once and sent to every task: exact ids, a MinHash LSH over text pages, and a
-matrix of page-image hashes.
+"""The evaluation side, indexed once and sent to every task: exact ids, MinHash LSH over text pages and over
+whole texts, and a matrix of page-image hashes.
 
 The evaluation side is small (a few thousand documents) and the training side large, so the small side is
 indexed and the large side streamed past it: each training page costs one LSH query and, when it has an image
@@ -70,21 +70,25 @@ class EvalIndex:
 
         self.min_page_words = config.min_page_words
         minhasher = MinHasher(config.num_perm)
-        self.lsh = MinHashLSH(threshold=config.page_threshold, num_perm=config.num_perm)
+        self.lsh = MinHashLSH(threshold=config.lsh_threshold, num_perm=config.num_perm)  # pages: (doc, page) keys
+        self.doc_lsh = MinHashLSH(threshold=config.lsh_threshold, num_perm=config.num_perm)  # documents: doc keys
         self.docs: list[EvalDocInfo] = []
         self.by_doc_id: dict[str, list[int]] = {}
         self.page_shingles: list[list[np.ndarray]] = []  # per document, per page
         self.doc_shingles: list[np.ndarray] = []
         image_rows, image_owner = [], []  # hash words; (document, page)
         for d, doc in enumerate(prints):
-            text_pages = 0
+            page_minhashes = []
             for p, page in enumerate(doc.pages):
                 if page.words >= config.min_page_words:
-                    self.lsh.insert((d, p), minhasher(page.shingles))
-                    text_pages += 1
+                    page_minhashes.append(minhasher(page.shingles))
+                    self.lsh.insert((d, p), page_minhashes[-1])
                 if page.image is not None:
                     image_rows.append(page.image)
                     image_owner.append((d, p))
+            if page_minhashes:
+                self.doc_lsh.insert(d, minhasher.union(page_minhashes))
+            text_pages = len(page_minhashes)
             shingles = [page.shingles for page in doc.pages]
             self.page_shingles.append(shingles)
             self.doc_shingles.append(np.unique(np.concatenate(shingles)) if shingles else EMPTY)
@@ -107,9 +111,15 @@ class EvalIndex:
         needs no such care: its training copy lacks text there too, so that page is hashed anyway.)"""
         return sum(is_textless(doc.text_pages, doc.pages) for doc in self.docs)
 
-    def text_candidates(self, minhash) -> set[int]:
-        """Evaluation documents with a page whose estimated Jaccard similarity passes the LSH threshold."""
-        return {d for d, _ in self.lsh.query(minhash)}
+    def text_candidates(self, page_minhashes: list, minhasher: MinHasher) -> set[int]:
+        """Evaluation documents with a page, or a whole text, whose estimated Jaccard similarity to one of the
+        training document's pages, or to its whole text, passes the LSH threshold."""
+        if not page_minhashes:
+            return set()
+        found = set(self.doc_lsh.query(minhasher.union(page_minhashes)))
+        for minhash in page_minhashes:
+            found.update(d for d, _ in self.lsh.query(minhash))
+        return found
 
     def image_matches(self, hashes: np.ndarray) -> list[np.ndarray]:
         """For each row of ``hashes`` (training pages), the (document, page, distance) rows of the evaluation

@@ -1,6 +1,7 @@
 """Decide whether a training document matches an evaluation document, and which pages did.
 
-Candidates come from the index (same doc_id, an LSH hit on any page, or a page image within the distance);
+Candidates come from the index (same doc_id, an LSH hit on any page or on the whole text, or a page image within
+its limit);
 each candidate pair is then scored exactly:
 
 - exact: the same doc_id (the first 16 hex digits of the SHA-256 of the PDF's bytes);
@@ -27,6 +28,7 @@ from mmprolong.decontam.fingerprints import EMPTY, MinHasher, PagePrint
 from mmprolong.decontam.index import EvalIndex
 
 NEAR_MISS = 0.5  # pairs that reach this share of a threshold are reported as near misses
+MATCHED_PAGE_SHARE = 0.5  # a page is reported as matched when an evaluation page holds this share of its shingles
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +41,8 @@ class TrainDoc:
 def match_document(doc: TrainDoc, index: EvalIndex, minhasher: MinHasher, config: DecontamConfig) -> list[dict]:
     """The pair records (matches and near misses) of one training document against the evaluation index."""
     exact = set(index.by_doc_id.get(doc.doc_id, ()))
-    text = set()
-    for page in doc.pages:
-        if page.words >= config.min_page_words:
-            text |= index.text_candidates(minhasher(page.shingles))
+    text = index.text_candidates([minhasher(p.shingles) for p in doc.pages if p.words >= config.min_page_words],
+                                 minhasher)
     images = _image_pairs(doc, index)
     shingles = np.unique(np.concatenate([p.shingles for p in doc.pages])) if doc.pages else EMPTY
     records = []
@@ -98,7 +98,7 @@ def _score(doc: TrainDoc, shingles: np.ndarray, e: int, exact: bool, image_pairs
 def _matched_pages(doc: TrainDoc, e: int, exact: bool, by_text: bool, image_pairs: list, index: EvalIndex,
                    config: DecontamConfig) -> list[list]:
     """[training page, evaluation page (both 1-based), "exact" | "text" | "image", similarity], by training page:
-    for text, the evaluation page holding the largest share of the page's shingles (at least page_threshold);
+    for text, the evaluation page holding the largest share of the page's shingles (at least MATCHED_PAGE_SHARE);
     for images, the nearest page (similarity = 1 - distance / bits)."""
     if exact:
         return [[i + 1, i + 1, "exact", 1.0] for i in range(len(doc.pages))]
@@ -114,7 +114,7 @@ def _matched_pages(doc: TrainDoc, e: int, exact: bool, by_text: bool, image_pair
             shared = np.bincount(owner[np.isin(pooled, page.shingles)], minlength=len(eval_pages))
             share = shared / np.maximum(np.minimum(sizes, len(page.shingles)), 1)
             best = int(np.argmax(share))
-            if share[best] >= config.page_threshold:
+            if share[best] >= MATCHED_PAGE_SHARE:
                 found[t] = [t + 1, best + 1, "text", round(float(share[best]), 4)]
     bits = config.hash_size ** 2
     for t, p, distance in sorted(image_pairs, key=lambda x: (x[0], x[2], x[1])):

@@ -4,6 +4,8 @@ Each variant has other bytes than the original (so no exact hash finds it) excep
 
 - ``exact``: the same bytes under another name;
 - ``resaved``: every page copied into a new file by pdfium (another writer: new objects, new cross-reference);
+- ``retypeset``: the text set again on A5 pages in another font (new line and page breaks, no figures), as
+  when a report is exported again from its source;
 - ``reordered``: the pages in a seeded shuffled order;
 - ``page-dropped``: one page (seeded, never the first) left out;
 - ``excerpt``: a run of half the pages, as when a report is split into parts;
@@ -19,7 +21,7 @@ import io
 import random
 from pathlib import Path
 
-VARIANTS = ("exact", "resaved", "reordered", "page-dropped", "excerpt", "scanned")
+VARIANTS = ("exact", "resaved", "retypeset", "reordered", "page-dropped", "excerpt", "scanned")
 SCAN_DPI = 100
 SCAN_MAX_DEGREES = 0.7
 SCAN_NOISE_STD = 6.0  # grey levels
@@ -34,6 +36,8 @@ def make_variant(data: bytes, variant: str, *, seed: int) -> bytes:
         return data
     if variant == "scanned":
         return _scan(data, seed)
+    if variant == "retypeset":
+        return _retypeset(data)
     src = pdfium.PdfDocument(data)
     try:
         order = list(range(len(src)))
@@ -57,6 +61,33 @@ def make_variant(data: bytes, variant: str, *, seed: int) -> bytes:
         return buffer.getvalue()
     finally:
         src.close()
+
+
+def _retypeset(data: bytes) -> bytes:
+    import pypdfium2 as pdfium
+    from reportlab.lib.pagesizes import A5
+    from reportlab.lib.utils import simpleSplit
+    from reportlab.pdfgen.canvas import Canvas
+
+    pdf = pdfium.PdfDocument(data)
+    try:
+        text = "\n".join(page.get_textpage().get_text_bounded() for page in pdf)
+    finally:
+        pdf.close()
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A5, invariant=1)
+    width, height = A5
+    y = height - 40
+    for paragraph in text.replace("\r", "").split("\n"):
+        for line in simpleSplit(paragraph, "Courier", 8, width - 60) or [""]:
+            if y < 40:
+                canvas.showPage()
+                y = height - 40
+            canvas.setFont("Courier", 8)
+            canvas.drawString(30, y, line)
+            y -= 10
+    canvas.save()
+    return buffer.getvalue()
 
 
 def _scan(data: bytes, seed: int) -> bytes:
