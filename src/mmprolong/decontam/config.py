@@ -52,8 +52,8 @@ class DecontamConfig(Config):
         401_408, help="evaluation PDFs are rendered within this many pixels a page (at most 144 dpi) for image "
                       "hashes; the hash sees 4*hash_size pixels a side, so more only costs time (pixels)")
     pages_per_task: int = field(
-        10_000, help="training pages per task (whole store shards, the unit of parallelism and resume); each task "
-                     "loads the evaluation index once")
+        10_000, help="most training pages per task (whole store shards, the unit of parallelism and resume; fewer "
+                     "so every worker gets 4 tasks); each task loads the evaluation index once")
     workers: int = field(1, help="processes (local), or Ray tasks in flight (ray)")
     executor: Literal["local", "ray"] = field("local", help="where tasks run: local processes or a Ray cluster, "
                                                             "as ingest (mmprolong[ray])")
@@ -84,5 +84,6 @@ class DecontamConfig(Config):
             raise ConfigError("render_max_pixels", self.render_max_pixels, str(exc)) from None
 
     def match_fields(self) -> dict:
-        """The fields that decide the result (a resumed run must keep them); workers and executor do not."""
+        """The fields that decide the result (a resumed run must keep them); workers and executor do not (the
+        tasks they imply are recorded beside)."""
         return {k: v for k, v in self.to_dict().items() if k not in ("workers", "executor", "pages_per_task")}

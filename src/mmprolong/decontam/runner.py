@@ -49,7 +49,8 @@ def decontaminate(store_dir: str | Path, sources: list[str | Path], out_dir: str
         found, info = discover(source, out_dir)
         docs += found
         described.append(info)
-    _prepare(out_dir, _manifest(config, shards, docs))
+    step = shards_per_task(store_dir, shards, config)
+    _prepare(out_dir, _manifest(config, shards, docs) | {"shards_per_task": step})
 
     eval_specs = [EvalTaskSpec(k, tuple(docs[i:i + EVAL_DOCS_PER_TASK]), str(out_dir / "_eval" / f"{k:05d}.pkl"),
                                config) for k, i in enumerate(range(0, len(docs), EVAL_DOCS_PER_TASK))]
@@ -69,7 +70,9 @@ def decontaminate(store_dir: str | Path, sources: list[str | Path], out_dir: str
              "hashed: %s", len(prints), len(errors), index.textless_documents, sum(d.pages for d in index.docs),
              policy["policy"])
 
-    store_specs = plan_store_tasks(store_dir, shards, out_dir, config, hash_all_pages=policy["policy"] == "all")
+    store_specs = [StoreTaskSpec(k, tuple(str(p) for p in shards[i:i + step]), str(out_dir / INDEX),
+                                 str(out_dir / "_store" / f"{k:05d}.json"), config, policy["policy"] == "all")
+                   for k, i in enumerate(range(0, len(shards), step))]
     _run([s for s in store_specs if not Path(s.out_path).is_file()], scan_store, config, "training pages",
          show_progress)
     reports = [json.loads(Path(s.out_path).read_text()) for s in store_specs]
@@ -95,16 +98,13 @@ def image_policy(config: DecontamConfig, index: EvalIndex) -> dict:
                                          "documents without one (scans) are hashed"}
 
 
-def plan_store_tasks(store_dir: Path, shards: list[Path], out_dir: Path, config: DecontamConfig, *,
-                     hash_all_pages: bool) -> list[StoreTaskSpec]:
-    """Consecutive whole shards, about ``pages_per_task`` pages a task (by the store's mean pages per shard, read
-    from its summary rather than from every shard's footer)."""
+def shards_per_task(store_dir: Path, shards: list[Path], config: DecontamConfig) -> int:
+    """Consecutive whole shards of about ``pages_per_task`` pages a task (by the store's mean pages per shard,
+    read from its summary rather than from every shard's footer), fewer so that every worker gets 4 tasks when
+    the store has the shards for it."""
     summary = json.loads((store_dir / "summary.json").read_text())
     per_shard = max(1, summary.get("pages", 0)) / max(1, len(shards))
-    step = max(1, math.floor(config.pages_per_task / per_shard))
-    return [StoreTaskSpec(k, tuple(str(p) for p in shards[i:i + step]), str(out_dir / INDEX),
-                          str(out_dir / "_store" / f"{k:05d}.json"), config, hash_all_pages)
-            for k, i in enumerate(range(0, len(shards), step))]
+    return max(1, min(math.floor(config.pages_per_task / per_shard), math.ceil(len(shards) / (4 * config.workers))))
 
 
 def _run(specs: list, task, config: DecontamConfig, desc: str, show_progress: bool) -> None:
