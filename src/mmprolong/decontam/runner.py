@@ -51,31 +51,11 @@ def decontaminate(store_dir: str | Path, sources: list[str | Path], out_dir: str
         described.append(info)
     step = shards_per_task(store_dir, shards, config)
     _prepare(out_dir, _manifest(config, shards, docs) | {"shards_per_task": step})
-
-    eval_specs = [EvalTaskSpec(k, tuple(docs[i:i + EVAL_DOCS_PER_TASK]), str(out_dir / "_eval" / f"{k:05d}.pkl"),
-                               config) for k, i in enumerate(range(0, len(docs), EVAL_DOCS_PER_TASK))]
-    _run([s for s in eval_specs if not Path(s.out_path).is_file()], fingerprint_eval, config,
-         "evaluation pages", show_progress)
-    outputs = [read_eval_output(s.out_path) for s in eval_specs]
-    prints = [p for o in outputs for p in o["prints"]]
-    if not prints:
-        raise DataError(f"no evaluation document could be read from {', '.join(map(str, sources))}")
-    errors = [e for o in outputs for e in o["errors"]]
-    for info in described:
-        info["skipped"] = [e for e in errors if e["source"] == info["source"]]
-    index = EvalIndex(prints, config)
-    index.save(out_dir / INDEX)
+    index = _index_evaluation(docs, described, out_dir, config, show_progress)
     policy = image_policy(config, index)
-    log.info("evaluation: %d documents (%d unreadable, %d without a text layer), %d pages; training page images "
-             "hashed: %s", len(prints), len(errors), index.textless_documents, sum(d.pages for d in index.docs),
-             policy["policy"])
-
-    store_specs = [StoreTaskSpec(k, tuple(str(p) for p in shards[i:i + step]), str(out_dir / INDEX),
-                                 str(out_dir / "_store" / f"{k:05d}.json"), config, policy["policy"] == "all")
-                   for k, i in enumerate(range(0, len(shards), step))]
-    _run([s for s in store_specs if not Path(s.out_path).is_file()], scan_store, config, "training pages",
-         show_progress)
-    reports = [json.loads(Path(s.out_path).read_text()) for s in store_specs]
+    log.info("evaluation: %d documents (%d without a text layer), %d pages; training page images hashed: %s",
+             len(index.docs), index.textless_documents, sum(d.pages for d in index.docs), policy["policy"])
+    reports = _scan_store(shards, step, out_dir, config, policy["policy"] == "all", show_progress)
     training = {k: sum(r[k] for r in reports) for k in ("documents", "pages", "text_pages", "image_pages",
                                                         "cpu_seconds")}
     report = build_report(store=str(store_dir), sources=described, docs=index.docs,
@@ -85,6 +65,36 @@ def decontaminate(store_dir: str | Path, sources: list[str | Path], out_dir: str
     log.info("decontaminate: %d matches (%s), %d training documents excluded -> %s", summary["matches"],
              summary["matches_by_kind"], summary["excluded_documents"], summary["exclusion_list"])
     return summary
+
+
+def _index_evaluation(docs: list[EvalDoc], described: list[dict], out_dir: Path, config: DecontamConfig,
+                      show_progress: bool) -> EvalIndex:
+    """Fingerprint the evaluation documents in tasks, index them, save the index for the store tasks; the
+    documents that could not be read are listed under their source (``described[i]["skipped"]``)."""
+    specs = [EvalTaskSpec(k, tuple(docs[i:i + EVAL_DOCS_PER_TASK]), str(out_dir / "_eval" / f"{k:05d}.pkl"), config)
+             for k, i in enumerate(range(0, len(docs), EVAL_DOCS_PER_TASK))]
+    _run([s for s in specs if not Path(s.out_path).is_file()], fingerprint_eval, config, "evaluation pages",
+         show_progress)
+    outputs = [read_eval_output(s.out_path) for s in specs]
+    prints = [p for o in outputs for p in o["prints"]]
+    errors = [e for o in outputs for e in o["errors"]]
+    for info in described:
+        info["skipped"] = [e for e in errors if e["source"] == info["source"]]
+    if not prints:
+        raise DataError(f"no evaluation document could be read: {errors[:3]}")
+    index = EvalIndex(prints, config)
+    index.save(out_dir / INDEX)
+    return index
+
+
+def _scan_store(shards: list[Path], step: int, out_dir: Path, config: DecontamConfig, hash_all_pages: bool,
+                show_progress: bool) -> list[dict]:
+    """Run the store tasks (``step`` shards each) that are not done; returns every task's report, in order."""
+    specs = [StoreTaskSpec(k, tuple(str(p) for p in shards[i:i + step]), str(out_dir / INDEX),
+                           str(out_dir / "_store" / f"{k:05d}.json"), config, hash_all_pages)
+             for k, i in enumerate(range(0, len(shards), step))]
+    _run([s for s in specs if not Path(s.out_path).is_file()], scan_store, config, "training pages", show_progress)
+    return [json.loads(Path(s.out_path).read_text()) for s in specs]
 
 
 def image_policy(config: DecontamConfig, index: EvalIndex) -> dict:
