@@ -75,13 +75,15 @@ def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, sho
     brief = make_docs(root / "train", seed=104, docs=short, min_pages=3, max_pages=6, workers=workers)
     truth = {}  # training file name -> (category, evaluation document name)
     for i, pdf in enumerate(originals):
-        for variant in VARIANTS:
+        for variant in VARIANTS:  # pdfium's and PIL's PDFs carry dates: a rerun keeps the files it finds
             name = f"{variant}-{pdf.name}"
-            (root / "train" / name).write_bytes(make_variant(pdf.read_bytes(), variant, seed=i))
+            if not (root / "train" / name).is_file():
+                (root / "train" / name).write_bytes(make_variant(pdf.read_bytes(), variant, seed=i))
             truth[name] = (variant, pdf.name)
     for pdf in as_images:
         shutil.copy(pdf, root / "train" / pdf.name)
-        write_page_images(pdf.read_bytes(), root / "eval-images" / pdf.stem)
+        if not (root / "eval-images" / pdf.stem).is_dir():
+            write_page_images(pdf.read_bytes(), root / "eval-images" / pdf.stem)
         truth[pdf.name] = ("eval as page images", pdf.stem)
     for pdf in near:
         truth[pdf.name] = ("same-template near miss", None)
@@ -96,7 +98,7 @@ def accuracy(root: Path, *, eval_docs: int, image_docs: int, negatives: int, sho
     seconds = time.perf_counter() - start
     result = json.loads(Path(summary["report"]).read_text())
     rows = score(result, truth)
-    margins = image_margins(root, result, truth, config)
+    margins = image_margins(root, result, truth, config) | {"geometry": geometric_margins(originals[:10], config)}
     report(rows, out, seconds=round(seconds, 1), config=config.to_dict(), margins=margins,
            text_margin=text_margin(result, truth), eval_documents=eval_docs + image_docs, store_documents=len(truth))
     print(json.dumps({"margins": margins, "text": text_margin(result, truth)}, indent=1))
@@ -166,6 +168,35 @@ def image_margins(root: Path, result: dict, truth: dict, config: DecontamConfig)
             | {"pages": len(nearest), "within_threshold": int((nearest <= config.image_distance).sum())}}
 
 
+def geometric_margins(pdfs: list[Path], config: DecontamConfig) -> dict:
+    """Median bits a page's hash moves when the page is turned by 1 and 2 degrees or cropped by 3% (top-left):
+    what a scan with more skew or cut margins does, which the simulated scans above do not."""
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from mmprolong.decontam.fingerprints import hamming, image_hash
+
+    def turned(degrees):
+        return lambda im: im.convert("L").rotate(degrees, resample=Image.BILINEAR, fillcolor=255)
+
+    def cropped(im):
+        w, h = im.size
+        return im.crop((int(0.03 * w), int(0.03 * h), w, h))
+
+    moves = {"turned 1 degree": turned(1), "turned 2 degrees": turned(2), "cropped 3%": cropped}
+    distances = {name: [] for name in moves}
+    for path in pdfs:
+        pdf = pdfium.PdfDocument(str(path))
+        for page in pdf:
+            image = page.render(scale=1.0).to_pil()
+            original = image_hash(image, config.hash_size)
+            for name, move in moves.items():
+                moved = image_hash(move(image), config.hash_size)
+                distances[name].append(int(hamming(original[None], moved[None])[0, 0]))
+        pdf.close()
+    return {name: float(np.median(d)) for name, d in distances.items()}
+
+
 # --- speed -------------------------------------------------------------------------------------------------
 
 
@@ -192,6 +223,7 @@ def speed(root: Path, *, docs: int, base_docs: int, eval_docs: int, workers: int
         EvalIndex.load(index_path)
         load_s = time.process_time() - t
         rows.append({"evaluation": label, "eval docs": summary["evaluation_documents"],
+                     "eval pages": result["evaluation"]["pages"],
                      "store docs": summary["training_documents"], "store pages": summary["training_pages"],
                      "image-hashed pages": result["training"]["image_pages"], "seconds": round(seconds, 1),
                      "store CPU ms/page": round(1000 * summary["training_cpu_seconds"] / summary["training_pages"], 2),
