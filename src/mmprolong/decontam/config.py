@@ -27,7 +27,7 @@ class DecontamConfig(Config):
                   "copies, whose page breaks moved)")
     text_threshold: float = field(
         0.7, help="text match: shared shingles / shingles of the smaller document, at or above this (exact sets; "
-                  "copies, reorders and excerpts score ~1, same-template documents <= 0.45 in our measurements)")
+                  "copies, reorders and excerpts score ~1, same-template documents <= 0.5 in our measurements)")
     min_shingles: int = field(50, help="a text match needs the smaller document to have this many shingles")
     min_page_words: int = field(
         20, help="pages with fewer words have no usable text (no LSH entry); a document with text on under half its "

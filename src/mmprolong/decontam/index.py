@@ -3,7 +3,7 @@ whole texts, and a matrix of page-image hashes.
 
 The evaluation side is small (a few thousand documents) and the training side large, so the small side is
 indexed and the large side streamed past it: each training page costs one LSH query and, when it has an image
-hash, one exact Hamming scan of the evaluation hashes (numpy popcount: 1.3 ms for 50,000 evaluation pages of
+hash, one exact Hamming scan of the evaluation hashes (numpy popcount: 1.6 ms for 50,000 evaluation pages of
 1,024 bits, under the 7 ms of decoding a page image at the paper's budget, so an approximate image index would
 save little).
 """

@@ -7,7 +7,7 @@ each candidate pair is then scored exactly:
 - exact: the same doc_id (the first 16 hex digits of the SHA-256 of the PDF's bytes);
 - text: shared shingles / shingles of the smaller document >= text_threshold. Measured on whole documents, so
   pages reordered, dropped, split into another file or re-paginated keep a score near 1, while documents of
-  one template with other content share only boilerplate (<= 0.45 in our measurements);
+  one template with other content share only boilerplate (<= 0.5 in our measurements);
 - image: a share >= image_coverage of either document's hashed pages has a page within image_distance bits in
   the other, and at least min_image_pages pages on each side do. A shared cover or contents page (every
   document of a template has one) stays far below the share.
