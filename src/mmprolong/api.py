@@ -41,6 +41,16 @@ def synth(store_dir, out_dir, config=None, *, overwrite: bool = False, show_prog
                   api_key=api_key)
 
 
+def decontaminate(store_dir, sources, out_dir, config=None, *, show_progress: bool = True) -> dict:
+    """Find the page store's documents that match an evaluation document in ``sources`` (page stores, folders of
+    PDFs or page images, docvqa data folders); writes OUT/report.json, report.md and exclude.txt (synth's
+    ``exclude``) and returns the summary: matches, matches_by_kind, excluded_documents, exclusion_list, ..."""
+    from mmprolong.decontam import DecontamConfig
+    from mmprolong.decontam import decontaminate as _decontaminate
+
+    return _decontaminate(store_dir, list(sources), out_dir, config or DecontamConfig(), show_progress=show_progress)
+
+
 def export(data_dir, out_dir, *, fmt: str) -> dict:
     """Synth samples -> LLaMA-Factory or ms-swift datasets."""
     from mmprolong.synth.export import export as _export

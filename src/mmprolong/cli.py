@@ -92,6 +92,15 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_decontaminate(args) -> int:
+    from mmprolong import api
+    from mmprolong.decontam import DecontamConfig
+
+    summary = api.decontaminate(args.store_dir, args.against, args.out, config_from_args(args, DecontamConfig))
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
 def _cmd_export(args) -> int:
     from mmprolong import api
 
@@ -181,6 +190,7 @@ def _cmd_quickstart(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
     from mmprolong.quickstart import quickstart as quickstart_function
@@ -219,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="discard an existing run made with other settings")
     add_config_arguments(synth, SynthConfig)
     synth.set_defaults(func=_cmd_synth)
+
+    decontam = sub.add_parser("decontaminate", help="find training documents that match evaluation documents; "
+                                                    "write a report and the exclusion list synth honours")
+    decontam.add_argument("store_dir", type=Path, help="page store to check (made by `mmprolong ingest`)")
+    decontam.add_argument("--against", nargs="+", required=True, metavar="SOURCE",
+                          help="evaluation documents: page stores, folders of PDFs or page images, PDF files, or "
+                               "docvqa data folders (what `eval --suite docvqa --data-dir` reads)")
+    decontam.add_argument("--out", type=Path, default=Path("decontam"),
+                          help="report folder: report.json, report.md, exclude.txt (default ./decontam)")
+    add_config_arguments(decontam, DecontamConfig)
+    decontam.set_defaults(func=_cmd_decontaminate)
 
     export = sub.add_parser("export", help="synth samples -> LLaMA-Factory or ms-swift datasets")
     export.add_argument("data_dir", type=Path)

@@ -14,13 +14,14 @@ END = "<!-- config-reference:end -->"
 
 
 def config_classes() -> list[tuple[str, type]]:
+    from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
 
     return [("mmprolong ingest", IngestConfig), ("mmprolong synth", SynthConfig), ("mmprolong train", TrainConfig),
-            ("mmprolong eval", EvalConfig)]
+            ("mmprolong eval", EvalConfig), ("mmprolong decontaminate", DecontamConfig)]
 
 
 def reference_markdown() -> str:

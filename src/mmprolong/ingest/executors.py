@@ -1,7 +1,9 @@
 """Where shard tasks run: local worker processes or a Ray cluster. Executors only decide that.
 
-Both retry the shards a crashed worker took down in ``isolate`` mode (one child process per file), so the
-file that crashed pdfium is reported and every other page is kept.
+A task is ``task(spec, *, isolate, progress) -> report`` for any spec with an ``index``: ingest's
+``run_shard`` (bound to its file processor) and decontamination's fingerprinting tasks both run here.
+Both executors retry the shards a crashed worker took down in ``isolate`` mode (ingest then gives each file a
+child process of its own, so the file that crashed pdfium is reported and every other page is kept).
 """
 
 from __future__ import annotations
@@ -12,29 +14,29 @@ import os
 from collections.abc import Callable, Sequence
 
 from mmprolong.errors import DataError, MissingDependencyError
-from mmprolong.ingest.pdf import process_file
-from mmprolong.ingest.shard import FileProcessor, ShardSpec, init_worker, mp_context, run_shard
+from mmprolong.ingest.shard import init_worker, mp_context
 
 logger = logging.getLogger(__name__)
 
 OnShard = Callable[[dict], None]  # called with each finished shard's report
 OnPages = Callable[[int], None]  # called as pages are rendered
+ShardTask = Callable[..., dict]  # task(spec, *, isolate: bool, progress: OnPages | None) -> the shard's report
 _POLL_S = 0.2
 
 
-def run_local(specs: Sequence[ShardSpec], *, workers: int, memory_limit_bytes: int, on_shard: OnShard,
-              on_pages: OnPages | None, processor: FileProcessor = process_file) -> None:
-    """Run the shards on ``workers`` local processes."""
-    crashed = _run_pool(specs, workers, memory_limit_bytes, False, on_shard, on_pages, processor)
+def run_local(specs: Sequence, *, workers: int, memory_limit_bytes: int, on_shard: OnShard,
+              on_pages: OnPages | None, task: ShardTask) -> None:
+    """Run ``task`` on each spec on ``workers`` local processes."""
+    crashed = _run_pool(specs, workers, memory_limit_bytes, False, on_shard, on_pages, task)
     if crashed:
-        logger.warning("a worker crashed: redoing %d shard(s) with each file in its own process", len(crashed))
-        crashed = _run_pool(crashed, workers, memory_limit_bytes, True, on_shard, on_pages, processor)
+        logger.warning("a worker crashed: redoing %d shard(s) in isolate mode", len(crashed))
+        crashed = _run_pool(crashed, workers, memory_limit_bytes, True, on_shard, on_pages, task)
     if crashed:
         raise DataError(f"shards {[s.index for s in crashed]}: the worker crashed outside any file's processing "
                         "(too small max_worker_memory_bytes?); finished shards are kept, rerun to resume")
 
 
-def _run_pool(specs, workers, memory_limit_bytes, isolate, on_shard, on_pages, processor) -> list[ShardSpec]:
+def _run_pool(specs, workers, memory_limit_bytes, isolate, on_shard, on_pages, task) -> list:
     """Run ``specs`` on a process pool; the specs a crashed worker took down are returned."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -48,8 +50,7 @@ def _run_pool(specs, workers, memory_limit_bytes, isolate, on_shard, on_pages, p
                                    initargs=(memory_limit_bytes, os.getpid()))
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         progress = _QueueProgress(queue) if queue is not None else None
-        futures = {pool.submit(run_shard, spec, isolate=isolate, progress=progress, processor=processor): spec
-                   for spec in specs}
+        futures = {pool.submit(task, spec, isolate=isolate, progress=progress): spec for spec in specs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
@@ -83,11 +84,10 @@ def _drain(queue, on_pages: OnPages | None) -> None:
             return
 
 
-def run_ray(specs: Sequence[ShardSpec], *, workers: int, on_shard: OnShard, on_pages: OnPages | None,
-            processor: FileProcessor = process_file) -> None:
-    """Run the shards as Ray tasks (1 CPU each, at most ``workers`` in flight) on the current Ray cluster.
+def run_ray(specs: Sequence, *, workers: int, on_shard: OnShard, on_pages: OnPages | None, task: ShardTask) -> None:
+    """Run ``task`` on each spec as Ray tasks (1 CPU each, at most ``workers`` in flight) on the current Ray cluster.
 
-    ``pdf_dir`` and the output folder must be on a filesystem every Ray node sees. Connects to the cluster
+    The inputs and the output folder must be on a filesystem every Ray node sees. Connects to the cluster
     Ray finds (``ray.init()``: RAY_ADDRESS or a new local instance) unless Ray is already initialised.
     """
     try:
@@ -99,11 +99,11 @@ def run_ray(specs: Sequence[ShardSpec], *, workers: int, on_shard: OnShard, on_p
     if started:
         ray.init()
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(run_shard)
-        crashed = _run_ray_tasks(ray, task, specs, workers, False, on_shard, on_pages, processor)
+        remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+        crashed = _run_ray_tasks(ray, remote, task, specs, workers, False, on_shard, on_pages)
         if crashed:
-            logger.warning("a Ray worker crashed: redoing %d shard(s) with each file in its own process", len(crashed))
-            crashed = _run_ray_tasks(ray, task, crashed, workers, True, on_shard, on_pages, processor)
+            logger.warning("a Ray worker crashed: redoing %d shard(s) in isolate mode", len(crashed))
+            crashed = _run_ray_tasks(ray, remote, task, crashed, workers, True, on_shard, on_pages)
         if crashed:
             raise DataError(f"shards {[s.index for s in crashed]}: the Ray worker crashed outside any file's "
                             "processing; finished shards are kept, rerun to resume")
@@ -112,14 +112,19 @@ def run_ray(specs: Sequence[ShardSpec], *, workers: int, on_shard: OnShard, on_p
             ray.shutdown()
 
 
-def _run_ray_tasks(ray, task, specs, workers, isolate, on_shard, on_pages, processor) -> list[ShardSpec]:
+def _call(task: ShardTask, spec, isolate: bool) -> dict:
+    """The Ray remote function: Ray wraps functions, not the partials ``task`` may be."""
+    return task(spec, isolate=isolate, progress=None)
+
+
+def _run_ray_tasks(ray, remote, task, specs, workers, isolate, on_shard, on_pages) -> list:
     waiting = list(specs)
     in_flight = {}
     crashed = []
     while waiting or in_flight:
         while waiting and len(in_flight) < workers:
             spec = waiting.pop(0)
-            in_flight[task.remote(spec, isolate=isolate, processor=processor)] = spec
+            in_flight[remote.remote(task, spec, isolate)] = spec
         ready, _ = ray.wait(list(in_flight), num_returns=1)
         for ref in ready:
             spec = in_flight.pop(ref)

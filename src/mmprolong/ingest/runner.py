@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ from mmprolong.errors import DataError, ResumeError
 from mmprolong.ingest.config import IngestConfig
 from mmprolong.ingest.executors import run_local, run_ray
 from mmprolong.ingest.pdf import process_file
-from mmprolong.ingest.shard import FileProcessor, ShardSpec
+from mmprolong.ingest.shard import FileProcessor, ShardSpec, run_shard
 from mmprolong.ingest.store import (
     ERRORS,
     MANIFEST,
@@ -157,11 +158,12 @@ def _run_shards(specs: list[ShardSpec], config: IngestConfig, show_progress: boo
             bar.set_postfix(shards=f"{done}/{len(specs)}", refresh=False)
 
         on_pages = bar.update if show_progress else None
+        task = functools.partial(run_shard, processor=processor)
         if config.executor == "ray":
-            run_ray(specs, workers=config.workers, on_shard=on_shard, on_pages=on_pages, processor=processor)
+            run_ray(specs, workers=config.workers, on_shard=on_shard, on_pages=on_pages, task=task)
         else:
             run_local(specs, workers=config.workers, memory_limit_bytes=config.max_worker_memory_bytes,
-                      on_shard=on_shard, on_pages=on_pages, processor=processor)
+                      on_shard=on_shard, on_pages=on_pages, task=task)
     return stored
 
 

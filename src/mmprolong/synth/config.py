@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mmprolong.config import Config, field
+from mmprolong.decontam.exclusion import load_exclusion
 from mmprolong.errors import ConfigError
 from mmprolong.synth.plan import default_boundaries, make_buckets
 from mmprolong.synth.qa import TASKS, canonical_task
@@ -43,6 +44,9 @@ class SynthConfig(Config):
     heldout_fraction: float = field(0.05, help="share of documents (a hash split of doc_id) left out of the mixture "
                                                "for eval's synth-heldout suite, which must be given the same value; "
                                                "0 uses every document")
+    exclude: list[str] | str | None = field(
+        None, help="documents never used, as a sample's document or as filler: a list of doc_ids, or the path of an "
+                   "exclusion list (one doc_id a line, e.g. decontaminate's exclude.txt)")
     seed: int = field(0, help="seed: the same store, config and seed give byte-identical output")
     unit_tokens: int = field(2_000_000, help="tokens per work unit (a shard file; the unit of parallelism "
                                              "and resume)")
@@ -76,6 +80,7 @@ class SynthConfig(Config):
             raise ConfigError("budget_tokens", self.budget_tokens, "must be >= 1")
         if self.store_passes <= 0:
             raise ConfigError("store_passes", self.store_passes, "must be > 0")
+        load_exclusion(self.exclude)  # a missing file or a line that is not a doc_id fails before any work
         if self.generator == "endpoint" and not self.endpoint:
             raise ConfigError("endpoint", self.endpoint, "set the endpoint section when generator=endpoint")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmprolong.decontam.exclusion import load_exclusion
 from mmprolong.errors import DataError, MissingDependencyError, ResumeError
 from mmprolong.records import SAMPLE_SCHEMA, SAMPLE_SCHEMA_VERSION
 from mmprolong.split import heldout_split
@@ -40,32 +41,39 @@ def synth(store_dir: str | Path, out_dir: str | Path, config: SynthConfig, *, ov
     store_dir, out_dir = Path(store_dir).resolve(), Path(out_dir)
     store_summary = read_store_summary(store_dir)
     truth_dir = config.truth_dir or store_summary.get("pdf_dir")
-    docs, held_out = training_documents(load_documents(store_dir, truth_dir=truth_dir), config.heldout_fraction)
+    docs, held_out, exclusion = training_documents(load_documents(store_dir, truth_dir=truth_dir), config)
     if not docs:
         raise DataError(f"page store {store_dir} has no complete document outside the held-out split "
-                        f"(heldout_fraction={config.heldout_fraction}, {len(held_out)} held out)")
-    log.info("%d documents, %d more held out for eval (heldout_fraction=%g)", len(docs), len(held_out),
-             config.heldout_fraction)
+                        f"(heldout_fraction={config.heldout_fraction}, {len(held_out)} held out) and the exclusion "
+                        f"list ({exclusion['documents_excluded']} excluded)")
+    log.info("%d documents, %d more held out for eval (heldout_fraction=%g), %d excluded (%s)", len(docs),
+             len(held_out), config.heldout_fraction, exclusion["documents_excluded"], exclusion["source"] or "no list")
     units = make_plan(config, docs)
     manifest = {"config": config.to_dict(), "store": str(store_dir), "truth_dir": truth_dir,
                 "store_pages": sum(d.page_count for d in docs), "units": [_unit_json(u) for u in units],
-                "heldout_doc_ids": held_out, "schema_version": SAMPLE_SCHEMA_VERSION}
+                "heldout_doc_ids": held_out, "exclusion": exclusion, "schema_version": SAMPLE_SCHEMA_VERSION}
     _prepare(out_dir, manifest, overwrite)
     pending = [u for u in units if not (out_dir / f"{u.name}.parquet").exists()]
     log.info("plan: %d units, %d tokens; %d to build", len(units), sum(u.tokens for u in units), len(pending))
     _execute(pending, store_dir, truth_dir, out_dir, config, show_progress, api_key)
     summary = summarise(out_dir, units, store_dir, store_summary, time.perf_counter() - start,
-                        heldout={"heldout_fraction": config.heldout_fraction, "heldout_documents": len(held_out)})
+                        heldout={"heldout_fraction": config.heldout_fraction, "heldout_documents": len(held_out),
+                                 "exclusion": exclusion})
     from mmprolong.synth.report import plot_mixture
 
     plot_mixture(out_dir / "samples_lengths.json", summary, out_dir / "mixture.png")
     return summary
 
 
-def training_documents(docs: list, fraction: float) -> tuple[list, list[str]]:
-    """(documents synth may use, doc_ids held out for eval's synth-heldout suite)."""
-    held = set(heldout_split([d.doc_id for d in docs], fraction)[1])
-    return [d for d in docs if d.doc_id not in held], sorted(held)
+def training_documents(docs: list, config: SynthConfig) -> tuple[list, list[str], dict]:
+    """(documents synth may use, doc_ids held out for eval's synth-heldout suite, the exclusion list applied).
+
+    Documents on the exclusion list (``config.exclude``, e.g. decontaminate's exclude.txt) are dropped first, so
+    they are neither a sample's document nor a filler; the held-out split is taken from the rest."""
+    exclusion = load_exclusion(config.exclude)
+    kept = [d for d in docs if d.doc_id not in exclusion.doc_ids]
+    held = set(heldout_split([d.doc_id for d in kept], config.heldout_fraction)[1])
+    return [d for d in kept if d.doc_id not in held], sorted(held), exclusion.describe(len(docs) - len(kept))
 
 
 def make_plan(config: SynthConfig, docs) -> list[Unit]:
@@ -123,7 +131,7 @@ def _load_state(store_dir: str, truth_dir: str | None, config_dict: dict, api_ke
     from mmprolong.tokenizer import load_tokenizer
 
     config = SynthConfig.from_dict(config_dict)
-    docs, _ = training_documents(load_documents(store_dir, truth_dir=truth_dir), config.heldout_fraction)
+    docs, _, _ = training_documents(load_documents(store_dir, truth_dir=truth_dir), config)
     return {"config": config, "docs": docs,
             "template": ChatTemplate(load_tokenizer(config.tokenizer)),
             "generator": make_generator(config, api_key=api_key)}
