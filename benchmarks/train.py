@@ -106,10 +106,11 @@ def make_data(root: Path, *, docs: int = 12, pages: int = 8, samples: int = 96, 
 
 def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str = "sdpa") -> dict:
     """Train one epoch of ``data_dir``'s samples in ``mode`` ('packed' or 'padded'); tokens/s and peak memory."""
+    from mmprolong.train.models import ModelConfig, load_model
+
     from mmprolong.train.collate import SampleEncoder, collate_packed, collate_padded
     from mmprolong.train.data import PackedRows
     from mmprolong.train.logging import peak_memory_gb
-    from mmprolong.train.models import ModelConfig, load_model
 
     torch.manual_seed(0)
     dtype = "bfloat16" if attn == "flash_attention_2" else "float32"
@@ -204,9 +205,9 @@ PEAK_BF16_FLOPS = {"H100": 989.4e12, "H200": 989.4e12, "H20": 148e12, "A100": 31
 
 def build_7b(*, small: bool, device: str, world, attn: str, offload: bool = False):
     """Random-weight Qwen2.5-VL-7B architecture (``small``: 2 layers / depth 2 for a CPU dry run)."""
+    from mmprolong.train.models import reset_rotary_buffers
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from mmprolong.train.models import reset_rotary_buffers
     from mmprolong.train.parallelize import apply_activation_checkpointing, apply_fsdp2
 
     text, vision = dict(QWEN25VL_7B_TEXT), dict(QWEN25VL_7B_VISION)

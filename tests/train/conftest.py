@@ -10,20 +10,21 @@ import pyarrow.parquet as pq
 import pytest
 from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
 
+from mmprolong.models import DEFAULT_FAMILY
+from mmprolong.models.loading import build_preset_model
 from mmprolong.records import SAMPLE_SCHEMA
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from mmprolong.train.models import build_image_processor, build_tiny_model
 
 
 @pytest.fixture(scope="session")
 def image_processor():
-    return build_image_processor()
+    return DEFAULT_FAMILY.image_processor()
 
 
 @pytest.fixture(scope="session")
 def tiny_model64(tokenizer):
     """The tiny preset in float64, eval mode (no dropout anyway): exact comparisons."""
-    return build_tiny_model(tokenizer, seed=0, dtype="float64").eval()
+    return build_preset_model(tokenizer, seed=0, dtype="float64").eval()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@
     loader = PackedLoader(rows, num_workers=4, pin_memory=True)
     loader.load_state_dict(checkpoint["data"])          # on resume
     for batch in loader:                                 # one packed row per item (a Batch of 1 row)
-        loss_sum, targets = answer_loss_sum(model, batch.to(device))   # mmprolong.train.models
+        loss_sum, targets = answer_loss_sum(model, batch.to(device))   # mmprolong.train.loss
         ...                                              # all-reduce targets; backward(loss_sum / global count)
         checkpoint["data"] = loader.state_dict()          # the position after the last row received
 
@@ -38,9 +38,10 @@ from torch.utils.data import IterableDataset, get_worker_info
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError, DataError, ResumeError
 from mmprolong.ingest.store import PageStore
+from mmprolong.models import DEFAULT_FAMILY
+from mmprolong.models.loading import pixel_budget
 from mmprolong.records import SampleRecord
 from mmprolong.train.collate import Batch, SampleEncoder, collate_packed
-from mmprolong.train.models import pixel_budget
 from mmprolong.train.packing import pack_first_fit_decreasing, packing_efficiency
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,12 @@ class PackedRows(IterableDataset):
                      self.stats["rows_per_epoch"], 100 * self.stats["packing_efficiency"])
 
     def _check_pixel_budget(self, summary: dict) -> None:
+        family = self.encoder.template.family
+        theirs = summary.get("family", DEFAULT_FAMILY.name)  # data made before families: Qwen2.5-VL's counts
+        if theirs != family.name:
+            raise ConfigError("model.family", family.name, f"{self.data_dir} counts vision tokens for {theirs}: "
+                                                           f"give a {theirs} model, or ingest and synth for "
+                                                           f"{family.name}")
         lo, hi = pixel_budget(self.encoder.image_processor)
         for name, ours in (("min_pixels", lo), ("max_pixels", hi)):
             theirs = summary.get(name)

@@ -170,7 +170,8 @@ def render_pdf_pages(pdf: Path, ctx: SuiteContext) -> BenchDoc:
     from mmprolong.ingest.config import IngestConfig
     from mmprolong.ingest.pdf import SkipReport, doc_id_of, read_pdf_bytes, render_document
 
-    config = IngestConfig(min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels, max_dpi=ctx.config.pdf_max_dpi)
+    config = IngestConfig(family=ctx.family.name, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels,
+                          max_dpi=ctx.config.pdf_max_dpi)
     data = read_pdf_bytes(pdf, config)
     if isinstance(data, str):
         return BenchDoc(pdf.name, [], error=f"PDF {pdf}: {data}")
@@ -188,7 +189,7 @@ def render_pdf_pages(pdf: Path, ctx: SuiteContext) -> BenchDoc:
             pages.append(path.name)
         marker.write_text(json.dumps(pages))
     names = json.loads(marker.read_text())
-    images = [file_image(folder / n, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels,
+    images = [file_image(folder / n, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels, family=ctx.family,
                          key=f"pdf:{digest}/{i}@{config.max_dpi:g}") for i, n in enumerate(names)]
     return BenchDoc(pdf.name, images)
 
@@ -251,7 +252,7 @@ def load_longdocurl(root: Path, ctx: SuiteContext) -> BenchSet:
 
 def _file_doc(name: str, paths: Sequence[Path], root: Path, ctx: SuiteContext) -> BenchDoc:
     try:
-        images = [file_image(p, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels,
+        images = [file_image(p, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels, family=ctx.family,
                              key=f"file:{p.relative_to(root).as_posix()}:{p.stat().st_size}") for p in paths]
     except DataError as exc:
         return BenchDoc(name, [], str(exc))
