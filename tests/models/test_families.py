@@ -152,3 +152,17 @@ def test_qwen3_vl_text_chunk_keeps_the_deepstack_rows_of_its_tokens():
     assert [e[:, 0].tolist() for e in chunk["deepstack_visual_embeds"]] == [[2, 3, 4], [4, 6, 8]]
     assert DEFAULT_FAMILY.text_chunk({"inputs_embeds": torch.zeros(1, 8, 4), "position_ids": torch.zeros(4, 1, 8)},
                                      0, 4)["position_ids"].shape[-1] == 4
+
+
+def test_rope_scaling_at_inference_applies_to_qwen3_vl(tokenizer):
+    from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
+
+    cfg = ModelConfig(preset="tiny-qwen3-vl", dtype="float64")
+    plain, _, _ = load_for_inference(cfg)
+    yarn, _, _ = load_for_inference(cfg, edit_config=lambda c: apply_rope_scaling(c, RopeScaling("yarn", 4.0, 64)))
+    params = yarn.config.text_config.rope_parameters
+    assert (params["rope_type"], params["mrope_section"], params["mrope_interleaved"]) == ("yarn", [6, 5, 5], True)
+    inputs = _image_inputs(QWEN3, tokenizer)
+    inputs["pixel_values"] = inputs["pixel_values"].double()
+    with torch.no_grad():
+        assert not torch.allclose(plain(**inputs).logits, yarn(**inputs).logits)

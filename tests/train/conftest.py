@@ -8,14 +8,18 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
+from train_fixtures import (  # noqa: F401
+    QWEN3_MIN_PIXELS,
+    make_samples,
+    random_page_image,
+    sample_images,
+    write_page_store,
+)
 
 from mmprolong.models import DEFAULT_FAMILY, get_family
 from mmprolong.models.loading import build_preset_model
 from mmprolong.records import SAMPLE_SCHEMA
 from mmprolong.template import ChatTemplate
-
-QWEN3_MIN_PIXELS = 4 * 32 * 32  # the Qwen3-VL fixtures' budget floor: small pages stay 4-20 tokens, as above
 
 
 @pytest.fixture(scope="session")

@@ -4,37 +4,12 @@ resume, and sequence parallelism (kv_allgather: one row split over 2 ranks vs th
 float64 makes the comparison tight."""
 
 import json
-import os
-import subprocess
-import sys
 
-import yaml
+from train_fixtures import max_weight_diff, metrics, torchrun
 
 from mmprolong.train.run import train
 
 FLOAT64 = {"model.dtype": "float64"}
-
-
-def metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def torchrun(config: dict, path, processes: int = 2) -> str:
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                             f"--nproc_per_node={processes}", "-m", "mmprolong.cli", "train", "--config", str(path)],
-                            env=env, check=False, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return result.stdout
-
-
-def max_weight_diff(a, b) -> float:
-    from safetensors.torch import load_file
-
-    wa, wb = load_file(a / "final" / "model.safetensors"), load_file(b / "final" / "model.safetensors")
-    assert set(wa) == set(wb)
-    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
 
 
 def test_fsdp2_on_two_processes_matches_one_process(train_config_mapping, make_train_config, tmp_path):

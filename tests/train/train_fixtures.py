@@ -3,16 +3,21 @@ test folder's conftest was imported first)."""
 
 import io
 import json
+import os
 import random
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from PIL import Image
 
 from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.records import PAGE_SCHEMA, PageRecord, PageRef, SampleRecord
 from mmprolong.template import ChatTemplate
 
+QWEN3_MIN_PIXELS = 4 * 32 * 32  # the Qwen3-VL fixtures' budget floor: small pages stay 4-20 tokens, like Qwen2.5-VL's
 WORDS = ("revenue of northwind logistics grew in 2023 to 1,840 units while pressure reached 12.5 bar "
          "table section figure caption page total").split()
 
@@ -81,3 +86,28 @@ def make_samples(images: dict, template: ChatTemplate, *, count: int, seed: int,
 
 def sample_images(sample: SampleRecord, images: dict) -> list[Image.Image]:
     return [images[(p.doc_id, p.page_index)] for p in sample.pages]
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+
+def metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def torchrun(config: dict, path, processes: int = 2) -> str:
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             f"--nproc_per_node={processes}", "-m", "mmprolong.cli", "train", "--config", str(path)],
+                            env=env, check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result.stdout
+
+
+def max_weight_diff(a, b) -> float:
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "final" / "model.safetensors"), load_file(b / "final" / "model.safetensors")
+    assert set(wa) == set(wb)
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
