@@ -28,7 +28,6 @@ def setup(request, tokenizer):
 
 def prepare(tokenizer, preset: str):
     """(preset, model in float64, encoder, encoded samples, reference outputs of each sample alone)."""
-    torch.set_num_threads(1)
     family = PRESETS[preset]
     model = build_preset_model(tokenizer, preset, seed=0, dtype="float64").eval()
     budget = {"min_pixels": 4 * family.token_px**2, "max_pixels": family.pixels_for_tokens(TOKENS_PER_IMAGE)}

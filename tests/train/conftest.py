@@ -78,17 +78,6 @@ def write_data_dir(root, samples, store_dir, summary: dict) -> None:
 # --- the training loop's fixtures (tests/train/test_trainer.py, test_resume.py, test_distributed.py) -----------
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_cpu_thread():
-    """One intra-op thread: on a shared 2-core machine torch's OpenMP threads slow the tiny model ~10x."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train_config_dict(run_dir, data_dir, **overrides) -> dict:
     """A TrainConfig mapping for the tiny preset on the fixture data: rows of 512 tokens, 2 rows per step.
 

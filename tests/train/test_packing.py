@@ -7,9 +7,10 @@ from itertools import islice
 
 import pytest
 import torch
+from train_fixtures import QWEN3_MIN_PIXELS
 
 from mmprolong.errors import ConfigError, DataError, ResumeError
-from mmprolong.models import DEFAULT_FAMILY
+from mmprolong.models import DEFAULT_FAMILY, get_family
 from mmprolong.train.collate import SampleEncoder
 from mmprolong.train.data import DataConfig, PackedLoader, PackedRows
 from mmprolong.train.packing import pack_first_fit_decreasing, packing_efficiency
@@ -193,6 +194,18 @@ def test_pixel_budget_of_the_data_must_match_the_model(data_dir, tokenizer):
     other = SampleEncoder.build(tokenizer, small, _tiny_config(tokenizer))
     with pytest.raises(ConfigError, match="model.max_pixels"):
         _rows(root, other)
+
+
+def test_family_of_the_data_must_match_the_model(data_dir, qwen3_data, tokenizer):
+    """Data counted for Qwen2.5-VL (28-px tokens) cannot feed a Qwen3-VL model, and the other way round."""
+    family = get_family("qwen3_vl")
+    config = family.preset_config("tiny-qwen3-vl", tokenizer, rope_theta=family.rope_theta, max_positions=4096)
+    qwen3 = SampleEncoder.build(tokenizer, family.image_processor(min_pixels=QWEN3_MIN_PIXELS), config)
+    with pytest.raises(ConfigError, match="model.family"):
+        _rows(data_dir[0], qwen3)
+    with pytest.raises(ConfigError, match="counts vision tokens for qwen3_vl"):
+        _rows(qwen3_data[0], SampleEncoder.build(tokenizer, DEFAULT_FAMILY.image_processor(), _tiny_config(tokenizer)))
+    assert _rows(qwen3_data[0], qwen3).stats["samples_kept"] == len(qwen3_data[2])
 
 
 def test_data_config_validation():

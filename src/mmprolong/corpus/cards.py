@@ -2,8 +2,8 @@
 
 At the quickstart's budget (128 vision tokens a page) a letter page renders at 266 x 375 px and its body text
 is 4 px high: nothing reads that. A card is 336 x 280 pt; ingest renders it at 72 dpi (1 pt = 1 px, inside
-the budget), so it is exactly 12 x 10 vision tokens of the quickstart model's family (Qwen2.5-VL: a token is
-``token_px`` = 28 px a side) and is never resized. Text is set on that grid in Courier-Bold: an advance of half a
+the budget), so it is exactly 12 x 10 vision tokens of the quickstart model's family (Qwen2.5-VL's
+``token_px`` a side) and is never resized. Text is set on that grid in Courier-Bold: an advance of half a
 token puts exactly two characters in each token column, and each line sits in one token row, so no glyph is cut
 by a token boundary. (Qwen3-VL's 32-px tokens resize a card to 10 x 9 tokens: still large print.) Tesseract
 reads these pages back (``benchmarks/legibility.py``); so can a model of a few million parameters.

@@ -21,9 +21,8 @@ RUN_ONLY_FIELDS = ("workers", "executor", "max_worker_memory_bytes")
 class IngestConfig(Config):
     """Settings of the ingest stage (PDF folder -> page store)."""
 
-    family: str = field(DEFAULT_FAMILY.name, help="model family whose vision tokens the store counts: qwen2_vl, "
-                                                  "qwen2_5_vl (14-px patches, 28 px a token), qwen3_vl (16-px "
-                                                  "patches, 32 px a token)")
+    family: str = field(DEFAULT_FAMILY.name, help="model family whose vision tokens the store counts (its patch size "
+                                                  "and default budget): qwen2_vl, qwen2_5_vl, qwen3_vl")
     min_pixels: int | None = field(None, help="fewest pixels of a page image as the model sees it (pixels); none: "
                                               "the family's default")
     max_pixels: int | None = field(None, help="most pixels of a rendered page; pages are rendered straight at this "

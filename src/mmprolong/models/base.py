@@ -110,8 +110,9 @@ class ModelFamily:
     llamafactory_template: str = "qwen2_vl"  # LLaMA-Factory's template of the same chat layout (synth export)
     tokens: SpecialTokens = field(default_factory=SpecialTokens)
     merger: tuple[str, ...] = ("merger",)  # children of the vision tower that project into the language model
-    # attention kernels that compute a packed row as its samples alone (see the module docstring); eager is exact
-    # too but computes its softmax in float32, so it matches to float32 rounding only
+    # attention kernels that keep a packed row's samples apart (see the module docstring): what training accepts.
+    # sdpa and sdpa_packed equal the samples alone to float64 rounding; eager keeps them apart too but computes its
+    # softmax in float32, so it matches only to float32 rounding (about 2e-7 on the tiny models)
     packed_attention: tuple[str, ...] = ("sdpa_packed", "sdpa", "flash_attention_2", "eager")
 
     def __reduce__(self):

@@ -76,6 +76,11 @@ def load_model(cfg: ModelConfig, *, edit_config: Callable | None = None):
     Raises ConfigError for a folder that is not a local checkpoint of a supported family and DataError when its
     tokenizer's vision token ids disagree with the model's.
     """
+    family = cfg.resolve_family()
+    if cfg.attn_implementation not in family.packed_attention:
+        raise ConfigError("attn_implementation", cfg.attn_implementation, f"does not keep packed {family.label} "
+                                                                          f"samples apart; use one of "
+                                                                          f"{', '.join(family.packed_attention)}")
     model, tokenizer, image_processor = _build(cfg, edit_config)
     model.config.use_cache = False
     model.config.text_config.use_cache = False
