@@ -12,7 +12,7 @@ from typing import Literal
 
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
-from mmprolong.models import get_family
+from mmprolong.models import DEFAULT_FAMILY, FAMILIES, get_family
 
 SUITES = ("niah", "docvqa", "synth-heldout", "mmniah")
 DOCVQA_DATASETS = ("mmlongbench-doc", "longdocurl", "slidevqa")
@@ -96,9 +96,9 @@ class EvalConfig(Config):
     truth_dir: str | None = field(None, help="synth-heldout: folder of the corpus' *.truth.json files (optional)")
     length_tolerance: int = field(-1, help="an item may be this many tokens short of its length; -1 = one page "
                                            "(the largest page span that could have been added)")
-    family: str = field("auto", help="model family items are laid out and counted for (qwen2_vl, qwen2_5_vl, "
-                                     "qwen3_vl); auto: the model's, else the tokenizer folder's config.json, else "
-                                     "the store's, else qwen2_5_vl. Set, it must agree with the model's")
+    family: str = field("auto", help=f"model family items are laid out and counted for ({', '.join(FAMILIES)}); "
+                                     "auto: the model's, else the tokenizer folder's config.json, else the store's, "
+                                     f"else {DEFAULT_FAMILY.name}. Set, it must agree with the model's")
     min_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "
                                               "else the store's, else the family's default")
     max_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "

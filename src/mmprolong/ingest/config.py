@@ -22,7 +22,7 @@ class IngestConfig(Config):
     """Settings of the ingest stage (PDF folder -> page store)."""
 
     family: str = field(DEFAULT_FAMILY.name, help="model family whose vision tokens the store counts (its patch size "
-                                                  "and default budget): qwen2_vl, qwen2_5_vl, qwen3_vl")
+                                                  f"and default budget): {', '.join(FAMILIES)}")
     min_pixels: int | None = field(None, help="fewest pixels of a page image as the model sees it (pixels); none: "
                                               "the family's default")
     max_pixels: int | None = field(None, help="most pixels of a rendered page; pages are rendered straight at this "

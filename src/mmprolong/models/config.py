@@ -8,7 +8,7 @@ from typing import Literal
 
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
-from mmprolong.models import PRESETS, family_of_checkpoint, family_of_preset, get_family
+from mmprolong.models import FAMILIES, PRESETS, family_of_checkpoint, family_of_preset, get_family
 from mmprolong.models.base import ModelFamily
 
 AUTO = "auto"
@@ -20,10 +20,10 @@ class ModelConfig(Config):
 
     path: str | None = field(None, help="local checkpoint folder (config.json, *.safetensors, tokenizer, "
                                         "preprocessor_config.json) of a supported family; none: the preset")
-    preset: str = field("tiny", help="model built from scratch when path is empty (CPU tests, debug): tiny, mini "
-                                     "(Qwen2.5-VL), tiny-qwen2-vl, tiny-qwen3-vl")
-    family: str = field(AUTO, help="model family: qwen2_vl, qwen2_5_vl, qwen3_vl; auto: the checkpoint's "
-                                   "config.json model_type, or the preset's. Set, it must agree with them")
+    preset: str = field("tiny", help="model built from scratch when path is empty (CPU tests, debug): "
+                                     + ", ".join(f"{name} ({f.label})" for name, f in PRESETS.items()))
+    family: str = field(AUTO, help=f"model family: {', '.join(FAMILIES)}; auto: the checkpoint's config.json "
+                                   "model_type, or the preset's. Set, it must agree with them")
     seed: int = field(0, help="initialisation seed of the preset (unused with a checkpoint)")
     rope_theta: float | None = field(None, help="new mRoPE base (paper: 1e6 -> 4e6); none keeps the model's")
     max_position_embeddings: int | None = field(None, help="positions recorded in the config (tokens); "
