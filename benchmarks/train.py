@@ -108,10 +108,11 @@ def make_data(root: Path, *, docs: int = 12, pages: int = 8, samples: int = 96, 
 def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str = "sdpa",
              preset: str = "tiny") -> dict:
     """Train one epoch of ``data_dir``'s samples in ``mode`` ('packed' or 'padded'); tokens/s and peak memory."""
+    from mmprolong.models.config import ModelConfig
+    from mmprolong.models.loading import load_model
     from mmprolong.train.collate import SampleEncoder, collate_packed, collate_padded
     from mmprolong.train.data import PackedRows
     from mmprolong.train.logging import peak_memory_gb
-    from mmprolong.train.models import ModelConfig, load_model
 
     torch.manual_seed(0)
     dtype = "bfloat16" if attn == "flash_attention_2" else "float32"
@@ -152,7 +153,7 @@ def run_mode(mode: str, data_dir: Path, max_seq_len: int, device: str, attn: str
 
 
 def _step(model, optimizer, batch, device) -> None:
-    from mmprolong.train.models import answer_loss_sum
+    from mmprolong.train.loss import answer_loss_sum
 
     loss, count = answer_loss_sum(model, batch.to(device))
     (loss / count).backward()
@@ -211,7 +212,7 @@ def build_7b(*, small: bool, device: str, world, attn: str, offload: bool = Fals
     """Random-weight Qwen2.5-VL-7B architecture (``small``: 2 layers / depth 2 for a CPU dry run)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from mmprolong.train.models import reset_rotary_buffers
+    from mmprolong.models.loading import reset_rotary_buffers
     from mmprolong.train.parallelize import apply_activation_checkpointing, apply_fsdp2
 
     text, vision = dict(QWEN25VL_7B_TEXT), dict(QWEN25VL_7B_VISION)
@@ -244,7 +245,8 @@ def build_7b(*, small: bool, device: str, world, attn: str, offload: bool = Fals
 
 def synthetic_row(model_config, length: int, device: str, *, answer_tokens: int = 64):
     """One packed row of ``length`` tokens: one document of pages, a question, and ``answer_tokens`` targets."""
-    from mmprolong.train.collate import IGNORE_INDEX, RopeIndex
+    from mmprolong.models import family_of_config
+    from mmprolong.train.collate import IGNORE_INDEX
 
     g = torch.Generator().manual_seed(0)
     per_page = PAGE_GRID[1] * PAGE_GRID[2] // 4 + 2 + 16  # vision tokens + start/end + a page label
@@ -256,14 +258,15 @@ def synthetic_row(model_config, length: int, device: str, *, answer_tokens: int 
         ids += [SPECIAL_IDS["vision_end_token_id"]]
     ids += torch.randint(1000, 100000, (length - len(ids),), generator=g).tolist()
     input_ids = torch.tensor(ids)[None]
-    types = (input_ids == SPECIAL_IDS["image_token_id"]).long()
+    family = family_of_config(model_config)
+    types = family.mm_token_type_ids(input_ids, SPECIAL_IDS["image_token_id"])
     grid = torch.tensor([PAGE_GRID] * pages) if pages else None
-    mrope = RopeIndex(model_config)(input_ids, types, grid)
-    positions = torch.cat([torch.arange(length)[None, None], mrope], dim=0)
+    positions = family.sample_positions(family.rope_index(model_config), input_ids[0], types[0], grid)[:, None]
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     labels[0, -answer_tokens:] = input_ids[0, -answer_tokens:]
     patches = pages * PAGE_GRID[1] * PAGE_GRID[2]
-    pixel_values = torch.randn(patches, 3 * 2 * 14 * 14, generator=g) if pages else None
+    pixel_values = torch.randn(patches, 3 * family.temporal_patch_size * family.patch_size**2, generator=g) \
+        if pages else None
     inputs = {"input_ids": input_ids, "position_ids": positions, "mm_token_type_ids": types, "attention_mask": None,
               "use_cache": False, "pixel_values": pixel_values, "image_grid_thw": grid}
     inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}

@@ -1,4 +1,4 @@
-"""Our vision-token counts must equal what transformers' Qwen2-VL image processor produces."""
+"""Our vision-token counts must equal what transformers' image processor produces, for every model family."""
 
 import random
 
@@ -9,6 +9,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
 
 from mmprolong.errors import DataError
+from mmprolong.models import FAMILIES
 from mmprolong.tokens import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
@@ -84,3 +85,85 @@ def test_render_scale_fits_the_budget():
     assert scale < 2.0
     # A small page keeps the requested dpi.
     assert render_scale(200, 100, max_dpi=144, max_pixels=DEFAULT_MAX_PIXELS) == 2.0
+
+
+# --- every family: our counts equal what transformers loads from a checkpoint's preprocessor_config.json ------
+
+# As the released checkpoints ship them (Qwen2.5-VL-7B-Instruct, Qwen3-VL-8B-Instruct; Qwen2-VL-7B-Instruct's
+# equals Qwen2.5-VL's apart from its processor_class).
+RELEASED_PREPROCESSORS = {
+    "qwen2_vl": {"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "temporal_patch_size": 2,
+                 "merge_size": 2, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                 "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "Qwen2VLImageProcessor",
+                 "processor_class": "Qwen2VLProcessor"},
+    "qwen2_5_vl": {"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "temporal_patch_size": 2,
+                   "merge_size": 2, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                   "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "Qwen2VLImageProcessor",
+                   "processor_class": "Qwen2_5_VLProcessor"},
+    "qwen3_vl": {"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16,
+                 "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+                 "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"},
+}
+
+
+def _released_processor(name, tmp_path):
+    import json
+
+    from transformers import AutoImageProcessor
+
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(RELEASED_PREPROCESSORS[name]))
+    return AutoImageProcessor.from_pretrained(str(tmp_path), local_files_only=True)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_each_familys_counts_equal_transformers_on_20000_random_sizes_and_budgets(name, tmp_path):
+    family = FAMILIES[name]
+    processor = _released_processor(name, tmp_path)
+    assert (processor.patch_size, processor.merge_size) == (family.patch_size, family.merge_size)
+    assert family.check_image_processor(processor) is None
+    rng = random.Random(name)
+    released = (processor.size.shortest_edge, processor.size.longest_edge)
+    checked = 0
+    while checked < 20_000:
+        height, width = rng.randint(1, 8000), rng.randint(1, 8000)
+        if max(height, width) / min(height, width) > 200:
+            continue
+        min_pixels = rng.choice([released[0], family.min_pixels, rng.randint(family.token_px**2, 400_000)])
+        max_pixels = max(min_pixels, rng.choice([released[1], family.max_pixels, family.pixels_for_tokens(128),
+                                                 rng.randint(family.token_px**2, 4_000_000)]))
+        budget = {"min_pixels": min_pixels, "max_pixels": max_pixels}
+        expected = processor.get_number_of_image_patches(height, width, budget) // processor.merge_size**2
+        assert family.image_tokens(height, width, **budget) == expected, (height, width, budget)
+        assert image_tokens(height, width, **budget, patch_size=family.patch_size,
+                            merge_size=family.merge_size) == expected
+        checked += 1
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_each_familys_grids_equal_the_processor_on_real_images(name, tmp_path):
+    family = FAMILIES[name]
+    rng = random.Random(name)
+    for min_pixels, max_pixels in ((family.min_pixels, family.max_pixels), (family.token_px**2, 300_000)):
+        processor = family.image_processor(min_pixels=min_pixels, max_pixels=max_pixels)
+        for _ in range(6):
+            height, width = rng.randint(20, 1400), rng.randint(20, 1400)
+            image = Image.fromarray(np.full((height, width, 3), rng.randint(0, 255), dtype=np.uint8))
+            out = processor(images=[image], return_tensors="pt")
+            grid = tuple(out["image_grid_thw"][0].tolist())
+            assert image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels,
+                                  patch_size=family.patch_size, merge_size=family.merge_size) == grid
+            assert family.grid_tokens(out["image_grid_thw"]).item() == family.image_tokens(
+                height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+            assert out["pixel_values"].shape[-1] == 3 * family.temporal_patch_size * family.patch_size**2
+
+
+def test_family_defaults_are_the_released_processors(tmp_path):
+    qwen3 = FAMILIES["qwen3_vl"]
+    processor = _released_processor("qwen3_vl", tmp_path)
+    assert (processor.size.shortest_edge, processor.size.longest_edge) == (qwen3.min_pixels, qwen3.max_pixels)
+    assert tuple(processor.image_mean) == qwen3.image_mean and tuple(processor.image_std) == qwen3.image_std
+    assert qwen3.token_px == 32 and FAMILIES["qwen2_5_vl"].token_px == FAMILIES["qwen2_vl"].token_px == 28
+    ours = qwen3.image_processor()
+    assert (ours.size.shortest_edge, ours.size.longest_edge, ours.patch_size) == (65536, 16777216, 16)
+    # A US-letter page at 144 dpi (1224 x 1584 px) is inside Qwen3-VL's default budget: 38 x 50 tokens of 32 px.
+    assert qwen3.image_tokens(1584, 1224, min_pixels=qwen3.min_pixels, max_pixels=qwen3.max_pixels) == 38 * 50

@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="needle-in-a-haystack and long-document VQA by length and depth")
     evaluate.add_argument("--model", type=Path, default=None,
-                          help="local Qwen2.5-VL checkpoint folder (e.g. a train run's final/); none: the tiny preset")
+                          help="local checkpoint folder of a supported family (e.g. a train run's final/); none: "
+                               "the tiny preset")
     evaluate.add_argument("--out", type=Path, required=True, help="run folder (resumes an interrupted run)")
     evaluate.add_argument("--overwrite", action="store_true", help="discard a run folder made with other settings")
     evaluate.add_argument("--api-key-env", default=None, help="environment variable holding the endpoint's key")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmprolong.errors import ConfigError
+from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.report import Section, write_report
 from mmprolong.train.launch import distributed_env
 
@@ -39,7 +40,7 @@ START_WINDOW, LONG_WINDOW = 1024, 4096
 START_THETA, LONG_THETA = 10_000.0, 40_000.0  # the starting point's base, raised 4x as the paper's 1e6 -> 4e6
 NIAH_LENGTHS = [1024, 2048, 4096, 8192, 16384]
 HELDOUT_LENGTHS = [1024, 2048, 4096]
-INGEST = {"max_pixels": 128 * 28 * 28, "max_dpi": 72.0, "workers": 2}
+INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0, "workers": 2}  # 128 tokens a page
 HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 2.0,
               "heldout_fraction": HELDOUT_FRACTION}
@@ -99,6 +100,7 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
     import yaml
 
     from mmprolong.config import merge_overrides
+    from mmprolong.models.loading import model_pixel_budget
     from mmprolong.train.config import TrainConfig, micro_batches_per_step
 
     recipe = Path(recipe)
@@ -112,15 +114,15 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
     if not config.model.path:
         raise ConfigError("model", None, "a recipe run trains a checkpoint: give --model PATH (a local folder)")
     if not Path(config.model.path).is_dir():
-        raise ConfigError("model", config.model.path, "not a folder: give a local Qwen2.5-VL checkpoint folder")
+        raise ConfigError("model", config.model.path, "not a folder: give a local checkpoint folder")
     if pdfs is not None and not Path(pdfs).is_dir():
         raise ConfigError("pdfs", os.fspath(pdfs), "not a folder of PDFs")
     window, workers = config.data.max_seq_len, os.cpu_count() or 1
-    pixels = {k: v for k, v in (("min_pixels", config.model.min_pixels), ("max_pixels", config.model.max_pixels))
-              if v is not None}
+    family, min_pixels, max_pixels = model_pixel_budget(config.model)  # pages are counted as the model sees them
     return Plan(
         corpus=None if pdfs else {"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 200},
-        pdfs=Path(pdfs) if pdfs else None, ingest={**pixels, "workers": workers},
+        pdfs=Path(pdfs) if pdfs else None,
+        ingest={"family": family.name, "min_pixels": min_pixels, "max_pixels": max_pixels, "workers": workers},
         long_synth={"target_tokens": window, "seed": seed, "workers": workers},
         base_model=Path(config.model.path), start_recipe=None, long_train=fields, window=window,
         niah_lengths=niah_lengths or [window // 2, window, 2 * window, 4 * window],

@@ -25,7 +25,7 @@ class PageRecord:
     page_count: int  # pages in the document
     width: int  # rendered image width, pixels
     height: int  # rendered image height, pixels
-    vision_tokens: int  # <|image_pad|> tokens Qwen2.5-VL's processor makes of this image (mmprolong.tokens)
+    vision_tokens: int  # image pad tokens the store's model family's processor makes of it (mmprolong.models)
     text: str  # the page's PDF text layer, newlines normalised to "\n"
     image: bytes  # the rendered page, encoded as image_format
     image_format: str  # "png" or "jpeg"

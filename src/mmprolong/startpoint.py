@@ -26,6 +26,7 @@ from typing import Any
 
 from mmprolong.config import Config, field, merge_overrides
 from mmprolong.errors import ConfigError
+from mmprolong.models import DEFAULT_FAMILY
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress
 
 
 CHECK_CORPUS = {"docs": 3, "seed": 7, "min_pages": 8, "max_pages": 12, "layout": "large-print"}
-CHECK_INGEST = {"max_pixels": 128 * 28 * 28, "max_dpi": 72.0, "workers": 1}
+CHECK_INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0, "workers": 1}
 
 
 def fixed_check(model: str | Path, out: str | Path) -> dict:
@@ -197,7 +198,8 @@ def scores_of(eval_dir: str | Path) -> dict:
 def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], scores: dict, check: dict,
                seconds: dict[str, float]) -> None:
     """card.json (everything machine-readable) and README.md (the model card) beside the model."""
-    from mmprolong.train.models import ModelConfig, load_model, parameter_counts
+    from mmprolong.models.config import ModelConfig
+    from mmprolong.models.loading import load_model, parameter_counts
 
     model, _, _ = load_model(ModelConfig(path=str(final)))
     card = {"recipe": recipe.to_dict(), "parameters": parameter_counts(model)["total"],

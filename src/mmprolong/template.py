@@ -1,13 +1,14 @@
 """The one sequence layout of a sample, used to count tokens (synth, eval) and to encode them (train).
 
-Qwen2.5-VL's chat format::
+The Qwen-VL chat format, as each family's chat template writes it::
 
-    <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{user parts}<|im_end|>\\n
+    [<|im_start|>system\\n{system}<|im_end|>\\n]<|im_start|>user\\n{user parts}<|im_end|>\\n
     <|im_start|>assistant\\n{answer}<|im_end|>\\n
 
-where an image part is ``<|vision_start|>`` + n x ``<|image_pad|>`` + ``<|vision_end|>``. Text pieces are
-tokenized separately and concatenated, so the count synth plans with is, by construction, the length
-train feeds the model. Loss falls on the answer and its closing ``<|im_end|>`` only.
+where an image part is the vision start token + n image pads + the vision end token, and the system turn is the
+family's default one (Qwen2-VL and Qwen2.5-VL: "You are a helpful assistant."; Qwen3-VL writes none). Text pieces
+are tokenized separately and concatenated, so the count synth plans with is, by construction, the length train
+feeds the model. Loss falls on the answer and its closing ``<|im_end|>`` only.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mmprolong.tokens import IMAGE_PAD, VISION_END, VISION_START
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily, get_family
+from mmprolong.tokens import IMAGE_WRAPPER_TOKENS
 
-SYSTEM_PROMPT = "You are a helpful assistant."
-
-# A user part: an int is one image with that many <|image_pad|> tokens, a str is text.
+# A user part: an int is one image with that many image pad tokens, a str is text.
 Part = int | str
 
 
@@ -32,16 +32,31 @@ class Encoded:
         return len(self.input_ids)
 
 
-class ChatTemplate:
-    """Encodes (user parts, answer) into token ids with a given tokenizer; caches the fixed pieces."""
+def system_turn(family: ModelFamily) -> str:
+    """The family's default system turn as text ("" when it writes none)."""
+    t = family.tokens
+    return f"{t.turn_start}system\n{family.system_prompt}{t.turn_end}\n" if family.system_prompt is not None else ""
 
-    def __init__(self, tokenizer, *, system: str = SYSTEM_PROMPT):
+
+def prompt_text(family: ModelFamily, user: str) -> str:
+    """The text of a prompt whose user turn is ``user`` (images already written as placeholders), up to the
+    assistant's turn: what an engine that expands image placeholders itself is given."""
+    t = family.tokens
+    return f"{system_turn(family)}{t.turn_start}user\n{user}{t.turn_end}\n{t.turn_start}assistant\n"
+
+
+class ChatTemplate:
+    """Encodes (user parts, answer) into token ids with a tokenizer in a family's layout; caches the fixed pieces."""
+
+    def __init__(self, tokenizer, *, family: ModelFamily | str = DEFAULT_FAMILY):
         self.tokenizer = tokenizer
+        self.family = get_family(family) if isinstance(family, str) else family
+        t = self.family.tokens
         ids = tokenizer.convert_tokens_to_ids
-        self.vision_start, self.vision_end, self.image_pad = ids(VISION_START), ids(VISION_END), ids(IMAGE_PAD)
-        self.im_end = ids("<|im_end|>")
-        self.prefix = self.text_ids(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n")
-        self.mid = self.text_ids("<|im_end|>\n<|im_start|>assistant\n")
+        self.vision_start, self.vision_end, self.image_pad = ids(t.vision_start), ids(t.vision_end), ids(t.image_pad)
+        self.im_end = ids(t.turn_end)
+        self.prefix = self.text_ids(f"{system_turn(self.family)}{t.turn_start}user\n")
+        self.mid = self.text_ids(f"{t.turn_end}\n{t.turn_start}assistant\n")
         self.newline = self.text_ids("\n")
 
     def text_ids(self, text: str) -> list[int]:
@@ -66,7 +81,11 @@ class ChatTemplate:
 
     def count(self, parts: Sequence[Part], answer: str) -> int:
         """Exact length of ``encode(parts, answer)`` without building the pad runs."""
-        images = sum(p + 2 for p in parts if isinstance(p, int))
+        images = sum(p + IMAGE_WRAPPER_TOKENS for p in parts if isinstance(p, int))
         texts = sum(len(self.text_ids(p)) for p in parts if isinstance(p, str))
         return (len(self.prefix) + images + texts + len(self.mid) + len(self.text_ids(answer)) + 1
                 + len(self.newline))
+
+    def mm_token_type_ids(self, input_ids):
+        """``mm_token_type_ids`` of ``input_ids`` (a tensor): the image pads marked as the family's processor does."""
+        return self.family.mm_token_type_ids(input_ids, self.image_pad)

@@ -91,5 +91,5 @@ def load_tokenizer(path: str | Path | None = None):
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     missing = [t for t in SPECIAL_TOKENS[9:13] if tokenizer.convert_tokens_to_ids(t) in (None, tokenizer.unk_token_id)]
     if missing:
-        raise DataError(f"tokenizer in {folder} lacks the Qwen2.5-VL vision tokens {missing}")
+        raise DataError(f"tokenizer in {folder} lacks the Qwen-VL vision tokens {missing}")
     return tokenizer

@@ -3,10 +3,13 @@
 Sequence length is the unit of the whole recipe: length buckets in synth, packing in train and
 the 64K..512K lengths of eval all count tokens here, so "128K" means the same thing everywhere.
 
-Vision tokens follow Qwen2.5-VL's image processor: the image is resized to multiples of
-``FACTOR`` = patch 14 x merge 2 = 28 pixels inside [min_pixels, max_pixels] with its aspect kept
-(``smart_resize``), then every 28x28 block becomes one ``<|image_pad|>`` token. In the prompt an
-image is ``<|vision_start|>`` + pads + ``<|vision_end|>``.
+Every supported family (``mmprolong.models``) counts vision tokens with the same arithmetic as its image
+processor, transformers' ``Qwen2VLImageProcessor``: the image is resized to multiples of one token's side,
+``patch_size`` x ``merge_size`` pixels, inside [min_pixels, max_pixels] with its aspect kept
+(``smart_resize``), then every token-sized block becomes one image pad token. The keyword defaults are
+Qwen2-VL's and Qwen2.5-VL's (14-px patches merged 2x2: 28 px a token, and the processor class's budget);
+Qwen3-VL passes its own (16-px patches: 32 px a token). In the prompt an image is its pads between one start
+and one end token (``IMAGE_WRAPPER_TOKENS``).
 """
 
 from __future__ import annotations
@@ -15,28 +18,24 @@ import math
 
 from mmprolong.errors import DataError
 
+# transformers' Qwen2VLImageProcessor defaults: patch size, merge size and pixel budget (size.shortest_edge /
+# size.longest_edge), the Qwen2-VL and Qwen2.5-VL families' defaults. A real model's values are read from its
+# preprocessor_config.json (``mmprolong.models``).
 PATCH_SIZE = 14
 MERGE_SIZE = 2
-FACTOR = PATCH_SIZE * MERGE_SIZE
-# The defaults of transformers' Qwen2VLImageProcessor (size.shortest_edge / size.longest_edge).
-# The released Qwen2.5-VL checkpoints ship a larger max_pixels in preprocessor_config.json; a real
-# model's values are read from its directory (see ``mmprolong.train.models``).
 DEFAULT_MIN_PIXELS = 56 * 56
-DEFAULT_MAX_PIXELS = 28 * 28 * 1280
+DEFAULT_MAX_PIXELS = 1280 * (PATCH_SIZE * MERGE_SIZE) ** 2
 MAX_ASPECT_RATIO = 200
-
-IMAGE_PAD = "<|image_pad|>"
-VISION_START = "<|vision_start|>"
-VISION_END = "<|vision_end|>"
-IMAGE_WRAPPER_TOKENS = 2  # <|vision_start|> and <|vision_end|> around the pads
+IMAGE_WRAPPER_TOKENS = 2  # the vision start and end tokens around an image's pads
 
 
-def check_pixel_budget(min_pixels: int, max_pixels: int) -> None:
-    """Raise ValueError unless 0 < min_pixels <= max_pixels and max_pixels fits one merged patch."""
-    if min_pixels <= 0 or max_pixels < FACTOR * FACTOR or min_pixels > max_pixels:
+def check_pixel_budget(min_pixels: int, max_pixels: int, *, token_px: int = PATCH_SIZE * MERGE_SIZE) -> None:
+    """Raise ValueError unless 0 < min_pixels <= max_pixels and max_pixels fits one token of ``token_px`` pixels
+    a side."""
+    if min_pixels <= 0 or max_pixels < token_px * token_px or min_pixels > max_pixels:
         raise ValueError(
             f"pixel budget min_pixels={min_pixels}, max_pixels={max_pixels}: need "
-            f"0 < min_pixels <= max_pixels and max_pixels >= {FACTOR * FACTOR}"
+            f"0 < min_pixels <= max_pixels and max_pixels >= {token_px * token_px} (one {token_px}x{token_px} token)"
         )
 
 
@@ -46,8 +45,10 @@ def smart_resize(
     *,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
 ) -> tuple[int, int]:
-    """The (height, width) Qwen2.5-VL's processor resizes an image to.
+    """The (height, width) the image processor resizes an image to: multiples of ``patch_size * merge_size``.
 
     Same arithmetic as transformers (Python's round-half-to-even, then floor when over budget and
     ceil when under), so counts match the processor bit for bit.
@@ -57,19 +58,20 @@ def smart_resize(
     if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise DataError(
             f"image size {height}x{width}: aspect ratio above {MAX_ASPECT_RATIO}, "
-            "which Qwen2.5-VL's processor refuses"
+            "which the Qwen-VL image processor refuses"
         )
-    check_pixel_budget(min_pixels, max_pixels)
-    h_bar = round(height / FACTOR) * FACTOR
-    w_bar = round(width / FACTOR) * FACTOR
+    factor = patch_size * merge_size
+    check_pixel_budget(min_pixels, max_pixels, token_px=factor)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(FACTOR, math.floor(height / beta / FACTOR) * FACTOR)
-        w_bar = max(FACTOR, math.floor(width / beta / FACTOR) * FACTOR)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
     elif h_bar * w_bar < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / FACTOR) * FACTOR
-        w_bar = math.ceil(width * beta / FACTOR) * FACTOR
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
     return h_bar, w_bar
 
 
@@ -79,10 +81,13 @@ def image_grid_thw(
     *,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
 ) -> tuple[int, int, int]:
-    """The processor's ``image_grid_thw`` row for one still image: (1, rows, cols) of 14-px patches."""
-    h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
-    return 1, h // PATCH_SIZE, w // PATCH_SIZE
+    """The processor's ``image_grid_thw`` row for one still image: (1, rows, cols) of patches."""
+    h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size,
+                        merge_size=merge_size)
+    return 1, h // patch_size, w // patch_size
 
 
 def image_tokens(
@@ -91,10 +96,14 @@ def image_tokens(
     *,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
 ) -> int:
-    """Number of ``<|image_pad|>`` tokens for one image of ``height`` x ``width`` pixels."""
-    h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
-    return (h // FACTOR) * (w // FACTOR)
+    """Number of image pad tokens for one image of ``height`` x ``width`` pixels."""
+    h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size,
+                        merge_size=merge_size)
+    factor = patch_size * merge_size
+    return (h // factor) * (w // factor)
 
 
 def image_span_tokens(
@@ -103,9 +112,13 @@ def image_span_tokens(
     *,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
 ) -> int:
-    """Tokens one image takes in the sequence: its pads plus ``<|vision_start|>``/``<|vision_end|>``."""
-    return image_tokens(height, width, min_pixels=min_pixels, max_pixels=max_pixels) + IMAGE_WRAPPER_TOKENS
+    """Tokens one image takes in the sequence: its pads plus the vision start and end tokens."""
+    pads = image_tokens(height, width, min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size,
+                        merge_size=merge_size)
+    return pads + IMAGE_WRAPPER_TOKENS
 
 
 def render_scale(

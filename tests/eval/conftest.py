@@ -15,6 +15,6 @@ def store_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_backend():
     from mmprolong.eval.backends.hf import HFBackend
-    from mmprolong.train.models import ModelConfig
+    from mmprolong.models.config import ModelConfig
 
     return HFBackend.load(ModelConfig(), device="cpu")

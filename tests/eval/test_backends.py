@@ -171,12 +171,16 @@ def test_vllm_backend_needs_vllm():
 
 
 def test_vllm_prompt_has_one_placeholder_per_image(niah_items):
-    from mmprolong.eval.backends.vllm import IMAGE_PLACEHOLDER, rope_overrides, vllm_prompt
+    from mmprolong.eval.backends.vllm import image_placeholder, rope_overrides, vllm_prompt
     from mmprolong.eval.rope_scaling import RopeScaling
+    from mmprolong.models import get_family
 
-    prompt = vllm_prompt(niah_items[0])
-    assert prompt.count(IMAGE_PLACEHOLDER) == len(niah_items[0].images)
-    assert prompt.endswith("<|im_start|>assistant\n") and niah_items[0].question in prompt
+    for name, system in (("qwen2_5_vl", True), ("qwen3_vl", False)):
+        family = get_family(name)
+        prompt = vllm_prompt(niah_items[0], family)
+        assert prompt.count(image_placeholder(family)) == len(niah_items[0].images)
+        assert prompt.endswith("<|im_start|>assistant\n") and niah_items[0].question in prompt
+        assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.") == system
     assert rope_overrides(RopeScaling("yarn", 4.0, 32768), [16, 24, 24]) == {"rope_scaling": {
         "rope_type": "yarn", "type": "yarn", "factor": 4.0, "mrope_section": [16, 24, 24],
         "original_max_position_embeddings": 32768}}

@@ -13,6 +13,7 @@ from mmprolong.eval.suites.common import SuiteContext
 from mmprolong.eval.suites.docvqa import _Page, build_items, fit_document
 from mmprolong.eval.suites.docvqa_samples import write_docvqa_samples
 from mmprolong.eval.suites.docvqa_sources import Sources, load_dataset
+from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 LENGTHS = [512, 1536]
@@ -33,8 +34,9 @@ def _ctx(tmp_path, data_dir, template, **overrides):
 
 
 def _sources(cache) -> Sources:
-    pdfs = PdfPages(cache, max_dpi=72.0, min_pixels=DEFAULT_MIN_PIXELS, max_pixels=DEFAULT_MAX_PIXELS)
-    return Sources(DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, pdfs, Path(cache))
+    pdfs = PdfPages(cache, family=DEFAULT_FAMILY, max_dpi=72.0, min_pixels=DEFAULT_MIN_PIXELS,
+                    max_pixels=DEFAULT_MAX_PIXELS)
+    return Sources(DEFAULT_FAMILY, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, pdfs, Path(cache))
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from mmprolong.eval import EvalConfig, evaluate
 from mmprolong.eval.suites.common import SuiteContext
 from mmprolong.eval.suites.docvqa import build_items
 from mmprolong.eval.suites.docvqa_samples import write_docvqa_samples
+from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 
@@ -111,7 +112,8 @@ def test_pdf_page_sizes_from_geometry_match_the_renderer(tmp_path):
     pdf[1].set_rotation(90)
     pdf.save(str(tmp_path / "odd.pdf"))
     pdf.close()
-    pages = PdfPages(tmp_path / "cache", max_dpi=144.0, min_pixels=56 * 56, max_pixels=512 * 28 * 28)
+    pages = PdfPages(tmp_path / "cache", family=DEFAULT_FAMILY, max_dpi=144.0, min_pixels=56 * 56,
+                     max_pixels=512 * 28 * 28)
     images = pages.document(tmp_path / "odd.pdf")
     assert pages.render(images) == {}
     for image in images:

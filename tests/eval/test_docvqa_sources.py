@@ -15,6 +15,7 @@ from mmprolong.eval.suites.common import SuiteContext
 from mmprolong.eval.suites.docvqa import build_items
 from mmprolong.eval.suites.docvqa_samples import write_docvqa_samples
 from mmprolong.eval.suites.docvqa_sources import Sources, load_dataset, slide_number
+from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 
@@ -32,8 +33,9 @@ def _copy(released, tmp_path) -> Path:
 
 
 def _sources(cache) -> Sources:
-    pdfs = PdfPages(cache, max_dpi=72.0, min_pixels=DEFAULT_MIN_PIXELS, max_pixels=DEFAULT_MAX_PIXELS)
-    return Sources(DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, pdfs, Path(cache))
+    pdfs = PdfPages(cache, family=DEFAULT_FAMILY, max_dpi=72.0, min_pixels=DEFAULT_MIN_PIXELS,
+                    max_pixels=DEFAULT_MAX_PIXELS)
+    return Sources(DEFAULT_FAMILY, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, pdfs, Path(cache))
 
 
 def _items(data, tmp_path, template, **overrides):

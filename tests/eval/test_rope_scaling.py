@@ -6,7 +6,8 @@ import torch
 from mmprolong.errors import ConfigError
 from mmprolong.eval.backends.hf import load_eval_model
 from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
-from mmprolong.train.models import ModelConfig, build_tiny_model
+from mmprolong.models.config import ModelConfig
+from mmprolong.models.loading import build_preset_model
 
 ORIGINAL = 64  # positions the tiny model is said to be trained for: scaling starts there
 
@@ -30,7 +31,7 @@ def base():
 
 
 def test_no_scaling_is_the_model_as_trained(base, tokenizer):
-    reference = build_tiny_model(tokenizer, seed=0, dtype="float64").eval()
+    reference = build_preset_model(tokenizer, seed=0, dtype="float64").eval()
     assert torch.equal(_logits(base, 96), _logits(reference, 96))
     assert base.config.text_config.rope_parameters == reference.config.text_config.rope_parameters
     assert RopeScaling().describe() == {"kind": "none"}

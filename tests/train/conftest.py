@@ -8,22 +8,29 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from train_fixtures import make_samples, random_page_image, sample_images, write_page_store  # noqa: F401
+from train_fixtures import (  # noqa: F401
+    QWEN3_MIN_PIXELS,
+    make_samples,
+    random_page_image,
+    sample_images,
+    write_page_store,
+)
 
+from mmprolong.models import DEFAULT_FAMILY, get_family
+from mmprolong.models.loading import build_preset_model
 from mmprolong.records import SAMPLE_SCHEMA
-from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from mmprolong.train.models import build_image_processor, build_tiny_model
+from mmprolong.template import ChatTemplate
 
 
 @pytest.fixture(scope="session")
 def image_processor():
-    return build_image_processor()
+    return DEFAULT_FAMILY.image_processor()
 
 
 @pytest.fixture(scope="session")
 def tiny_model64(tokenizer):
     """The tiny preset in float64, eval mode (no dropout anyway): exact comparisons."""
-    return build_tiny_model(tokenizer, seed=0, dtype="float64").eval()
+    return build_preset_model(tokenizer, seed=0, dtype="float64").eval()
 
 
 @pytest.fixture(scope="session")
@@ -39,27 +46,36 @@ def data_dir(tmp_path_factory, page_store, template):
     store_dir, images = page_store
     root = tmp_path_factory.mktemp("data")
     samples = make_samples(images, template, count=40, seed=1)
-    for i, part in enumerate((samples[:25], samples[25:])):
-        pq.write_table(pa.Table.from_pylist([s.to_row() for s in part], schema=SAMPLE_SCHEMA),
-                       root / f"unit-{i:05d}.parquet")
-    store_rel = "../" + store_dir.name
-    (root / "summary.json").write_text(json.dumps({"store": store_rel, "min_pixels": DEFAULT_MIN_PIXELS,
-                                                   "max_pixels": DEFAULT_MAX_PIXELS, "samples": len(samples)}))
+    write_data_dir(root, samples, store_dir, {"min_pixels": DEFAULT_FAMILY.min_pixels,
+                                              "max_pixels": DEFAULT_FAMILY.max_pixels})
     return root, samples
 
 
+@pytest.fixture(scope="session")
+def qwen3_data(tmp_path_factory, tokenizer):
+    """(DATA_DIR, store_dir, samples) as ``data_dir`` but counted for Qwen3-VL (32-px tokens) at a budget floor of
+    ``QWEN3_MIN_PIXELS``."""
+    family = get_family("qwen3_vl")
+    store_dir = tmp_path_factory.mktemp("store-qwen3")
+    images = write_page_store(store_dir, docs=6, pages=5, seed=0, family=family, min_pixels=QWEN3_MIN_PIXELS)
+    root = tmp_path_factory.mktemp("data-qwen3")
+    samples = make_samples(images, ChatTemplate(tokenizer, family=family), count=40, seed=1,
+                           min_pixels=QWEN3_MIN_PIXELS)
+    write_data_dir(root, samples, store_dir, {"family": family.name, "min_pixels": QWEN3_MIN_PIXELS,
+                                              "max_pixels": family.max_pixels})
+    return root, store_dir, samples
+
+
+def write_data_dir(root, samples, store_dir, summary: dict) -> None:
+    """2 sample shards and summary.json (``store`` relative to ``root``), as synth writes them."""
+    for i, part in enumerate((samples[:25], samples[25:])):
+        pq.write_table(pa.Table.from_pylist([s.to_row() for s in part], schema=SAMPLE_SCHEMA),
+                       root / f"unit-{i:05d}.parquet")
+    (root / "summary.json").write_text(json.dumps({"store": "../" + store_dir.name, "samples": len(samples),
+                                                   **summary}))
+
+
 # --- the training loop's fixtures (tests/train/test_trainer.py, test_resume.py, test_distributed.py) -----------
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_cpu_thread():
-    """One intra-op thread: on a shared 2-core machine torch's OpenMP threads slow the tiny model ~10x."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train_config_dict(run_dir, data_dir, **overrides) -> dict:

@@ -8,15 +8,15 @@ import torch.nn.functional as F
 from train_fixtures import make_samples, sample_images
 
 from mmprolong.errors import DataError
+from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.train.collate import (
     IGNORE_INDEX,
-    RopeIndex,
     SampleEncoder,
     collate_packed,
     collate_padded,
     encode_sample,
 )
-from mmprolong.train.models import answer_loss_sum
+from mmprolong.train.loss import answer_loss_sum
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_packed_row_equals_each_sample_alone_in_float64(four, reference, tiny_mo
 
 def test_sdpa_packed_computes_each_sample_block_alone(four, reference, tiny_model64, encoder):
     """The per-sample SDPA kernel gives the samples-alone logits, for one row and for a batch of two rows."""
-    from mmprolong.train.attention import register
+    from mmprolong.models.attention import register
 
     samples, encoded = four
     register()
@@ -173,7 +173,7 @@ def test_rope_index_matches_the_model_and_pickles(four, tiny_model64):
 
     _, encoded = four
     e = encoded[0]
-    rope = pickle.loads(pickle.dumps(RopeIndex(tiny_model64.config)))
+    rope = pickle.loads(pickle.dumps(DEFAULT_FAMILY.rope_index(tiny_model64.config)))
     ours = rope(e.input_ids[None], e.mm_token_type_ids[None], e.image_grid_thw)
     model = tiny_model64.model.get_rope_index(e.input_ids[None], e.mm_token_type_ids[None],
                                               image_grid_thw=e.image_grid_thw)[0]

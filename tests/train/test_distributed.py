@@ -4,42 +4,16 @@ resume, and sequence parallelism (kv_allgather: one row split over 2 ranks vs th
 float64 makes the comparison tight."""
 
 import json
-import os
-import subprocess
-import sys
 
 import torch
-import yaml
-from train_fixtures import make_samples, sample_images
+from train_fixtures import make_samples, max_weight_diff, metrics, sample_images, torchrun
 
+from mmprolong.models.loading import build_preset_model
 from mmprolong.train.collate import SampleEncoder, collate_packed
-from mmprolong.train.models import build_tiny_model
 from mmprolong.train.parallelize import apply_fsdp2, fsdp_units
 from mmprolong.train.run import train
 
 FLOAT64 = {"model.dtype": "float64"}
-
-
-def metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def torchrun(config: dict, path, processes: int = 2) -> str:
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                             f"--nproc_per_node={processes}", "-m", "mmprolong.cli", "train", "--config", str(path)],
-                            env=env, check=False, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return result.stdout
-
-
-def max_weight_diff(a, b) -> float:
-    from safetensors.torch import load_file
-
-    wa, wb = load_file(a / "final" / "model.safetensors"), load_file(b / "final" / "model.safetensors")
-    assert set(wa) == set(wb)
-    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
 
 
 def test_fsdp2_on_two_processes_matches_one_process(train_config_mapping, make_train_config, tmp_path):
@@ -92,7 +66,7 @@ def test_fsdp2_blocks_get_float32_rotary_inputs_under_bfloat16(tokenizer, image_
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
-    model = build_tiny_model(tokenizer, seed=0)
+    model = build_preset_model(tokenizer, seed=0)
     _, images = page_store
     sample = make_samples(images, template, count=1, seed=3)[0]
     encoder = SampleEncoder.build(tokenizer, image_processor, model.config)

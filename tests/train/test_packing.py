@@ -7,11 +7,12 @@ from itertools import islice
 
 import pytest
 import torch
+from train_fixtures import QWEN3_MIN_PIXELS
 
 from mmprolong.errors import ConfigError, DataError, ResumeError
+from mmprolong.models import DEFAULT_FAMILY, get_family
 from mmprolong.train.collate import SampleEncoder
 from mmprolong.train.data import DataConfig, PackedLoader, PackedRows
-from mmprolong.train.models import build_image_processor, tiny_config
 from mmprolong.train.packing import pack_first_fit_decreasing, packing_efficiency
 
 # --- packing.py -------------------------------------------------------------------------------------------
@@ -76,7 +77,12 @@ MAX_LEN = 512
 
 @pytest.fixture(scope="module")
 def encoder(tokenizer, image_processor):
-    return SampleEncoder.build(tokenizer, image_processor, tiny_config(tokenizer))
+    return SampleEncoder.build(tokenizer, image_processor, _tiny_config(tokenizer))
+
+
+def _tiny_config(tokenizer):
+    return DEFAULT_FAMILY.preset_config("tiny", tokenizer, rope_theta=DEFAULT_FAMILY.rope_theta,
+                                        max_positions=DEFAULT_FAMILY.max_positions)
 
 
 def _rows(data_dir, encoder, **kwargs):
@@ -184,9 +190,22 @@ def test_a_sample_that_fails_to_encode_is_dropped_from_its_row_and_counted(data_
 
 def test_pixel_budget_of_the_data_must_match_the_model(data_dir, tokenizer):
     root, _ = data_dir
-    other = SampleEncoder.build(tokenizer, build_image_processor(max_pixels=28 * 28 * 64), tiny_config(tokenizer))
+    small = DEFAULT_FAMILY.image_processor(max_pixels=DEFAULT_FAMILY.pixels_for_tokens(64))
+    other = SampleEncoder.build(tokenizer, small, _tiny_config(tokenizer))
     with pytest.raises(ConfigError, match="model.max_pixels"):
         _rows(root, other)
+
+
+def test_family_of_the_data_must_match_the_model(data_dir, qwen3_data, tokenizer):
+    """Data counted for Qwen2.5-VL (28-px tokens) cannot feed a Qwen3-VL model, and the other way round."""
+    family = get_family("qwen3_vl")
+    config = family.preset_config("tiny-qwen3-vl", tokenizer, rope_theta=family.rope_theta, max_positions=4096)
+    qwen3 = SampleEncoder.build(tokenizer, family.image_processor(min_pixels=QWEN3_MIN_PIXELS), config)
+    with pytest.raises(ConfigError, match="model.family"):
+        _rows(data_dir[0], qwen3)
+    with pytest.raises(ConfigError, match="counts vision tokens for qwen3_vl"):
+        _rows(qwen3_data[0], SampleEncoder.build(tokenizer, DEFAULT_FAMILY.image_processor(), _tiny_config(tokenizer)))
+    assert _rows(qwen3_data[0], qwen3).stats["samples_kept"] == len(qwen3_data[2])
 
 
 def test_data_config_validation():

@@ -27,17 +27,35 @@ def test_the_7b_recipe_is_the_papers(data_dir, tmp_path):
     lr = {"peak_lr": o.lr, "min_lr": s.min_lr, "total": s.total_steps, "warmup": s.warmup_steps, "decay": s.decay}
     assert lr_at(0, **lr) == pytest.approx(1e-5 / 128) and lr_at(127, **lr) == 1e-5
     assert lr_at(128, **lr) == 1e-5 and lr_at(1279, **lr) == pytest.approx(1e-6)
-    for line in (RECIPES / "mmprolong-7b.yaml").read_text().splitlines():  # every setting names its source
+    assert_every_setting_names_its_source(RECIPES / "mmprolong-7b.yaml")
+
+
+def test_the_qwen3_vl_recipe_keeps_the_papers_schedule_on_qwen3_vl(data_dir, tmp_path):
+    config = TrainConfig.from_yaml(RECIPES / "qwen3-vl-8b.yaml", {"data.data_dir": str(data_dir[0]),
+                                                                  "run_dir": str(tmp_path)})
+    s, m = config.schedule, config.model
+    assert (m.family, m.rope_theta, m.max_position_embeddings) == ("qwen3_vl", 2e7, 4 * 262_144)
+    assert (config.data.max_seq_len, s.budget_tokens, s.global_batch_tokens, s.total_steps) == (
+        131_072, 5 * 2**30, 32 * 131_072, 1280)
+    assert (config.optim.lr, s.min_lr, s.warmup_fraction) == (1e-5, 1e-6, 0.1)
+    assert_every_setting_names_its_source(RECIPES / "qwen3-vl-8b.yaml")
+    text = (RECIPES / "qwen3-vl-8b.yaml").read_text()
+    assert "[ours]" in text.split("rope_theta:")[1].splitlines()[0]  # the base is our estimate, and says so
+
+
+def assert_every_setting_names_its_source(path: Path) -> None:
+    for line in path.read_text().splitlines():
         if ":" in line and not line.lstrip().startswith("#") and not line.rstrip().endswith(":") \
                 and line.split(":")[0].strip() not in ("backend", "log_interval_steps", "progress_bar", "tensorboard",
                                                        "plot"):
             assert "#" in line, line
 
 
-def test_the_debug_recipe_loads(data_dir, tmp_path):
-    config = TrainConfig.from_yaml(RECIPES / "debug-cpu.yaml", {"data.data_dir": str(data_dir[0]),
-                                                               "run_dir": str(tmp_path)})
+@pytest.mark.parametrize("name, family", [("debug-cpu.yaml", "qwen2_5_vl"), ("debug-cpu-qwen3-vl.yaml", "qwen3_vl")])
+def test_the_debug_recipes_load(name, family, data_dir, tmp_path):
+    config = TrainConfig.from_yaml(RECIPES / name, {"data.data_dir": str(data_dir[0]), "run_dir": str(tmp_path)})
     assert config.device == "cpu" and config.model.path is None and config.schedule.total_steps == 8
+    assert config.model.known_family().name == family
     assert micro_batches_per_step(config, 1) == 2 and micro_batches_per_step(config, 2) == 1
 
 

@@ -16,14 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from train_fixtures import metrics
 
 from mmprolong.errors import ResumeError
 from mmprolong.train.checkpoint import list_checkpoints
 from mmprolong.train.run import train
-
-
-def metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_stopped_and_resumed_run_matches_the_uninterrupted_one(make_train_config, tmp_path):

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from mmprolong.errors import TrainingDivergedError
+from mmprolong.models.loading import build_preset_model, load_model
 from mmprolong.train.collate import SampleEncoder
 from mmprolong.train.data import PackedRows
-from mmprolong.train.models import answer_loss_sum, build_tiny_model, load_model
+from mmprolong.train.loss import answer_loss_sum
 from mmprolong.train.run import train
 from mmprolong.train.schedule import LRSchedule, lr_at, total_steps
 from mmprolong.train.trainer import build_optimizer
@@ -69,7 +70,7 @@ def test_the_loss_is_the_mean_over_the_global_batchs_answer_tokens(make_train_co
 
 
 def test_weight_decay_skips_norms_and_biases(tokenizer, make_train_config, tmp_path):
-    model = build_tiny_model(tokenizer, seed=0)
+    model = build_preset_model(tokenizer, seed=0)
     optimizer = build_optimizer(model, make_train_config(tmp_path / "run"))
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0

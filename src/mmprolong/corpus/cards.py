@@ -2,10 +2,11 @@
 
 At the quickstart's budget (128 vision tokens a page) a letter page renders at 266 x 375 px and its body text
 is 4 px high: nothing reads that. A card is 336 x 280 pt; ingest renders it at 72 dpi (1 pt = 1 px, inside
-the budget), so it is exactly 12 x 10 vision tokens of 28 x 28 px and is never resized. Text is set on that
-grid in Courier-Bold: a 14-pt advance puts exactly two characters in each token column, and each line sits
-in one 28-pt token row, so no glyph is cut by a token boundary. Tesseract reads these pages back
-(``benchmarks/legibility.py``); so can a model of a few million parameters.
+the budget), so it is exactly 12 x 10 vision tokens of the quickstart model's family (Qwen2.5-VL's
+``token_px`` a side) and is never resized. Text is set on that grid in Courier-Bold: an advance of half a
+token puts exactly two characters in each token column, and each line sits in one token row, so no glyph is cut
+by a token boundary. (Qwen3-VL's 32-px tokens resize a card to 10 x 9 tokens: still large print.) Tesseract
+reads these pages back (``benchmarks/legibility.py``); so can a model of a few million parameters.
 
 A deck is a cover card, a contents card, then one card per (entity, period) of each chapter: the entity in
 a band at the top, the chapter's title, the period, and up to three label/value pairs. The facts, the
@@ -38,9 +39,10 @@ from mmprolong.corpus.compose import Composer
 from mmprolong.corpus.content import DocumentPlan, SectionPlan
 from mmprolong.corpus.facts import FactDraft, FactPool, Metric
 from mmprolong.corpus.truth import Fact, SectionTruth
+from mmprolong.models import DEFAULT_FAMILY
 
-COLUMNS, ROWS = 24, 10  # the card grid: two characters per 28-px token column, one line per token row
-CELL_PT = 14.0  # advance of one character; a row is two cells high
+COLUMNS, ROWS = 24, 10  # the card grid: two characters per token column, one line per token row
+CELL_PT = DEFAULT_FAMILY.token_px / 2  # advance of one character (pt = px at 72 dpi); a row is two cells high
 CARD_SIZE = (COLUMNS * CELL_PT, ROWS * 2 * CELL_PT)  # 336 x 280 pt = 12 x 10 tokens at 72 dpi
 FONT = "Courier-Bold"
 FONT_SIZE = CELL_PT / 0.6  # Courier's advance is 0.6 em

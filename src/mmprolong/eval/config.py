@@ -12,7 +12,7 @@ from typing import Literal
 
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
-from mmprolong.tokens import FACTOR, check_pixel_budget
+from mmprolong.models import DEFAULT_FAMILY, FAMILIES, get_family
 
 SUITES = ("niah", "docvqa", "synth-heldout", "mmniah")
 DOCVQA_DATASETS = ("mmlongbench-doc", "longdocurl", "slidevqa")
@@ -119,10 +119,13 @@ class EvalConfig(Config):
                                              "folder the store was ingested from, as synth does")
     length_tolerance: int = field(-1, help="an item may be this many tokens short of its length; -1 = one page "
                                            "(the largest page span that could have been added)")
+    family: str = field("auto", help=f"model family items are laid out and counted for ({', '.join(FAMILIES)}); "
+                                     "auto: the model's, else the tokenizer folder's config.json, else the store's, "
+                                     f"else {DEFAULT_FAMILY.name}. Set, it must agree with the model's")
     min_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "
-                                              "else the store's, else 56*56")
+                                              "else the store's, else the family's default")
     max_pixels: int | None = field(None, help="pixel budget for token counting; none: the model's image processor, "
-                                              "else the store's, else 28*28*1280")
+                                              "else the store's, else the family's default")
     max_new_tokens: int = field(128, help="tokens generated per item, greedy (paper: 128)")
     batch_size: int = field(1, help="items handed to the backend per call")
     max_model_len: int = field(-1, help="items whose prompt + max_new_tokens exceed this fail as per-item errors "
@@ -206,13 +209,10 @@ class EvalConfig(Config):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(name, value, "must be a positive number of pixels")
-        if self.max_pixels is not None and self.max_pixels < FACTOR * FACTOR:
-            raise ConfigError("max_pixels", self.max_pixels, f"must be at least {FACTOR * FACTOR}")
-        if self.min_pixels is not None and self.max_pixels is not None:
-            try:
-                check_pixel_budget(self.min_pixels, self.max_pixels)
-            except ValueError as exc:
-                raise ConfigError("min_pixels", self.min_pixels, str(exc)) from None
+        if self.family != "auto":
+            get_family(self.family)
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ConfigError("min_pixels", self.min_pixels, f"must not exceed max_pixels={self.max_pixels}")
         if self.docvqa_source == "mmlongbench" and self.longdocurl_pages == "window":
             raise ConfigError("longdocurl_pages", self.longdocurl_pages, "MMLongBench's prebuilt inputs fix every "
                                                                           "page: use docvqa_source released")

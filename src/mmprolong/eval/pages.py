@@ -1,8 +1,9 @@
 """Pages for eval items: a page store seen at the eval pixel budget, and the loader that turns an item's
 image references into pixels (PIL images for transformers/vLLM, encoded bytes for an HTTP endpoint).
 
-Token counts are recomputed from each stored image's size at the *model's* pixel budget, so an item's length
-is what the model will actually be fed even when the store was rendered with another budget.
+Token counts are recomputed from each stored image's size at the *model's* pixel budget and patch size (its
+family's), so an item's length is what the model will actually be fed even when the store was rendered with
+another budget or for another family.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from mmprolong.errors import DataError
 from mmprolong.eval.items import ItemImage
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily
 from mmprolong.records import PAGE_INDEX_COLUMNS
-from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, IMAGE_WRAPPER_TOKENS, image_tokens
+from mmprolong.tokens import IMAGE_WRAPPER_TOKENS
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 
@@ -39,17 +41,19 @@ def span(image: ItemImage) -> int:
 
 
 class StorePages:
-    """The pages of a page store as ``ItemImage``s at a pixel budget, and its documents as synth sees them."""
+    """The pages of a page store as ``ItemImage``s at a family's pixel budget, and its documents as synth sees
+    them."""
 
-    def __init__(self, store_dir: str | Path, *, min_pixels: int = DEFAULT_MIN_PIXELS,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, store_dir: str | Path, *, family: ModelFamily = DEFAULT_FAMILY, min_pixels: int | None = None,
+                 max_pixels: int | None = None):
         import pyarrow.dataset as ds
 
         self.root = str(Path(store_dir).resolve())
         shards = sorted(Path(store_dir).glob("*.parquet"))
         if not shards:
             raise DataError(f"page store {store_dir} holds no *.parquet shards (run `mmprolong ingest`)")
-        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self.family = family
+        self.min_pixels, self.max_pixels = min_pixels or family.min_pixels, max_pixels or family.max_pixels
         rows = ds.dataset([str(p) for p in shards], format="parquet").to_table(columns=PAGE_INDEX_COLUMNS).to_pylist()
         rows.sort(key=lambda r: (r["doc_id"], r["source"], r["page_index"]))
         self.pages: dict[str, list[ItemImage]] = {}
@@ -65,7 +69,8 @@ class StorePages:
                       if [x.page_index for x in p] == list(range(len(p)))}
 
     def _image(self, row: dict) -> ItemImage:
-        tokens = image_tokens(row["height"], row["width"], min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        tokens = self.family.image_tokens(row["height"], row["width"], min_pixels=self.min_pixels,
+                                          max_pixels=self.max_pixels)
         return ItemImage(kind="store", vision_tokens=tokens, width=row["width"], height=row["height"],
                          root=self.root, doc_id=row["doc_id"], page_index=row["page_index"],
                          content_key=f"store:{row['doc_id']}/{row['page_index']}")
@@ -103,7 +108,8 @@ class StorePages:
         return docs
 
 
-def file_image(path: str | Path, *, min_pixels: int, max_pixels: int, key: str = "") -> ItemImage:
+def file_image(path: str | Path, *, min_pixels: int, max_pixels: int, key: str = "",
+               family: ModelFamily = DEFAULT_FAMILY) -> ItemImage:
     """An image file as an ItemImage (its header is read for the size; DataError if unreadable)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -113,7 +119,7 @@ def file_image(path: str | Path, *, min_pixels: int, max_pixels: int, key: str =
             width, height = image.size
     except (OSError, UnidentifiedImageError) as exc:
         raise DataError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
-    tokens = image_tokens(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+    tokens = family.image_tokens(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
     if not key:
         key = f"file:{path.name}:{path.stat().st_size}"
     return ItemImage(kind="file", vision_tokens=tokens, width=width, height=height, path=str(path.resolve()),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mmprolong.errors import DataError
 from mmprolong.eval.items import ItemImage
-from mmprolong.tokens import image_tokens
+from mmprolong.models.base import ModelFamily
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,12 @@ class _Page:
 class PdfPages:
     """Page images of PDFs at one render setting, rendered on demand into ``folder``."""
 
-    def __init__(self, folder: str | Path, *, max_dpi: float, min_pixels: int, max_pixels: int):
+    def __init__(self, folder: str | Path, *, family: ModelFamily, max_dpi: float, min_pixels: int, max_pixels: int):
         from mmprolong.ingest.config import IngestConfig
 
         self.folder = Path(folder)
-        self.config = IngestConfig(min_pixels=min_pixels, max_pixels=max_pixels, max_dpi=max_dpi)
+        self.family = family
+        self.config = IngestConfig(family=family.name, min_pixels=min_pixels, max_pixels=max_pixels, max_dpi=max_dpi)
         self.settings = f"{max_dpi:g}dpi-{min_pixels}-{max_pixels}"
         self._pending: dict[str, _Page] = {}  # cache path -> where its pixels come from
 
@@ -82,8 +83,8 @@ class PdfPages:
                 path = folder / f"{index:05d}.png"
                 pages.append(ItemImage(
                     kind="file", path=str(path.resolve()), width=width, height=height,
-                    vision_tokens=image_tokens(height, width, min_pixels=self.config.min_pixels,
-                                               max_pixels=self.config.max_pixels),
+                    vision_tokens=self.family.image_tokens(height, width, min_pixels=self.config.min_pixels,
+                                                           max_pixels=self.config.max_pixels),
                     content_key=f"pdf:{digest[:DOC_ID_HEX]}/{index}@{self.config.max_dpi:g}"))
                 self._pending[pages[-1].path] = _Page(pdf, index, (width, height), path.resolve())
         finally:

@@ -4,9 +4,9 @@ The paper evaluates beyond its 128K window with *no* scaling (the model as train
 ``rope_scaling="none"``, the default. MMLongBench offers YaRN for Qwen2.5-VL (factor 4 over 32,768 original
 positions, mrope_section [16, 24, 24]); dynamic NTK is the other common choice.
 
-How transformers 5.24 expresses it for qwen2_5_vl: everything lives in ``text_config.rope_parameters``, a dict
-holding ``rope_type``, ``rope_theta`` and ``mrope_section`` (ignored by the rope validator, read by
-``Qwen2_5_VLRotaryEmbedding``):
+How transformers 5.24 expresses it for every supported family: everything lives in ``text_config.rope_parameters``,
+a dict holding ``rope_type``, ``rope_theta`` and ``mrope_section`` (ignored by the rope validator, read by the
+family's text rotary embedding; Qwen3-VL's also carries ``mrope_interleaved``):
 
 - YaRN: ``rope_type="yarn"``, ``factor``, ``original_max_position_embeddings``. Static: every position's
   frequencies change (low-frequency dimensions interpolated) and cos/sin are scaled by 0.1*ln(factor)+1.
@@ -14,9 +14,9 @@ holding ``rope_type``, ``rope_theta`` and ``mrope_section`` (ignored by the rope
   once it passes ``max_position_embeddings``, which transformers uses as the original length, so that field is
   set to ``original_max_positions``. Inputs whose positions stay below it are computed exactly as unscaled.
 
-``rope_theta`` and ``mrope_section`` are kept; no other config field changes. Note that mRoPE positions grow by
-max(grid h, w)/2 per image, not by its token count, so a 128K-token input of page images spans far fewer
-positions than 128K: scaling acts on positions, lengths are counted in tokens.
+``rope_theta``, ``mrope_section`` and ``mrope_interleaved`` are kept; no other config field changes. Note that
+mRoPE positions grow by max(grid h, w)/2 per image, not by its token count, so a 128K-token input of page images
+spans far fewer positions than 128K: scaling acts on positions, lengths are counted in tokens.
 
 The rotary ``inv_freq`` buffers are computed from the config when the model is constructed, which is why the
 config is edited before loading (see ``mmprolong.eval.backends.hf.load_eval_model``).
@@ -56,7 +56,7 @@ class RopeScaling:
 
 
 def apply_rope_scaling(config, scaling: RopeScaling) -> dict:
-    """Edit a ``Qwen2_5_VLConfig`` (or its text config) in place; returns the new ``rope_parameters``.
+    """Edit a model config (or its text config) in place; returns the new ``rope_parameters``.
 
     Call before the model is constructed. ``none`` leaves the config untouched.
     """
@@ -66,7 +66,7 @@ def apply_rope_scaling(config, scaling: RopeScaling) -> dict:
         return params
     if "rope_theta" not in params:
         raise ConfigError("rope_scaling", scaling.kind, "the model config has no rope_parameters.rope_theta")
-    keep = {k: params[k] for k in ("rope_theta", "mrope_section") if k in params}
+    keep = {k: params[k] for k in ("rope_theta", "mrope_section", "mrope_interleaved") if k in params}
     if scaling.kind == "yarn":
         new = {**keep, "rope_type": "yarn", "factor": float(scaling.factor),
                "original_max_position_embeddings": int(scaling.original_max_positions)}

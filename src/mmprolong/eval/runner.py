@@ -32,12 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmprolong.errors import ConfigError, ResumeError
-from mmprolong.eval.backends import Answer, AnswerCache, Backend, GenerationSettings, make_backend
+from mmprolong.eval.backends import Answer, AnswerCache, Backend, GenerationSettings, counting_family, make_backend
 from mmprolong.eval.config import EvalConfig, parse_lengths
 from mmprolong.eval.items import EvalItem, EvalResult, JsonlAppender, write_items, write_results
 from mmprolong.eval.pages import ImageLoader, store_pixel_budget
 from mmprolong.eval.scoring import details_json, score_item
-from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +101,21 @@ def _run(backend: Backend, config: EvalConfig, out: Path, *, overwrite: bool, st
 
     settings = GenerationSettings(max_new_tokens=config.max_new_tokens)
     tokenizer = backend.tokenizer or _counting_tokenizer(config, model_path)
-    min_pixels, max_pixels = pixel_budget(backend, config)
+    family = backend_family(backend, config, model_path)
+    min_pixels, max_pixels = pixel_budget(backend, config, family)
     label = config.label or backend.label()
     record = {"config": config.to_dict(), "backend": backend.identity(), "settings": settings.describe(),
               "pixels": [min_pixels, max_pixels], "tokenizer_size": len(tokenizer), "label": label}
-    fingerprint = hashlib.sha256(json.dumps({k: record[k] for k in ("backend", "settings", "pixels",
-                                                                    "tokenizer_size")}
-                                            | {"items": config.item_fields()},
+    record["family"] = family.name
+    keys = ["backend", "settings", "pixels", "tokenizer_size"]
+    if family.name != DEFAULT_FAMILY.name:  # only then, so runs made before families existed keep their fingerprints
+        keys.append("family")
+    fingerprint = hashlib.sha256(json.dumps({k: record[k] for k in keys} | {"items": config.item_fields()},
                                             sort_keys=True, default=str).encode()).hexdigest()[:16]
     _check_resume(out, fingerprint, overwrite)
     _write_json(out / "config.json", {**record, "fingerprint": fingerprint})
 
-    ctx = SuiteContext(config, ChatTemplate(tokenizer), min_pixels, max_pixels, out)
+    ctx = SuiteContext(config, ChatTemplate(tokenizer, family=family), min_pixels, max_pixels, out)
     items = build_items(ctx)
     write_items(out / "items.jsonl", items)
     log.info("%s: %d items (%d could not be built)", config.suite, len(items), sum(1 for i in items if i.error))
@@ -155,8 +158,20 @@ def _run(backend: Backend, config: EvalConfig, out: Path, *, overwrite: bool, st
     return summary
 
 
-def pixel_budget(backend: Backend, config: EvalConfig) -> tuple[int, int]:
-    """The backend's image processor budget; else the config's; else the store's; else the defaults."""
+def backend_family(backend: Backend, config: EvalConfig, model_path=None) -> ModelFamily:
+    """The family items are built for: the backend's model's (``config.family`` must agree), else
+    ``counting_family``."""
+    if backend.family is None:
+        return counting_family(config, model_path if isinstance(model_path, str) else None)
+    if config.family not in ("auto", backend.family.name):
+        raise ConfigError("family", config.family, f"the model is a {backend.family.name}: set family to "
+                                                   f"{backend.family.name} or auto")
+    return backend.family
+
+
+def pixel_budget(backend: Backend, config: EvalConfig, family: ModelFamily = DEFAULT_FAMILY) -> tuple[int, int]:
+    """The backend's image processor budget; else the config's; else the store's; else the family's defaults.
+    ConfigError when it cannot hold one of the family's tokens."""
     budget = backend.pixel_budget()
     if budget is not None:
         for name, ours, theirs in (("min_pixels", config.min_pixels, budget[0]),
@@ -166,8 +181,13 @@ def pixel_budget(backend: Backend, config: EvalConfig) -> tuple[int, int]:
                                               "(ModelConfig) or leave it unset")
         return budget
     store = store_pixel_budget(config.store_dir) if config.store_dir else None
-    return (config.min_pixels or (store[0] if store else DEFAULT_MIN_PIXELS),
-            config.max_pixels or (store[1] if store else DEFAULT_MAX_PIXELS))
+    budget = (config.min_pixels or (store[0] if store else family.min_pixels),
+              config.max_pixels or (store[1] if store else family.max_pixels))
+    try:
+        family.check_pixel_budget(*budget)
+    except ValueError as exc:
+        raise ConfigError("max_pixels", budget[1], str(exc)) from None
+    return budget
 
 
 def _counting_tokenizer(config: EvalConfig, model_path):

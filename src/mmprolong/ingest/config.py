@@ -1,4 +1,5 @@
-"""IngestConfig: how PDFs become page-store rows (pixel budget, encoding, limits) and how the work is spread."""
+"""IngestConfig: how PDFs become page-store rows (model family and pixel budget, encoding, limits) and how the work
+is spread."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Literal
 
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
-from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FACTOR, check_pixel_budget
+from mmprolong.models import DEFAULT_FAMILY, FAMILIES, ModelFamily, get_family
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -20,10 +21,12 @@ RUN_ONLY_FIELDS = ("workers", "executor", "max_worker_memory_bytes")
 class IngestConfig(Config):
     """Settings of the ingest stage (PDF folder -> page store)."""
 
-    min_pixels: int = field(DEFAULT_MIN_PIXELS, help="fewest pixels of a page image as the model sees it (pixels)")
-    max_pixels: int = field(
-        DEFAULT_MAX_PIXELS, help="most pixels of a rendered page; pages are rendered straight at this size (pixels)"
-    )
+    family: str = field(DEFAULT_FAMILY.name, help="model family whose vision tokens the store counts (its patch size "
+                                                  f"and default budget): {', '.join(FAMILIES)}")
+    min_pixels: int | None = field(None, help="fewest pixels of a page image as the model sees it (pixels); none: "
+                                              "the family's default")
+    max_pixels: int | None = field(None, help="most pixels of a rendered page; pages are rendered straight at this "
+                                              "size (pixels); none: the family's default")
     max_dpi: float = field(144.0, help="render resolution, lowered per page to fit max_pixels (dots per inch)")
     image_format: Literal["png", "jpeg"] = field("png", help="encoding of the stored page images")
     jpeg_quality: int = field(90, help="JPEG quality when image_format is jpeg (1-95)")
@@ -43,6 +46,9 @@ class IngestConfig(Config):
     executor: Literal["local", "ray"] = field("local", help="where shard tasks run: local processes or a Ray cluster")
 
     def validate(self) -> None:
+        family = get_family(self.family)
+        self.min_pixels = family.min_pixels if self.min_pixels is None else self.min_pixels
+        self.max_pixels = family.max_pixels if self.max_pixels is None else self.max_pixels
         for name in ("min_pixels", "max_pixels", "jpeg_quality", "workers", "docs_per_shard", "max_file_bytes",
                      "max_pages", "max_image_pixels"):
             _check_int(name, getattr(self, name), minimum=1)
@@ -52,9 +58,9 @@ class IngestConfig(Config):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(name, value, "expected a positive number")
         try:
-            check_pixel_budget(self.min_pixels, self.max_pixels)
+            family.check_pixel_budget(self.min_pixels, self.max_pixels)
         except ValueError as exc:
-            field_name = "max_pixels" if self.max_pixels < FACTOR * FACTOR else "min_pixels"
+            field_name = "max_pixels" if self.max_pixels < family.token_px**2 else "min_pixels"
             raise ConfigError(field_name, getattr(self, field_name), str(exc)) from None
         if self.jpeg_quality > 95:
             raise ConfigError("jpeg_quality", self.jpeg_quality, "expected 1-95 (above 95 JPEG grows for nothing)")
@@ -66,9 +72,15 @@ class IngestConfig(Config):
             raise ConfigError("max_worker_memory_bytes", self.max_worker_memory_bytes,
                               "a worker needs at least 256 MiB (268435456); use 0 to disable the limit")
 
+    @property
+    def model_family(self) -> ModelFamily:
+        return FAMILIES[self.family]
+
     def output_fields(self) -> dict:
-        """The fields that decide the store's bytes: a resume must keep them."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY_FIELDS}
+        """The fields that decide the store's bytes: a resume must keep them. The family only when it is not the
+        default, so stores made before families existed (all Qwen2.5-VL) keep their fingerprints and resume."""
+        skip = RUN_ONLY_FIELDS + (("family",) if self.family == DEFAULT_FAMILY.name else ())
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from mmprolong.errors import DataError
 from mmprolong.ingest.config import IngestConfig
 from mmprolong.records import PageRecord
-from mmprolong.tokens import image_tokens, render_scale
+from mmprolong.tokens import render_scale
 
 HEADER_WINDOW_BYTES = 1024  # a PDF's "%PDF-" must start in the first 1024 bytes (PDF 1.7 annex H)
 TRAILER_WINDOW_BYTES = 1024  # and its last "%%EOF" must end in the last 1024: otherwise the file is cut short
@@ -114,7 +114,8 @@ def render_page(pdf, index: int, *, doc_id: str, rel: str, page_count: int, conf
         try:
             image = bitmap.to_pil()
             width, height = image.size
-            tokens = image_tokens(height, width, min_pixels=config.min_pixels, max_pixels=config.max_pixels)
+            tokens = config.model_family.image_tokens(height, width, min_pixels=config.min_pixels,
+                                                      max_pixels=config.max_pixels)
             encoded = encode_image(image, config)
         finally:
             bitmap.close()

@@ -14,8 +14,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mmprolong.errors import DataError
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily, get_family
 from mmprolong.records import SampleRecord
-from mmprolong.template import SYSTEM_PROMPT
 
 FORMATS = ("llamafactory", "swift")
 IMAGE_TAG = "<image>"  # both frameworks' placeholder for one image in a message
@@ -62,9 +62,9 @@ def _write_images(samples: list[SampleRecord], store_dir: Path, out_dir: Path) -
     return paths
 
 
-def _messages(sample: SampleRecord) -> list[dict]:
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": IMAGE_TAG * len(sample.pages) + sample.question},
+def _messages(sample: SampleRecord, family: ModelFamily) -> list[dict]:
+    system = [] if family.system_prompt is None else [{"role": "system", "content": family.system_prompt}]
+    return [*system, {"role": "user", "content": IMAGE_TAG * len(sample.pages) + sample.question},
             {"role": "assistant", "content": sample.answer}]
 
 
@@ -75,6 +75,7 @@ def export(data_dir: str | Path, out_dir: str | Path, *, fmt: str) -> dict:
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     summary = json.loads((data_dir / "summary.json").read_text())
     store_dir = (data_dir / summary["store"]).resolve()
+    family = get_family(summary.get("family", DEFAULT_FAMILY.name))  # the layout the samples were counted in
     samples = read_samples(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = _write_images(samples, store_dir, out_dir)
@@ -84,7 +85,7 @@ def export(data_dir: str | Path, out_dir: str | Path, *, fmt: str) -> dict:
         images = [paths[(p.doc_id, p.page_index)] for p in s.pages]
         if fmt == "swift":  # ms-swift opens image paths as given: make them absolute
             images = [str(root / i) for i in images]
-        lines.append(json.dumps({"messages": _messages(s), "images": images, "sample_id": s.sample_id,
+        lines.append(json.dumps({"messages": _messages(s, family), "images": images, "sample_id": s.sample_id,
                                  "task": s.task, "tokens": s.tokens}, ensure_ascii=False, sort_keys=True))
     data_file = out_dir / f"{DATASET_NAME}.jsonl"
     data_file.write_text("\n".join(lines) + "\n")
@@ -93,7 +94,7 @@ def export(data_dir: str | Path, out_dir: str | Path, *, fmt: str) -> dict:
     notes = {"format": fmt, "samples": len(samples), "images": len(paths), "data_file": data_file.name,
              "min_pixels": summary.get("min_pixels"), "max_pixels": summary.get("max_pixels"),
              "max_tokens": max((s.tokens for s in samples), default=0),
-             "settings": _settings(fmt, summary, samples)}
+             "settings": _settings(fmt, summary, samples, family)}
     (out_dir / "export.json").write_text(json.dumps(notes, indent=1, sort_keys=True) + "\n")
     return notes
 
@@ -107,11 +108,11 @@ def _write_llamafactory_info(out_dir: Path) -> None:
     (out_dir / "dataset_info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
-def _settings(fmt: str, summary: dict, samples: list[SampleRecord]) -> dict:
+def _settings(fmt: str, summary: dict, samples: list[SampleRecord], family: ModelFamily) -> dict:
     """The trainer settings that keep its token counts equal to ours."""
     longest = max((s.tokens for s in samples), default=0)
     if fmt == "llamafactory":
-        return {"dataset": DATASET_NAME, "dataset_dir": ".", "template": "qwen2_vl",
+        return {"dataset": DATASET_NAME, "dataset_dir": ".", "template": family.llamafactory_template,
                 "image_min_pixels": summary.get("min_pixels"), "image_max_pixels": summary.get("max_pixels"),
                 "cutoff_len": longest}
     return {"--dataset": f"{DATASET_NAME}.jsonl", "--max_length": longest,

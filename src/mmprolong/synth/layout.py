@@ -17,6 +17,7 @@ from mmprolong.synth.documents import DocumentView
 from mmprolong.synth.plan import Bucket
 from mmprolong.synth.qa import QACandidate, anchored_pages, render_question
 from mmprolong.template import ChatTemplate
+from mmprolong.tokens import IMAGE_WRAPPER_TOKENS
 
 MAX_ADJUST = 8  # pages added or dropped at the ends to pull the exact count into the bucket
 
@@ -35,7 +36,7 @@ def _ref(doc: DocumentView, page: int) -> PageRef:
 
 
 def _cost(ref: PageRef) -> int:
-    return ref.vision_tokens + 2  # <|vision_start|> and <|vision_end|>
+    return ref.vision_tokens + IMAGE_WRAPPER_TOKENS
 
 
 def _streams(doc: DocumentView, first: int, last: int, fillers: Sequence[DocumentView]):

@@ -29,7 +29,7 @@ from mmprolong.split import heldout_split
 from mmprolong.synth.build import build_unit
 from mmprolong.synth.config import PAPER_BUDGET_TOKENS, SynthConfig
 from mmprolong.synth.plan import Bucket, Unit, bucket_weights, make_buckets, plan_units, planned_shares
-from mmprolong.synth.store import load_documents, read_store_summary
+from mmprolong.synth.store import load_documents, read_store_summary, store_family
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,9 @@ def _load_state(store_dir: str, truth_dir: str | None, config_dict: dict, api_ke
 
     config = SynthConfig.from_dict(config_dict)
     docs, _, _ = training_documents(load_documents(store_dir, truth_dir=truth_dir), config)
+    family = store_family(read_store_summary(store_dir))  # the layout of the model the store counts for
     return {"config": config, "docs": docs,
-            "template": ChatTemplate(load_tokenizer(config.tokenizer)),
+            "template": ChatTemplate(load_tokenizer(config.tokenizer), family=family),
             "generator": make_generator(config, api_key=api_key)}
 
 
@@ -253,6 +254,7 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         "samples_per_second": round(len(rows) / seconds, 3) if seconds else None,
         "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
         "store": str(store_dir),
+        "family": store_family(store_summary).name,
         "min_pixels": store_summary.get("config", {}).get("min_pixels"),
         "max_pixels": store_summary.get("config", {}).get("max_pixels"),
         "schema_version": SAMPLE_SCHEMA_VERSION,

@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 
 from mmprolong.errors import DataError
 from mmprolong.ingest.store import PageStore
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily, get_family
 from mmprolong.synth.documents import DocumentView, Section
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,11 @@ def read_store_summary(store_dir: str | Path) -> dict:
     if not path.is_file():
         raise DataError(f"{store_dir} is not a page store: no summary.json (run `mmprolong ingest` first)")
     return json.loads(path.read_text())
+
+
+def store_family(summary: dict) -> ModelFamily:
+    """The model family whose vision tokens a store counts (stores made before families: Qwen2.5-VL)."""
+    return get_family(summary.get("config", {}).get("family", DEFAULT_FAMILY.name))
 
 
 def load_documents(store_dir: str | Path, *, truth_dir: str | Path | None = None) -> list[DocumentView]:

@@ -271,9 +271,10 @@ def _barrier(world_size: int) -> None:
 def save_final_model(model, tokenizer, image_processor, out_dir: str | Path, *, rank: int, world_size: int,
                      sharded: bool, dtype: str = "same") -> Path | None:
     """Write ``out_dir`` with ``save_model`` (save_pretrained, safetensors) so transformers and vLLM load it as
-    any Qwen2.5-VL checkpoint. Under FSDP2 the full weights are gathered to rank 0 (on CPU) first.
+    any checkpoint of its family. Under FSDP2 the full weights are gathered to rank 0 (on CPU) first.
     Returns the folder on rank 0, None elsewhere."""
-    from mmprolong.train.models import reset_rotary_buffers, save_model
+    from mmprolong.models import family_of_config
+    from mmprolong.models.loading import reset_rotary_buffers, save_model
     from mmprolong.train.parallelize import unwrap
 
     core = unwrap(model)
@@ -287,7 +288,6 @@ def save_final_model(model, tokenizer, image_processor, out_dir: str | Path, *, 
         StateDictOptions,
         get_model_state_dict,
     )
-    from transformers import Qwen2_5_VLForConditionalGeneration
 
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if rank != 0:
@@ -295,7 +295,7 @@ def save_final_model(model, tokenizer, image_processor, out_dir: str | Path, *, 
     if dtype != "same":
         full = {k: v.to(getattr(torch, dtype)) for k, v in full.items()}
     with torch.device("meta"):
-        copy = Qwen2_5_VLForConditionalGeneration._from_config(core.config)
+        copy = family_of_config(core.config).model_type()._from_config(core.config)  # not type(core): FSDP2's
     copy.load_state_dict(full, assign=True)
     for module in copy.modules():  # non-persistent buffers (rotary inv_freq) are still on meta
         for name, buffer in list(module.named_buffers(recurse=False)):

@@ -1,14 +1,17 @@
 """Samples + page images -> model inputs: one sample (``encode_sample``), packed rows (``collate_packed``) or a
 padded batch (``collate_padded``, for the packed-vs-padded benchmark).
 
-A packed row is several samples laid end to end with no padding between them. Qwen2.5-VL in transformers 5.x
-computes such a row exactly as it computes each sample alone when it is given (see STACK-NOTES.md):
+A packed row is several samples laid end to end with no padding between them. Every supported family computes
+such a row in transformers 5.x exactly as it computes each sample alone when it is given what the model family
+layer says (``mmprolong.models.base``; STACK-NOTES.md):
 
-- ``position_ids`` of shape (4, rows, length): row 0 the text positions 0..n-1 of each sample, rows 1-3 the
-  sample's own mRoPE (t, h, w) positions from the model's ``get_rope_index`` run on the sample alone; all four
-  restart at every sample. The model reads the restarts in row 0 to keep attention inside each sample.
+- ``position_ids`` of shape (4, rows, length): each sample's own rows (``ModelFamily.sample_positions``: row 0
+  the text positions 0..n-1, rows 1-3 its mRoPE (t, h, w) positions from the model's ``get_rope_index`` run on
+  the sample alone), so all four restart at every sample. The model reads the restarts in row 0 to keep
+  attention inside each sample.
 - ``attention_mask=None`` and ``use_cache=False`` (with a cache, packing detection is silently off);
-- ``mm_token_type_ids`` (1 on ``<|image_pad|>``), ``pixel_values``/``image_grid_thw`` concatenated in order.
+- ``mm_token_type_ids`` (1 on image pads), ``pixel_values``/``image_grid_thw`` concatenated in order (Qwen3-VL's
+  DeepStack features follow the same order).
 
 ``Batch.model_inputs()`` returns exactly those keyword arguments. Labels are the input ids on the answer
 tokens (answer + ``<|im_end|>``) and -100 elsewhere, *unshifted*: the model shifts them (token i predicts
@@ -24,55 +27,26 @@ from typing import TYPE_CHECKING
 import torch
 
 from mmprolong.errors import DataError
+from mmprolong.models import family_of_config
+from mmprolong.models.base import ModelFamily, RopeIndex
 from mmprolong.records import SampleRecord
 from mmprolong.template import ChatTemplate
-from mmprolong.tokens import MERGE_SIZE
 
 if TYPE_CHECKING:
     from PIL import Image
 
 IGNORE_INDEX = -100
-IMAGE_TOKEN_TYPE = 1  # mm_token_type_ids: 0 text, 1 image, 2 video
-
-
-class RopeIndex:
-    """The model's own ``get_rope_index`` without its weights: holds only the model config, so it is cheap to
-    copy into DataLoader workers. ``RopeIndex(model.config)(ids, types, grid)`` equals
-    ``model.model.get_rope_index(ids, types, image_grid_thw=grid)[0]``.
-    """
-
-    def __init__(self, config):
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
-
-        self.config = config
-        self._model_class = Qwen2_5_VLModel
-
-    def get_vision_position_ids(self, *args, **kwargs):
-        return self._model_class.get_vision_position_ids(self, *args, **kwargs)
-
-    def __call__(self, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
-                 image_grid_thw: torch.Tensor | None) -> torch.Tensor:
-        """(3, batch, length) mRoPE positions of unpadded ``input_ids`` (batch, length)."""
-        positions, _ = self._model_class.get_rope_index(self, input_ids, mm_token_type_ids,
-                                                        image_grid_thw=image_grid_thw)
-        return positions
-
-    def __getstate__(self):
-        return {"config": self.config}
-
-    def __setstate__(self, state):
-        self.__init__(state["config"])
 
 
 @dataclass(frozen=True, eq=False)
 class EncodedSample:
-    """One sample, encoded: 1-D token tensors of its length, its mRoPE positions and its images' patches."""
+    """One sample, encoded: 1-D token tensors of its length, its position rows and its images' patches."""
 
     sample_id: str
     input_ids: torch.Tensor  # (n,) long
     labels: torch.Tensor  # (n,) long: input id on answer tokens, -100 elsewhere (unshifted)
-    mm_token_type_ids: torch.Tensor  # (n,) long: 1 on <|image_pad|>, 0 elsewhere
-    mrope_position_ids: torch.Tensor  # (3, n) long: t, h, w, as get_rope_index gives for the sample alone
+    mm_token_type_ids: torch.Tensor  # (n,) long: 1 on image pads, 0 elsewhere
+    position_ids: torch.Tensor  # (4, n) long: text positions, then t, h, w as get_rope_index gives them alone
     pixel_values: torch.Tensor | None  # (patches, channels * temporal * patch * patch) float32
     image_grid_thw: torch.Tensor | None  # (images, 3) long
 
@@ -110,7 +84,7 @@ class Batch:
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (sample_id, reason) dropped while building it
 
     def model_inputs(self, *, labels: bool = True) -> dict:
-        """Keyword arguments for ``Qwen2_5_VLForConditionalGeneration.forward`` (``use_cache=False``)."""
+        """Keyword arguments for the model's ``forward`` (``use_cache=False``)."""
         inputs = {"input_ids": self.input_ids, "position_ids": self.position_ids,
                   "attention_mask": self.attention_mask, "mm_token_type_ids": self.mm_token_type_ids,
                   "use_cache": False}
@@ -147,7 +121,7 @@ class Batch:
 
 @dataclass(frozen=True)
 class SampleEncoder:
-    """What ``encode_sample`` needs, bundled: the chat template, the image processor and the rope index.
+    """What ``encode_sample`` needs, bundled: the family's chat template, the image processor and the rope index.
 
     ``SampleEncoder.build(tokenizer, image_processor, model.config)``; picklable for DataLoader workers.
     """
@@ -159,10 +133,9 @@ class SampleEncoder:
 
     @classmethod
     def build(cls, tokenizer, image_processor, model_config) -> "SampleEncoder":
-        pad = tokenizer.pad_token_id
-        if pad is None:
-            pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        return cls(ChatTemplate(tokenizer), image_processor, RopeIndex(model_config), int(pad))
+        family = family_of_config(model_config)
+        return cls(ChatTemplate(tokenizer, family=family), image_processor, family.rope_index(model_config),
+                   pad_token_id(tokenizer, family))
 
     def encode(self, sample: SampleRecord, images: Sequence["Image.Image"]) -> EncodedSample:
         return encode_sample(sample, images, template=self.template, image_processor=self.image_processor,
@@ -183,7 +156,7 @@ def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, temp
     if images:
         processed = image_processor(images=list(images), return_tensors="pt")
         pixel_values, grid = processed["pixel_values"], processed["image_grid_thw"].long()
-        made = (grid.prod(-1) // MERGE_SIZE**2).tolist()
+        made = template.family.grid_tokens(grid).tolist()
         for i, (page, count) in enumerate(zip(sample.pages, made)):
             if page.vision_tokens != count:
                 raise DataError(
@@ -198,8 +171,8 @@ def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, temp
     input_ids = torch.tensor(encoded.input_ids, dtype=torch.long)
     mask = torch.tensor(encoded.loss_mask, dtype=torch.bool)
     labels = torch.where(mask, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
-    types = (input_ids == template.image_pad).long() * IMAGE_TOKEN_TYPE
-    positions = rope_index(input_ids[None], types[None], grid)[:, 0]
+    types = template.mm_token_type_ids(input_ids)
+    positions = template.family.sample_positions(rope_index, input_ids, types, grid)
     return EncodedSample(sample.sample_id, input_ids, labels, types, positions, pixel_values, grid)
 
 
@@ -219,7 +192,7 @@ def collate_packed(rows: Sequence[Sequence[EncodedSample]], *, pad_token_id: int
     input_ids = torch.full((len(rows), length), pad_token_id, dtype=torch.long)
     labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
     types = torch.zeros((len(rows), length), dtype=torch.long)
-    positions = torch.zeros((4, len(rows), length), dtype=torch.long)
+    positions = torch.zeros((rows[0][0].position_ids.shape[0], len(rows), length), dtype=torch.long)
     segments = []
     for r, row in enumerate(rows):
         start = 0
@@ -228,8 +201,7 @@ def collate_packed(rows: Sequence[Sequence[EncodedSample]], *, pad_token_id: int
             input_ids[r, start:end] = s.input_ids
             labels[r, start:end] = s.labels
             types[r, start:end] = s.mm_token_type_ids
-            positions[0, r, start:end] = torch.arange(len(s))
-            positions[1:, r, start:end] = s.mrope_position_ids
+            positions[:, r, start:end] = s.position_ids
             segments.append(len(s))
             start = end
         if start < length:
@@ -255,12 +227,13 @@ def collate_padded(samples: Sequence[EncodedSample], *, pad_token_id: int) -> Ba
     labels = torch.full((rows, length), IGNORE_INDEX, dtype=torch.long)
     types = torch.zeros((rows, length), dtype=torch.long)
     attention = torch.zeros((rows, length), dtype=torch.long)
-    positions = torch.zeros((3, rows, length), dtype=torch.long)
+    positions = torch.zeros((len(ModelFamily.unpacked_positions(samples[0].position_ids)), rows, length),
+                            dtype=torch.long)
     for r, s in enumerate(samples):
         n = len(s)
         input_ids[r, :n], labels[r, :n], types[r, :n] = s.input_ids, s.labels, s.mm_token_type_ids
         attention[r, :n] = 1
-        positions[:, r, :n] = s.mrope_position_ids
+        positions[:, r, :n] = ModelFamily.unpacked_positions(s.position_ids)
     segments = [x for s in samples for x in ((len(s), length - len(s)) if len(s) < length else (len(s),))]
     return Batch(
         input_ids=input_ids, labels=labels, position_ids=positions, mm_token_type_ids=types,
@@ -268,6 +241,12 @@ def collate_padded(samples: Sequence[EncodedSample], *, pad_token_id: int) -> Ba
         num_tokens=attention.sum(-1), cu_seqlens=_cumulative(segments),
         seq_lens=tuple((len(s),) for s in samples), sample_ids=tuple((s.sample_id,) for s in samples),
         packed=False)
+
+
+def pad_token_id(tokenizer, family: ModelFamily) -> int:
+    """The id padding tails are filled with: the tokenizer's pad token, else the family's."""
+    pad = tokenizer.pad_token_id
+    return int(pad if pad is not None else tokenizer.convert_tokens_to_ids(family.tokens.pad))
 
 
 def _images(samples: Sequence[EncodedSample]) -> dict:

@@ -17,8 +17,8 @@ from typing import Any, Literal, Self
 
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
+from mmprolong.models.config import ModelConfig
 from mmprolong.train.data import DataConfig
-from mmprolong.train.models import ModelConfig
 
 PAPER_BUDGET_TOKENS = 5 * 2**30  # 5B tokens (B = 2^30)
 PAPER_GLOBAL_BATCH_TOKENS = 32 * 131_072  # 4M tokens = 32 rows of 128K
@@ -185,7 +185,7 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "sch
 
 @dataclasses.dataclass(kw_only=True)
 class TrainConfig(Config):
-    """Continued pre-training of a Qwen2.5-VL model on a synth data folder (the MMProLong recipe)."""
+    """Continued pre-training of a Qwen-VL model on a synth data folder (the MMProLong recipe)."""
 
     run_dir: str = field(help="output folder: config.yaml, metrics.jsonl, checkpoints/, final/, summary.json")
     seed: int = field(0, help="seed of the torch and python RNGs of the training loop (model init and data "

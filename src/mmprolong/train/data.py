@@ -5,7 +5,7 @@
     loader = PackedLoader(rows, num_workers=4, pin_memory=True)
     loader.load_state_dict(checkpoint["data"])          # on resume
     for batch in loader:                                 # one packed row per item (a Batch of 1 row)
-        loss_sum, targets = answer_loss_sum(model, batch.to(device))   # mmprolong.train.models
+        loss_sum, targets = answer_loss_sum(model, batch.to(device))   # mmprolong.train.loss
         ...                                              # all-reduce targets; backward(loss_sum / global count)
         checkpoint["data"] = loader.state_dict()          # the position after the last row received
 
@@ -38,9 +38,10 @@ from torch.utils.data import IterableDataset, get_worker_info
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError, DataError, ResumeError
 from mmprolong.ingest.store import PageStore
+from mmprolong.models import DEFAULT_FAMILY
+from mmprolong.models.loading import pixel_budget
 from mmprolong.records import SampleRecord
 from mmprolong.train.collate import Batch, SampleEncoder, collate_packed
-from mmprolong.train.models import pixel_budget
 from mmprolong.train.packing import pack_first_fit_decreasing, packing_efficiency
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class PackedRows(IterableDataset):
         self.max_seq_len, self.seed = max_seq_len, seed
         self.rank, self.world_size, self.num_epochs = rank, world_size, num_epochs
         summary = read_data_summary(self.data_dir)
-        self._check_pixel_budget(summary)
+        self._check_vision_counts(summary)
         self.samples = read_samples(self.data_dir)
         store_dir = (self.data_dir / summary["store"]).resolve()
         self.store = PageStore(store_dir, {(p.doc_id, p.page_index) for s in self.samples for p in s.pages})
@@ -124,7 +125,14 @@ class PackedRows(IterableDataset):
                      self.data_dir, len(self.samples), len(self.kept), dict(reasons) or "none",
                      self.stats["rows_per_epoch"], 100 * self.stats["packing_efficiency"])
 
-    def _check_pixel_budget(self, summary: dict) -> None:
+    def _check_vision_counts(self, summary: dict) -> None:
+        """ConfigError unless the data counted vision tokens for this model's family and pixel budget."""
+        family = self.encoder.template.family
+        counted_for = summary.get("family", DEFAULT_FAMILY.name)  # data made before families: Qwen2.5-VL's counts
+        if counted_for != family.name:
+            raise ConfigError("model.family", family.name, f"{self.data_dir} counts vision tokens for {counted_for}: "
+                                                           f"give a {counted_for} model, or ingest and synth for "
+                                                           f"{family.name}")
         lo, hi = pixel_budget(self.encoder.image_processor)
         for name, ours in (("min_pixels", lo), ("max_pixels", hi)):
             theirs = summary.get(name)

@@ -11,8 +11,9 @@ global number of answer tokens itself, so every rank, micro-batch and sequence c
 
 Sequence parallelism splits one packed row into ``sp`` equal contiguous chunks. Every rank of an SP group runs
 the vision tower and the embedding on the whole row (so image features land where their tokens are), then a
-forward pre-hook on the language model keeps only the rank's chunk of the embeddings and positions; attention
-sees the whole row through a registered attention function:
+forward pre-hook on the language model keeps only the rank's chunk of the embeddings and positions (and of
+whatever else the family's language model takes per token: ``ModelFamily.text_chunk``, Qwen3-VL's DeepStack
+features); attention sees the whole row through a registered attention function:
 
 - ``ring``: ring-flash-attn's ``llama3_flash_attn_varlen_func`` (all-gathers K/V per head stride; exact for
   packed rows through the row's cu_seqlens). GPU + flash-attn only.
@@ -32,6 +33,7 @@ from mmprolong.errors import ConfigError
 from mmprolong.train.collate import IGNORE_INDEX
 
 if TYPE_CHECKING:
+    from mmprolong.models.base import ModelFamily
     from mmprolong.train.collate import Batch
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,10 @@ def apply_activation_checkpointing(model, *, every_n_layers: int = 1, offload: b
     """Recompute each decoder layer and vision block in the backward pass (non-reentrant torch checkpoint via
     transformers' GradientCheckpointingLayer); ``offload`` keeps the saved layer inputs in pinned host memory.
     Returns the number of checkpointed layers."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
     model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_layers, offload=offload)
-    layers = [m for m in model.modules() if type(m).__name__ in ("Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock")
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)
               and getattr(m, "gradient_checkpointing", False)]
     return len(layers)
 
@@ -179,7 +183,7 @@ def apply_ddp(model, device: torch.device):
 
 
 def unwrap(model):
-    """The Qwen2.5-VL module under a DDP wrapper (FSDP2 keeps the module itself)."""
+    """The model under a DDP wrapper (FSDP2 keeps the module itself)."""
     return getattr(model, "module", model)
 
 
@@ -228,7 +232,7 @@ def check_liger() -> None:
 # --- sequence parallelism ---------------------------------------------------------------------------------
 
 
-def apply_sequence_parallel(model, kind: str, world: World, *, pad_token_id: int,
+def apply_sequence_parallel(model, kind: str, world: World, *, pad_token_id: int, family: ModelFamily,
                             heads_k_stride: int = 1) -> SequenceParallel:
     """Split every row's sequence over the SP group: register the attention function, hook the language model.
 
@@ -252,7 +256,7 @@ def apply_sequence_parallel(model, kind: str, world: World, *, pad_token_id: int
     elif kind != "kv_allgather":
         raise ConfigError("parallel.sequence_parallel", kind, "expected 'ring' or 'kv_allgather'")
     sp = SequenceParallel(model, kind, world.sp_group, world.sp_rank, world.dims.sp, pad_token_id=pad_token_id,
-                          heads_k_stride=heads_k_stride)
+                          family=family, heads_k_stride=heads_k_stride)
     sp.install()
     return sp
 
@@ -260,9 +264,10 @@ def apply_sequence_parallel(model, kind: str, world: World, *, pad_token_id: int
 class SequenceParallel:
     """The state of one SP group: which chunk of the current row this rank holds and the row's segments."""
 
-    def __init__(self, model, kind: str, group, rank: int, size: int, *, pad_token_id: int, heads_k_stride: int = 1):
+    def __init__(self, model, kind: str, group, rank: int, size: int, *, pad_token_id: int, family: ModelFamily,
+                 heads_k_stride: int = 1):
         self.model, self.kind, self.group, self.rank, self.size = model, kind, group, rank, size
-        self.pad_token_id = pad_token_id
+        self.pad_token_id, self.family = pad_token_id, family
         self.heads_k_stride = heads_k_stride
         self.start = self.end = 0
         self.cu_seqlens: torch.Tensor | None = None
@@ -326,10 +331,7 @@ class SequenceParallel:
         embeds = kwargs["inputs_embeds"]
         if embeds.shape[1] == self.end - self.start:
             return args, kwargs  # already a chunk (e.g. the recompute of a checkpointed region)
-        kwargs = dict(kwargs)
-        kwargs["inputs_embeds"] = embeds[:, self.start:self.end]
-        kwargs["position_ids"] = kwargs["position_ids"][..., self.start:self.end]
-        return args, kwargs
+        return args, self.family.text_chunk(kwargs, self.start, self.end)
 
     def _attention(self, module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
         """Attention of this rank's queries (1, heads, chunk, dim) over the whole row's keys and values."""

@@ -24,15 +24,18 @@ from dataclasses import dataclass
 import torch
 
 from mmprolong.errors import DataError, ResumeError, TrainingDivergedError
+from mmprolong.models import family_of_config
+from mmprolong.models.loading import load_model, parameter_counts
 from mmprolong.train.checkpoint import (
     Checkpointer,
     latest_checkpoint,
     list_checkpoints,
     save_final_model,
 )
+from mmprolong.train.collate import pad_token_id
 from mmprolong.train.config import TrainConfig, micro_batches_per_step, resume_relevant
 from mmprolong.train.logging import MetricsLogger, peak_memory_gb
-from mmprolong.train.models import answer_loss_sum, load_model, parameter_counts
+from mmprolong.train.loss import answer_loss_sum
 from mmprolong.train.parallelize import (
     World,
     apply_activation_checkpointing,
@@ -394,9 +397,9 @@ def parallelize(model, config: TrainConfig, world: World, tokenizer):
         check_liger()
         loss_fn = liger_answer_loss_sum
     if p.sequence_parallel != "none":
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
-            tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        sp = apply_sequence_parallel(model, p.sequence_parallel, world, pad_token_id=int(pad))
+        family = family_of_config(model.config)
+        sp = apply_sequence_parallel(model, p.sequence_parallel, world, pad_token_id=pad_token_id(tokenizer, family),
+                                     family=family)
         loss_fn = sp.loss_sum
     if world.distributed and p.data_parallel == "fsdp2":
         apply_fsdp2(model, world.fsdp_mesh, param_dtype=_param_dtype(config, world),

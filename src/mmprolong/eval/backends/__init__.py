@@ -17,13 +17,32 @@ from mmprolong.eval.backends.base import (
 )
 
 __all__ = ["Answer", "AnswerCache", "Backend", "BackendError", "GenerationSettings", "SequentialBackend",
-           "make_backend", "template_parts"]
+           "counting_family", "make_backend", "template_parts"]
+
+
+def counting_family(config, model_path: str | None = None):
+    """The family items are laid out and counted for when the backend does not know its model's (an endpoint):
+    ``config.family``, else the family of the tokenizer's (or model's) folder when it is a checkpoint, else the
+    store's, else the default."""
+    from pathlib import Path
+
+    from mmprolong.models import DEFAULT_FAMILY, family_of_checkpoint, get_family
+    from mmprolong.synth.store import read_store_summary, store_family
+
+    if config.family != "auto":
+        return get_family(config.family)
+    folder = config.tokenizer or model_path
+    if folder and (Path(folder) / "config.json").is_file():
+        return family_of_checkpoint(folder, field="tokenizer")
+    if config.store_dir and (Path(config.store_dir) / "summary.json").is_file():
+        return store_family(read_store_summary(config.store_dir))
+    return DEFAULT_FAMILY
 
 
 def make_backend(model, config, *, api_key: str | None = None) -> Backend:
     """A Backend from ``model`` (a ModelConfig, a checkpoint folder, or None for the tiny preset) and ``config``."""
     from mmprolong.eval.rope_scaling import RopeScaling
-    from mmprolong.train.models import ModelConfig
+    from mmprolong.models.config import ModelConfig
 
     rope = RopeScaling.from_config(config)
     if isinstance(model, str) or model is None:
@@ -38,7 +57,8 @@ def make_backend(model, config, *, api_key: str | None = None) -> Backend:
             raise ConfigError("api_model", config.api_model, "name the model the endpoint serves")
         return OpenAIBackend(config.base_url, config.api_model, api_key=api_key, timeout_s=config.timeout_s,
                              retries=config.retries, concurrency=config.concurrency,
-                             max_model_len=config.max_model_len if config.max_model_len > 0 else None)
+                             max_model_len=config.max_model_len if config.max_model_len > 0 else None,
+                             family=counting_family(config, getattr(model, "path", None)))
     if not isinstance(model, ModelConfig):
         raise ConfigError("model", model, "give a ModelConfig, a local checkpoint folder, or a Backend")
     if config.backend == "vllm":
@@ -55,8 +75,10 @@ def make_backend(model, config, *, api_key: str | None = None) -> Backend:
 
     from mmprolong.eval.backends.hf import HFBackend
 
-    pixels = {k: getattr(config, k) for k in ("min_pixels", "max_pixels")
+    overrides = {k: getattr(config, k) for k in ("min_pixels", "max_pixels")
               if getattr(config, k) is not None and getattr(model, k) is None}
+    if config.family != "auto" and model.family == "auto":  # checked against the model's when it loads
+        overrides["family"] = config.family
     # the backend is named by its model; config.label only renames it in tables and plots, so a new display
     # name does not change the run's fingerprint (and its cached answers stay valid)
-    return HFBackend.load(dataclasses.replace(model, **pixels), rope=rope)
+    return HFBackend.load(dataclasses.replace(model, **overrides), rope=rope)

@@ -57,6 +57,7 @@ class Backend:
 
     name = "backend"
     tokenizer = None  # the model's tokenizer when the backend has one (exact counting); else None
+    family = None  # the model's family (chat layout, vision tokens) when the backend knows it; else None
     max_model_len: int | None = None  # longest prompt + answer the backend accepts (tokens), None = unknown
 
     def identity(self) -> dict:

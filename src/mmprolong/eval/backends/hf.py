@@ -1,14 +1,15 @@
-"""transformers ``generate`` on CPU or GPU: the tiny preset or a local Qwen2.5-VL checkpoint.
+"""transformers ``generate`` on CPU or GPU: a preset or a local checkpoint of any supported family.
 
-One item per forward: ``input_ids`` from ``ChatTemplate.prompt_ids`` (the layout training used),
-``image_grid_thw`` from the model's image processor, ``mm_token_type_ids`` (1 on image pads; without it
-Qwen2.5-VL silently falls back to 1-D positions), greedy decoding, ``use_cache=True`` (safe here: one unpacked
-sample per forward), stop at ``<|im_end|>``.
+One item per forward: ``input_ids`` from ``ChatTemplate.prompt_ids`` (the layout training used, in the model's
+family's chat layout), ``image_grid_thw`` from the model's image processor, ``mm_token_type_ids`` (1 on image pads;
+without it the model silently falls back to 1-D positions), greedy decoding, ``use_cache=True`` (safe here: one
+unpacked sample per forward), stop at ``<|im_end|>``.
 
-The vision tower runs once per distinct image: its output (the merged tokens of one image) is kept in an LRU
-cache bounded in bytes and handed to ``generate`` as ``mm_encoder_outputs``, which transformers 5.x accepts in
-place of ``pixel_values``. Items of a grid share their haystack pages (every depth at a length uses the same
-documents), so the vision tower, and the image processor before it, run a fraction of the times they would.
+The vision tower runs once per distinct image: what it hands the language model for that image (the merged
+tokens; for Qwen3-VL also one DeepStack tensor per DeepStack block: ``ModelFamily.image_feature_parts``) is kept
+in an LRU cache bounded in bytes and handed to ``generate`` as ``mm_encoder_outputs``, which transformers 5.x
+accepts in place of ``pixel_values``. Items of a grid share their haystack pages (every depth at a length uses the
+same documents), so the vision tower, and the image processor before it, run a fraction of the times they would.
 An image encoded alone equals the same image encoded in a batch up to float rounding (each image attends only
 to itself).
 """
@@ -24,8 +25,8 @@ from collections import OrderedDict
 from mmprolong.errors import DataError
 from mmprolong.eval.backends.base import Answer, GenerationSettings, SequentialBackend, template_parts
 from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
+from mmprolong.models import family_of_config
 from mmprolong.template import ChatTemplate
-from mmprolong.tokens import MERGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -36,49 +37,12 @@ def load_eval_model(cfg, rope: RopeScaling | None = None):
     """``(model, tokenizer, image_processor)`` for inference: ``cfg`` (a ``ModelConfig``) as ``load_model`` reads it,
     with ``rope`` applied to the config *before* the model is built, in eval mode without gradients.
 
-    With ``rope`` none and the tiny preset, the weights equal ``build_tiny_model(seed=cfg.seed)``'s.
+    With ``rope`` none and a preset, the weights equal ``build_preset_model(seed=cfg.seed)``'s.
     """
-    import torch
-
-    from mmprolong.tokenizer import load_tokenizer
-    from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-    from mmprolong.train import models
+    from mmprolong.models.loading import load_for_inference
 
     rope = rope or RopeScaling()
-
-    if cfg.path is None:
-        from transformers import Qwen2_5_VLForConditionalGeneration
-
-        tokenizer = load_tokenizer()
-        config = models.tiny_config(tokenizer, preset=cfg.preset,
-                                    rope_theta=cfg.rope_theta or models.QWEN25VL_ROPE_THETA,
-                                    max_position_embeddings=cfg.max_position_embeddings
-                                    or models.QWEN25VL_MAX_POSITIONS)
-        apply_rope_scaling(config, rope)
-        models.register_attention(cfg.attn_implementation)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            model = Qwen2_5_VLForConditionalGeneration._from_config(
-                config, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
-        model = model.to(models.torch_dtype(cfg.dtype))
-        image_processor = models.build_image_processor(min_pixels=cfg.min_pixels or DEFAULT_MIN_PIXELS,
-                                                       max_pixels=cfg.max_pixels or DEFAULT_MAX_PIXELS)
-    else:
-        model = _load_checkpoint(cfg, rope)
-        tokenizer = load_tokenizer(cfg.path)
-        image_processor = models.load_image_processor(cfg.path, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
-    models.check_token_ids(model, tokenizer)
-    model.eval()
-    model.requires_grad_(False)
-    return model, tokenizer, image_processor
-
-
-def _load_checkpoint(cfg, rope: RopeScaling):
-    from mmprolong.train.models import checkpoint_config, load_checkpoint
-
-    config = checkpoint_config(cfg)
-    apply_rope_scaling(config, rope)  # before loading: the rotary buffers are built from the config
-    return load_checkpoint(cfg, config)
+    return load_for_inference(cfg, edit_config=lambda config: apply_rope_scaling(config, rope))
 
 
 def weights_fingerprint(model) -> str:
@@ -93,7 +57,7 @@ def weights_fingerprint(model) -> str:
 
 
 class HFBackend(SequentialBackend):
-    """Qwen2.5-VL through transformers. ``HFBackend.load(ModelConfig(...), rope=...)`` or ``HFBackend(model, ...)``."""
+    """A model through transformers. ``HFBackend.load(ModelConfig(...), rope=...)`` or ``HFBackend(model, ...)``."""
 
     name = "hf"
 
@@ -105,21 +69,22 @@ class HFBackend(SequentialBackend):
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
-        self.template = ChatTemplate(tokenizer)
+        self.family = family_of_config(model.config)
+        self.template = ChatTemplate(tokenizer, family=self.family)
         self.rope = rope or RopeScaling()
         self._label = label or "model"
         self._identity: dict | None = None
-        self._features: OrderedDict[tuple[str, str], tuple] = OrderedDict()  # (store, image key) -> (features, grid)
+        self._features: OrderedDict[tuple[str, str], tuple] = OrderedDict()  # (store, image key) -> (parts, grid)
         self._feature_bytes = 0
 
     @classmethod
     def load(cls, cfg, *, rope: RopeScaling | None = None, label: str = "", device: str | None = None):
         model, tokenizer, image_processor = load_eval_model(cfg, rope)
-        return cls(model, tokenizer, image_processor, label=label or cfg.path or f"tiny-seed{cfg.seed}", rope=rope,
-                   device=device)
+        return cls(model, tokenizer, image_processor, label=label or cfg.path or f"{cfg.preset}-seed{cfg.seed}",
+                   rope=rope, device=device)
 
     def pixel_budget(self) -> tuple[int, int]:
-        from mmprolong.train.models import pixel_budget
+        from mmprolong.models.loading import pixel_budget
 
         return pixel_budget(self.image_processor)
 
@@ -146,18 +111,15 @@ class HFBackend(SequentialBackend):
                             "items were built with another tokenizer (rebuild them)")
         inputs = {}
         if images:
-            from transformers.modeling_outputs import BaseModelOutputWithPooling
-
             encoded = self._encode_images(images, loader)
-            inputs = {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(
-                          pooler_output=tuple(features for features, _ in encoded))},
+            inputs = {"mm_encoder_outputs": {"image": self.family.image_encoder_output([p for p, _ in encoded])},
                       "image_grid_thw": torch.cat([grid for _, grid in encoded])}
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                mm_token_type_ids=(input_ids == self.template.image_pad).long(), **inputs,
+                mm_token_type_ids=self.template.mm_token_type_ids(input_ids), **inputs,
                 max_new_tokens=settings.max_new_tokens, do_sample=False, use_cache=True,
                 eos_token_id=self.template.im_end, pad_token_id=self.tokenizer.pad_token_id or self.template.im_end)
         new = out[0, len(ids):].tolist()
@@ -168,7 +130,8 @@ class HFBackend(SequentialBackend):
         return Answer(text=text.strip(), seconds=seconds, output_tokens=len(new))
 
     def _encode_images(self, images, loader) -> list[tuple]:
-        """Per image: (vision features, grid), from the cache or from the image processor and vision tower."""
+        """Per image: (the family's feature parts, grid), from the cache or from the image processor and vision
+        tower."""
         import torch
 
         keys = [(image.root, image.key()) for image in images]
@@ -181,14 +144,14 @@ class HFBackend(SequentialBackend):
             todo = [images[i] for i in missing.values()]
             processed = self.image_processor(images=loader.pil(todo), return_tensors="pt")
             grid = processed["image_grid_thw"].long().to(self.device)
-            for image, count in zip(todo, (grid.prod(-1) // MERGE_SIZE**2).tolist()):
+            for image, count in zip(todo, self.family.grid_tokens(grid).tolist()):
                 if count != image.vision_tokens:
                     raise DataError(f"image {image.key()}: the image processor makes {count} tokens, the item "
                                     f"counted {image.vision_tokens}; items were built with another pixel budget")
             with torch.inference_mode():
-                features = self.model.model.get_image_features(
-                    processed["pixel_values"].to(self.device, self.model.dtype), grid).pooler_output
-            fresh = dict(zip(missing, zip(features, grid.split(1))))
+                output = self.model.model.get_image_features(
+                    processed["pixel_values"].to(self.device, self.model.dtype), grid)
+            fresh = dict(zip(missing, zip(self.family.image_feature_parts(output), grid.split(1))))
         result = []
         for key in keys:
             if key in fresh:
@@ -202,11 +165,16 @@ class HFBackend(SequentialBackend):
 
     def _keep(self, key: tuple[str, str], entry: tuple) -> None:
         self._features[key] = entry
-        self._feature_bytes += entry[0].numel() * entry[0].element_size()
+        self._feature_bytes += _bytes(entry[0])
         while self._feature_bytes > VISION_CACHE_BYTES and len(self._features) > 1:
             _, (old, _) = self._features.popitem(last=False)
-            self._feature_bytes -= old.numel() * old.element_size()
+            self._feature_bytes -= _bytes(old)
 
     def close(self) -> None:
         self.model = None
         self._features.clear()
+
+
+def _bytes(parts: tuple) -> int:
+    return sum(t.numel() * t.element_size() for t in parts)
+

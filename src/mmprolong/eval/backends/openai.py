@@ -1,7 +1,8 @@
 """Any OpenAI-compatible chat endpoint (vLLM serve, SGLang, LMDeploy, hosted APIs), with the stdlib only.
 
 The user message carries the item's parts in order: text parts as ``{"type": "text"}``, images as base64
-data URLs (``{"type": "image_url"}``), after the same system prompt ChatTemplate uses. Greedy: temperature 0.
+data URLs (``{"type": "image_url"}``), after the system turn ChatTemplate writes for the model's family (none for
+Qwen3-VL). Greedy: temperature 0.
 HTTP, retries (connection errors, timeouts, 408/409/429, 5xx, with exponential backoff) and the ``concurrency``
 requests of a batch in flight are ``mmprolong.chat_client``'s; other 4xx and malformed responses fail the item
 at once.
@@ -16,7 +17,7 @@ import time
 from mmprolong.chat_client import ChatClient, RequestFailure, map_bounded, message_content
 from mmprolong.eval.backends.base import Answer, Backend, BackendError, GenerationSettings
 from mmprolong.eval.items import EvalItem
-from mmprolong.template import SYSTEM_PROMPT
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily
 
 
 class OpenAIBackend(Backend):
@@ -24,7 +25,7 @@ class OpenAIBackend(Backend):
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 600.0,
                  retries: int = 3, backoff_s: float = 1.0, concurrency: int = 4, max_model_len: int | None = None,
-                 tokenizer=None, system: str = SYSTEM_PROMPT):
+                 tokenizer=None, family: ModelFamily = DEFAULT_FAMILY):
         self.client = ChatClient(base_url, api_key=api_key, timeout_s=timeout_s, max_retries=retries,
                                  backoff_s=backoff_s, count=self._count)
         self.url = self.client.url
@@ -32,7 +33,8 @@ class OpenAIBackend(Backend):
         self.concurrency = max(1, concurrency)
         self.max_model_len = max_model_len
         self.tokenizer = tokenizer
-        self.system = system
+        self.family = family
+        self.system = family.system_prompt
         self.calls = 0  # HTTP requests sent (retries included)
         self._lock = threading.Lock()
 
@@ -67,7 +69,8 @@ class OpenAIBackend(Backend):
                 data, mime = next(images)
                 url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
                 content.append({"type": "image_url", "image_url": {"url": url}})
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": content}]
+        system = [] if self.system is None else [{"role": "system", "content": self.system}]
+        return [*system, {"role": "user", "content": content}]
 
     def _answer(self, item: EvalItem, loader, settings: GenerationSettings) -> str:
         payload = {"model": self.model, "messages": self.messages(item, loader),

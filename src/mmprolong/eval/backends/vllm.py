@@ -1,10 +1,12 @@
-"""vLLM offline inference for Qwen2.5-VL on GPU (optional; UNTESTED here: no GPU and no vLLM on this machine).
+"""vLLM offline inference on GPU for any supported family (optional; UNTESTED here: no GPU and no vLLM on this
+machine).
 
 Written against vLLM's documented multi-modal API: ``LLM(model=..., limit_mm_per_prompt={"image": N},
 mm_processor_kwargs={"min_pixels", "max_pixels"}, hf_overrides=...)`` and ``LLM.generate`` on a batch of
 ``{"prompt": text, "multi_modal_data": {"image": [PIL images]}}`` with ``SamplingParams(temperature=0,
-max_tokens=...)``. Each image is one ``<|vision_start|><|image_pad|><|vision_end|>`` placeholder in the prompt,
-which vLLM expands to the image's pad run itself; the rest of the prompt is ChatTemplate's layout.
+max_tokens=...)``. Each image is one vision start + image pad + vision end placeholder in the prompt, which vLLM
+expands to the image's pad run itself; the rest of the prompt is ChatTemplate's layout for the model's family
+(read from the folder's config.json).
 
 vLLM 0.33 pins transformers < 5.21 (STACK-NOTES.md): install it in its own environment, or serve the model
 with ``vllm serve`` and use the OpenAI-compatible backend. RoPE scaling goes in as ``hf_overrides`` with the
@@ -19,10 +21,8 @@ from mmprolong.errors import MissingDependencyError
 from mmprolong.eval.backends.base import Answer, Backend, GenerationSettings
 from mmprolong.eval.items import EvalItem
 from mmprolong.eval.rope_scaling import RopeScaling
-from mmprolong.template import SYSTEM_PROMPT
-from mmprolong.tokens import IMAGE_PAD, VISION_END, VISION_START
-
-IMAGE_PLACEHOLDER = VISION_START + IMAGE_PAD + VISION_END
+from mmprolong.models import DEFAULT_FAMILY, ModelFamily, family_of_checkpoint
+from mmprolong.template import prompt_text
 
 
 def import_vllm():
@@ -33,10 +33,14 @@ def import_vllm():
     return vllm
 
 
-def vllm_prompt(item: EvalItem, system: str = SYSTEM_PROMPT) -> str:
-    body = "".join(p if isinstance(p, str) else IMAGE_PLACEHOLDER for p in item.parts)
-    return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{body}<|im_end|>\n"
-            "<|im_start|>assistant\n")
+def image_placeholder(family: ModelFamily) -> str:
+    """One image in a prompt vLLM expands itself."""
+    return family.tokens.vision_start + family.tokens.image_pad + family.tokens.vision_end
+
+
+def vllm_prompt(item: EvalItem, family: ModelFamily = DEFAULT_FAMILY) -> str:
+    body = "".join(p if isinstance(p, str) else image_placeholder(family) for p in item.parts)
+    return prompt_text(family, body)
 
 
 def rope_overrides(rope: RopeScaling, mrope_section: list[int]) -> dict:
@@ -62,13 +66,14 @@ class VLLMBackend(Backend):
 
         rope = rope or RopeScaling()
         self.path, self.rope, self._label = path, rope, label or path
+        self.family = family_of_checkpoint(path)
         self.max_model_len = max_model_len
         self._budget = (min_pixels, max_pixels)
         self.tokenizer = load_tokenizer(path)
         self.llm = vllm.LLM(
             model=path, max_model_len=max_model_len, limit_mm_per_prompt={"image": max_images},
             mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
-            hf_overrides=rope_overrides(rope, mrope_section or [16, 24, 24]) or None,
+            hf_overrides=rope_overrides(rope, mrope_section or _mrope_section(path)) or None,
             tensor_parallel_size=tensor_parallel_size, dtype=dtype, seed=seed)
         self.version = getattr(vllm, "__version__", "?")
 
@@ -92,7 +97,7 @@ class VLLMBackend(Backend):
             except Exception as exc:  # noqa: BLE001 - the item's error
                 answers[i] = exc
                 continue
-            request = {"prompt": vllm_prompt(item)}
+            request = {"prompt": vllm_prompt(item, self.family)}
             if images:
                 request["multi_modal_data"] = {"image": images}
             requests.append(request)
@@ -119,3 +124,11 @@ class VLLMBackend(Backend):
 
     def close(self) -> None:
         self.llm = None
+
+
+def _mrope_section(path: str) -> list[int]:
+    """The checkpoint's mRoPE sections (vLLM's rope_scaling override must repeat them)."""
+    from transformers import AutoConfig
+
+    text = AutoConfig.from_pretrained(path, local_files_only=True).text_config
+    return list(text.rope_parameters["mrope_section"])

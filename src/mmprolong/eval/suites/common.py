@@ -17,8 +17,10 @@ from pathlib import Path
 from mmprolong.eval.config import EvalConfig
 from mmprolong.eval.items import EvalItem, ItemImage, Part, make_item
 from mmprolong.eval.pages import StorePages, span
+from mmprolong.models import ModelFamily
 from mmprolong.synth.build import stable_seed
 from mmprolong.template import ChatTemplate
+from mmprolong.tokens import IMAGE_WRAPPER_TOKENS
 
 
 def rng_for(*parts: object) -> random.Random:
@@ -40,8 +42,18 @@ class SuiteContext:
     @property
     def store(self) -> StorePages:
         if self._store is None:
-            self._store = StorePages(self.config.store_dir, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+            self._store = StorePages(self.config.store_dir, family=self.family, min_pixels=self.min_pixels,
+                                     max_pixels=self.max_pixels)
         return self._store
+
+    @property
+    def family(self) -> ModelFamily:
+        """The model family items are laid out and counted for (the template's)."""
+        return self.template.family
+
+    def image_tokens(self, height: int, width: int) -> int:
+        """Image pad tokens of a ``height`` x ``width`` image for the model at the eval budget."""
+        return self.family.image_tokens(height, width, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
     def tolerance(self, page_spans: Sequence[int]) -> int:
         if self.config.length_tolerance >= 0:
@@ -101,6 +113,6 @@ def pick_fillers(docs: Sequence, rng: random.Random, *, need_each_side: int, exc
     for doc in order:
         if min(sides) >= need_each_side:
             break
-        sides[len(chosen) % 2] += sum(t + 2 for t in doc.page_tokens)
+        sides[len(chosen) % 2] += sum(t + IMAGE_WRAPPER_TOKENS for t in doc.page_tokens)
         chosen.append(doc)
     return chosen

@@ -247,8 +247,9 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
 
         return build_prebuilt(ctx)
     cache = render_cache(config)
-    pdfs = PdfPages(cache, max_dpi=config.pdf_max_dpi, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels)
-    sources = Sources(ctx.min_pixels, ctx.max_pixels, pdfs, cache)
+    pdfs = PdfPages(cache, family=ctx.family, max_dpi=config.pdf_max_dpi, min_pixels=ctx.min_pixels,
+                    max_pixels=ctx.max_pixels)
+    sources = Sources(ctx.family, ctx.min_pixels, ctx.max_pixels, pdfs, cache)
     store_docs = _store_pool(ctx) if config.store_dir else []
     items: list[EvalItem] = []
     for dataset in config.datasets:

@@ -92,7 +92,7 @@ def _item(ctx: SuiteContext, dataset: str, metric: str, length: int, path: Path,
             if image is None:
                 raise DataError(f"page image {rel} not found in {data_dir / 'mmlb_image'}")
             parts += [f"\nDocument {doc_label(Path(rel).parent.name)}: ",
-                      file_image(image, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels,
+                      file_image(image, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels, family=ctx.family,
                                  key=f"mmlb:{rel}:{image.stat().st_size}")]
     except DataError as exc:
         return failed(f"{INCOMPLETE}: {exc}", question=question, answers=[gold], answer_format=fmt)

@@ -37,6 +37,7 @@ from mmprolong.errors import DataError
 from mmprolong.eval.items import ItemImage
 from mmprolong.eval.pages import file_image
 from mmprolong.eval.pdf_pages import PdfPages
+from mmprolong.models.base import ModelFamily
 
 RELEASED_FOLDERS = {"mmlongbench-doc": "MMLongBench-Doc", "longdocurl": "LongDocURL", "slidevqa": "SlideVQA"}
 FORMATS = ("Str", "String", "Int", "Integer", "Float", "List", "None")
@@ -79,8 +80,10 @@ class BenchSet:
 
 @dataclass
 class Sources:
-    """What loaders need besides the folder: the pixel budget, the PDF pages, the cache folder."""
+    """What loaders need besides the folder: the model family and pixel budget pages are counted for, the PDF
+    pages, the cache folder."""
 
+    family: ModelFamily
     min_pixels: int
     max_pixels: int
     pdfs: PdfPages
@@ -199,7 +202,7 @@ def _first_file(root: Path, *names: str) -> Path | None:
 
 def _file_doc(name: str, paths: list[Path], root: Path, src: Sources) -> BenchDoc:
     try:
-        images = [file_image(p, min_pixels=src.min_pixels, max_pixels=src.max_pixels,
+        images = [file_image(p, min_pixels=src.min_pixels, max_pixels=src.max_pixels, family=src.family,
                              key=f"file:{p.relative_to(root).as_posix()}:{p.stat().st_size}") for p in paths]
     except DataError as exc:
         return BenchDoc(name, [], f"{BAD_DOCUMENT}: {exc}")

@@ -156,6 +156,7 @@ class _Images:
             if not path.is_file():
                 raise DataError(f"image {rel} not found under {self.root}")
             self.seen[rel] = file_image(path, min_pixels=self.ctx.min_pixels, max_pixels=self.ctx.max_pixels,
+                                        family=self.ctx.family,
                                         key=f"file:{rel}:{path.stat().st_size}")
         return self.seen[rel]
 

@@ -30,7 +30,6 @@ from mmprolong.synth.documents import DocumentView
 from mmprolong.synth.layout import layout_sample
 from mmprolong.synth.plan import Bucket
 from mmprolong.synth.qa import Evidence, QACandidate
-from mmprolong.tokens import image_tokens
 
 NEEDLE_DOC = "niah-needle"
 
@@ -50,7 +49,7 @@ def question_text(archives: list[str]) -> str:
 def render_note(archive: str, code: str, width: int, height: int):
     """The needle page: the corpus' note card (``corpus.cards.note_lines``: 24 Courier-Bold columns across the
     page, a line per two columns of height) drawn to a PDF page of ``width`` x ``height`` points and rendered by
-    pdfium at 1 px per point, so on a large-print store it is on the same 28-px token grid as the cards."""
+    pdfium at 1 px per point, so on a large-print store it is on the same token grid as the cards."""
     import pypdfium2 as pdfium
     from reportlab.pdfgen.canvas import Canvas
 
@@ -77,7 +76,7 @@ def needle_image(ctx: SuiteContext, archive: str, code: str, width: int, height:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
-    tokens = image_tokens(height, width, min_pixels=ctx.min_pixels, max_pixels=ctx.max_pixels)
+    tokens = ctx.image_tokens(height, width)
     return ItemImage(kind="file", vision_tokens=tokens, width=width, height=height, path=str(path.resolve()),
                      content_key=f"needle:{digest}")
 

@@ -1,4 +1,4 @@
-"""models.py: the tiny preset, loading a local checkpoint, rope base, freezing, save/load round trip."""
+"""models/loading.py: the tiny preset, loading a local checkpoint, rope base, freezing, save/load round trip."""
 
 import json
 
@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from mmprolong.errors import ConfigError
-from mmprolong.train.models import (
-    ModelConfig,
-    build_tiny_model,
+from mmprolong.models import DEFAULT_FAMILY
+from mmprolong.models.config import ModelConfig
+from mmprolong.models.loading import (
+    build_preset_model,
     load_image_processor,
     load_model,
     parameter_counts,
@@ -51,9 +52,9 @@ def test_config_validation():
 
 def test_tiny_model_takes_ids_from_the_tokenizer_and_is_seeded(tokenizer):
     state = torch.random.get_rng_state()
-    a = build_tiny_model(tokenizer, seed=0)
+    a = build_preset_model(tokenizer, seed=0)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
-    b, c = build_tiny_model(tokenizer, seed=0), build_tiny_model(tokenizer, seed=1)
+    b, c = build_preset_model(tokenizer, seed=0), build_preset_model(tokenizer, seed=1)
     ids = tokenizer.convert_tokens_to_ids
     cfg = a.config
     assert cfg.text_config.vocab_size == len(tokenizer)
@@ -142,12 +143,13 @@ def test_image_processor_reads_a_qwen_style_preprocessor_config(tmp_path):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({
         "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 3136, "max_pixels": 12845056,
         "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}))
-    assert pixel_budget(load_image_processor(tmp_path)) == (3136, 12845056)
-    assert pixel_budget(load_image_processor(tmp_path, max_pixels=28 * 28 * 768)) == (3136, 28 * 28 * 768)
+    assert pixel_budget(load_image_processor(tmp_path, DEFAULT_FAMILY)) == (3136, 12845056)
+    processor = load_image_processor(tmp_path, DEFAULT_FAMILY, max_pixels=28 * 28 * 768)
+    assert pixel_budget(processor) == (3136, 28 * 28 * 768)
 
 
 def test_reset_rotary_buffers_restores_inv_freq(tokenizer):
-    model = build_tiny_model(tokenizer, seed=0)
+    model = build_preset_model(tokenizer, seed=0)
     rotaries = [model.model.language_model.rotary_emb, model.model.visual.rotary_pos_emb]
     expected = [r.inv_freq.clone() for r in rotaries]
     for r in rotaries:

@@ -8,10 +8,11 @@ those blocks on GPUs; this is the same idea with plain SDPA, for CPUs and for GP
 
 How it hooks in (transformers 5.24): the name is registered in ``AttentionInterface`` but not in
 ``AttentionMaskInterface``, so ``create_causal_mask`` returns no mask for it (it treats unknown kernels as
-building their own, like vLLM's). Each decoder layer passes the text positions (row 0 of the 4-row packed
-positions) to the attention function as ``position_ids``; a restart there starts a new sample, and each sample
-runs through transformers' own ``sdpa_attention_forward`` with ``is_causal=True``: the very call the model makes
-for the sample alone, so a packed row equals its samples alone bit for bit (tested in float64).
+building their own, like vLLM's). Each decoder layer of every supported family passes the text positions (row 0
+of the 4-row packed positions; Qwen2-VL, Qwen2.5-VL and Qwen3-VL's text models all split it off and hand it down
+as ``position_ids``) to the attention function; a restart there starts a new sample, and each sample runs through
+transformers' own ``sdpa_attention_forward`` with ``is_causal=True``: the very call the model makes for the sample
+alone, so a packed row equals its samples alone bit for bit (tested in float64 for each family).
 
 Where there is no restart information to trust, the call is plain SDPA: the vision tower (which already splits
 its attention per image and passes no positions), decoding with a cache (query shorter than the keys), and any
