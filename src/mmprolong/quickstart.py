@@ -3,11 +3,13 @@
 Steps (each resumable; rerunning the command skips what is done):
   1. corpus   generated large-print PDFs with ground truth (fact cards, ``corpus.cards``)   RUN/corpus
   2. ingest   pages at 72 dpi, 12 x 10 vision tokens each, legible at that size            RUN/store
-  3. synth    the LongPT mixture: balanced 1K-4K buckets, 8:2 extraction:reasoning          RUN/data-long
-  4. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
+  3. decontaminate  the store against the held-out documents the eval asks about; matches
+              are kept out of the mixture                                                 RUN/decontam
+  4. synth    the LongPT mixture: balanced 1K-4K buckets, 8:2 extraction:reasoning          RUN/data-long
+  5. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
               ``mmprolong.startpoint``) to 4K, with the RoPE base raised 4x as the paper raises 1e6 to 4e6
-  5. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents
-  6. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
+  6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents
+  7. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
 
 ``rebuild_start=True`` first rebuilds the starting point from ``recipes/miniature-start.yaml`` into RUN/start
 (hours on a CPU) instead of using the shipped one.
@@ -181,10 +183,10 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
 
     barrier = _data_barrier(env)  # kept alive to the end: rank 0 hosts it
     if leader:
-        store, long = _make_data(out, plan, show_progress, lap, barrier)
+        store, long, decontam = _make_data(out, plan, show_progress, lap, barrier)
     else:
         _wait_for_data(barrier)
-        store = long = None
+        store = long = decontam = None
     base_model = plan.base_model
     if base_model is None:
         from mmprolong import startpoint
@@ -209,14 +211,17 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
     lap("eval")
     scores = {name: {suite: scores_of(out / f"eval-{name}-{suite}") for suite in ("niah", "synth-heldout")}
               for name in models}
-    facts = {"store": store, "long": long, "trained": trained, "evals": evals, "comparisons": comparisons,
+    facts = {"store": store, "long": long, "decontam": decontam, "trained": trained, "evals": evals,
+             "comparisons": comparisons,
              "timings": timings, "totals": totals, "plan": plan, "base_model": base_model,
              "start_card": _start_card(base_model)}
     write_quickstart_report(out, facts)
     lap("report")
     summary = {"report": str(out / "report.md"), "timings_s": timings, "total_s": round(sum(timings.values()), 1),
                "total_all_invocations_s": round(sum(totals.values()), 1), "final_loss": trained.get("final_loss"),
-               "samples": long["samples"], "scores": scores}
+               "samples": long["samples"], "scores": scores,
+               "decontamination": {k: decontam[k] for k in ("against", "matches_by_kind", "leaked_documents",
+                                                           "exclusion_list")}}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
 
@@ -247,8 +252,12 @@ def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tupl
         lap("corpus")
         store = api.brief(api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress))
         lap("ingest")
-        long = api.synth(out / "store", out / "data-long", SynthConfig(**plan.long_synth),
-                         show_progress=show_progress)
+        synth = SynthConfig(**plan.long_synth)
+        decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam", synth.heldout_fraction,
+                                         show_progress=show_progress)
+        synth.exclude = decontam["exclusion_list"]
+        lap("decontaminate")
+        long = api.synth(out / "store", out / "data-long", synth, show_progress=show_progress)
         lap("synth")
     except BaseException as exc:  # tell the waiting ranks, then fail as usual
         if barrier is not None:
@@ -256,7 +265,34 @@ def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tupl
         raise
     if barrier is not None:
         barrier.set("data", "")
-    return store, long
+    return store, long, decontam
+
+
+def decontaminate_heldout(store: Path, pdfs: Path, out: Path, heldout_fraction: float, *,
+                          show_progress: bool) -> dict:
+    """Decontaminate the store against the documents synth-heldout evaluates on (the held-out split), and write
+    the exclusion list LongPT's synth honours: every training document that matches one of them. The held-out
+    documents themselves match exactly and are already out of training by the split, so they are not listed
+    (listing them would empty synth's own held-out split). Returns decontaminate's summary with ``against``
+    (held-out documents) and ``exclusion_list`` replaced by that list."""
+    from mmprolong import api
+    from mmprolong.decontam.exclusion import write_exclusion
+    from mmprolong.split import heldout_split
+    from mmprolong.synth.store import load_documents
+
+    docs = load_documents(store)
+    held = set(heldout_split([d.doc_id for d in docs], heldout_fraction)[1])
+    if not held:
+        raise ConfigError("heldout_fraction", heldout_fraction, "holds out no document of this store: nothing to "
+                                                                 "evaluate synth-heldout on")
+    summary = api.decontaminate(store, [pdfs / d.source for d in docs if d.doc_id in held], out,
+                                show_progress=show_progress)
+    report = json.loads((out / "report.json").read_text())
+    leaked = sorted({m["doc_id"] for m in report["matches"]} - held)
+    path = out / "exclude-training.txt"
+    write_exclusion(path, leaked, [f"training documents matching one of the {len(held)} held-out documents "
+                                   f"(decontaminate's report: {out / 'report.md'})"])
+    return {**summary, "against": len(held), "leaked_documents": len(leaked), "exclusion_list": str(path)}
 
 
 def _data_barrier(env: dict):
@@ -351,6 +387,13 @@ def _data_section(facts: dict, images: dict) -> Section:
         f"{long['heldout_documents']} documents held out of training for the held-out eval. "
         f"LongPT mixture: {long['samples']} samples, {long['tokens']:,} tokens; "
         f"{long['dropped_unverified']} candidates dropped because their answer did not follow from the evidence.")
+    decontam = facts["decontam"]
+    kinds = ", ".join(f"{n} {kind}" for kind, n in decontam["matches_by_kind"].items()) or "none"
+    s.paragraphs.append(
+        f"Decontamination (`mmprolong decontaminate`, exact, text and page-image matching): the store against the "
+        f"{decontam['against']} held-out documents the synth-heldout eval asks about; matches: {kinds} (the held-out "
+        f"documents match themselves exactly); {decontam['leaked_documents']} other documents matched and were "
+        f"excluded from the LongPT mixture ({decontam['exclusion_list']}).")
     rows = [[b, _pct(long["planned"]["share_by_bucket"][b]), _pct(long["share_by_bucket"][b]),
              str(long["samples_by_bucket"][b])] for b in long["planned"]["share_by_bucket"]]
     s.tables.append((["length bucket", "planned tokens", "achieved tokens", "samples"], rows))

@@ -24,23 +24,23 @@ def test_docvqa_folder_copies_are_found_by_kind(tmp_path):
     made = write_docvqa_samples(tmp_path / "docvqa", docs=3, pages=6)
     train = tmp_path / "train"
     train.mkdir()
-    pdf = made["mmlongbench-doc"] / "documents" / "report-0-1.pdf"
+    pdf = made["mmlongbench-doc"] / "data" / "documents" / "report-0-1.pdf"
     (train / "mmlb-copy.pdf").write_bytes(pdf.read_bytes())
-    _image_pdf(sorted((made["longdocurl"] / "pdf_pngs").rglob("4000001_*.png"), key=page_order),
+    _image_pdf(sorted((made["longdocurl"] / "data" / "pdf_pngs").rglob("4000001_*.png"), key=page_order),
                train / "longdocurl-scan.pdf")
-    _image_pdf(sorted((made["slidevqa"] / "images" / "test" / "deck-0-2").iterdir(), key=page_order),
+    _image_pdf(sorted((made["slidevqa"] / "images" / "test" / "3-annual-review-0").iterdir(), key=page_order),
                train / "slides-scan.pdf")
     others = write_docvqa_samples(tmp_path / "other-docvqa", seed=1, docs=1, pages=6)  # same layouts, other facts
-    _image_pdf(sorted((others["longdocurl"] / "pdf_pngs").rglob("*.png"), key=page_order), train / "near-miss.pdf")
+    _image_pdf(sorted((others["longdocurl"] / "data" / "pdf_pngs").rglob("*.png"), key=page_order), train / "near-miss.pdf")
     api.make_corpus(train / "unrelated", docs=2, seed=5, min_pages=4, max_pages=6)
     api.ingest(train, tmp_path / "store", IngestConfig(max_pixels=200_704, max_dpi=72.0), show_progress=False)
     summary = api.decontaminate(tmp_path / "store", [tmp_path / "docvqa"], tmp_path / "report", DecontamConfig(),
                                 show_progress=False)
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     found = {(m["source"], m["eval_name"], m["kind"]) for m in report["matches"]}
-    assert found == {("mmlb-copy.pdf", "mmlongbench-doc/documents/report-0-1.pdf", "exact"),
+    assert found == {("mmlb-copy.pdf", "MMLongBench-Doc/data/documents/report-0-1.pdf", "exact"),
                      ("longdocurl-scan.pdf", "longdocurl/4000001", "image"),
-                     ("slides-scan.pdf", "slidevqa/deck-0-2", "image")}, report["near_misses"][:4]
+                     ("slides-scan.pdf", "slidevqa/3-annual-review-0", "image")}, report["near_misses"][:4]
     assert report["sources"][0]["kind"] == "docvqa"
     # 3 PDFs + 3 LongDocURL documents + 3 slide decks, each once (the loader's PDF renders are not counted again)
     assert summary["evaluation_documents"] == 9

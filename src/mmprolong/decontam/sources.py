@@ -116,31 +116,36 @@ def page_order(path: Path) -> tuple:
 
 
 def _docvqa_datasets(folder: Path) -> list[str]:
-    from mmprolong.eval.suites.docvqa import LOADERS
+    from mmprolong.eval.suites.docvqa_sources import LOADERS, dataset_root
 
-    return [d for d in LOADERS if (folder / d).is_dir()]
+    found = []
+    for dataset in LOADERS:
+        try:
+            dataset_root(folder, dataset)
+        except DataError:
+            continue
+        found.append(dataset)
+    return found
 
 
 def _docvqa_image_documents(data_dir: Path, source: str, scratch: Path) -> list[EvalDoc]:
-    """Page-image documents as the docvqa suite's loaders group them (``docvqa.load_dataset``, the one call into
-    the suite). Documents the loader rendered from a PDF (its pages land under our scratch folder) are left to
-    the PDF itself, which also gives the text layer and the exact hash."""
-    from mmprolong.eval.config import EvalConfig
-    from mmprolong.eval.suites.common import SuiteContext
-    from mmprolong.eval.suites.docvqa import load_dataset
-    from mmprolong.template import ChatTemplate
-    from mmprolong.tokenizer import load_tokenizer
-    from mmprolong.tokens import DEFAULT_MIN_PIXELS
+    """Page-image documents as the docvqa suite's loaders group them (``docvqa_sources.load_dataset``, the one
+    call into the suite). Documents the loader reads from a PDF (their page images would land under our scratch
+    folder) are left to the PDF itself, which also gives the text layer and the exact hash."""
+    from mmprolong.eval.pdf_pages import PdfPages
+    from mmprolong.eval.suites.docvqa_sources import Sources, load_dataset
+    from mmprolong.models import DEFAULT_FAMILY
 
     docs = []
     work = Path(tempfile.mkdtemp(prefix="docvqa-", dir=scratch))
     try:
-        # The loader renders PDFs for the prompt; at 56x56 pixels and 9 dpi that costs next to nothing.
-        ctx = SuiteContext(EvalConfig(suite="docvqa", data_dir=str(data_dir), pdf_max_dpi=9.0),
-                           ChatTemplate(load_tokenizer(None)), DEFAULT_MIN_PIXELS, DEFAULT_MIN_PIXELS, work)
+        # Only page sizes are read (nothing is rendered): the smallest budget costs nothing.
+        budget = DEFAULT_FAMILY.min_pixels
+        pages = PdfPages(work, family=DEFAULT_FAMILY, max_dpi=9.0, min_pixels=budget, max_pixels=budget)
+        src = Sources(DEFAULT_FAMILY, budget, budget, pages, work)
         for dataset in _docvqa_datasets(data_dir):
             try:
-                bench = load_dataset(dataset, data_dir / dataset, ctx)
+                bench = load_dataset(dataset, data_dir, src)
             except (DataError, OSError, ValueError) as exc:
                 raise DataError(f"--against {source}: cannot read {dataset}: {exc}") from None
             for name, doc in sorted(bench.docs.items()):
@@ -173,6 +178,7 @@ def _pdf_pages(path: Path, max_pixels: int) -> tuple[str, list[EvalPage]]:
     from mmprolong.ingest.pdf import SkipReport, read_pdf_bytes, render_document
 
     config = IngestConfig(max_pixels=max_pixels)
+    config.validate()  # fills the family's min_pixels
     data = read_pdf_bytes(path, config)
     if isinstance(data, str):
         raise DataError(f"{path}: {data}")
