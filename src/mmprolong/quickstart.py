@@ -44,7 +44,7 @@ NIAH_LENGTHS = [1024, 2048, 4096, 8192, 16384]
 HELDOUT_LENGTHS = [1024, 2048, 4096]
 INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0, "workers": 2}  # 128 tokens a page
 HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
-LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1], "store_passes": 2.0,
+LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
               "heldout_fraction": HELDOUT_FRACTION}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
 MODELS = {"base": "starting point", "trained": "after LongPT"}
@@ -86,7 +86,10 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                   "checkpoint": {"interval_steps": 20, "keep_last": 1}}
     return Plan(
         corpus={"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 60, "layout": "large-print"}, pdfs=None,
-        ingest=INGEST, long_synth={**LONG_SYNTH, "seed": seed, "workers": 2}, base_model=base,
+        # as many sample tokens as LongPT trains on: one pass over distinct samples (each page is asked about in
+        # several of them, at other positions and with other questions), not a few passes over a small mixture
+        ingest=INGEST, long_synth={**LONG_SYNTH, "budget_tokens": train_tokens, "seed": seed, "workers": 2},
+        base_model=base,
         start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
         niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
         heldout_items=heldout_items,

@@ -31,7 +31,8 @@ def test_docvqa_folder_copies_are_found_by_kind(tmp_path):
     _image_pdf(sorted((made["slidevqa"] / "images" / "test" / "3-annual-review-0").iterdir(), key=page_order),
                train / "slides-scan.pdf")
     others = write_docvqa_samples(tmp_path / "other-docvqa", seed=1, docs=1, pages=6)  # same layouts, other facts
-    _image_pdf(sorted((others["longdocurl"] / "data" / "pdf_pngs").rglob("*.png"), key=page_order), train / "near-miss.pdf")
+    _image_pdf(sorted((others["longdocurl"] / "data" / "pdf_pngs").rglob("*.png"), key=page_order),
+               train / "near-miss.pdf")
     api.make_corpus(train / "unrelated", docs=2, seed=5, min_pages=4, max_pages=6)
     api.ingest(train, tmp_path / "store", IngestConfig(max_pixels=200_704, max_dpi=72.0), show_progress=False)
     summary = api.decontaminate(tmp_path / "store", [tmp_path / "docvqa"], tmp_path / "report", DecontamConfig(),

@@ -7,7 +7,7 @@ import pytest
 
 from mmprolong import api
 from mmprolong.cli import build_parser, config_from_args
-from mmprolong.decontam.exclusion import write_exclusion
+from mmprolong.decontam.exclusion import load_exclusion, write_exclusion
 from mmprolong.errors import ConfigError
 from mmprolong.ingest import IngestConfig
 from mmprolong.synth.config import SynthConfig
@@ -58,7 +58,7 @@ def test_inline_list_counts_only_documents_of_the_store(store, tmp_path):
 
 
 def test_bad_lists_fail_before_any_work(tmp_path):
-    with pytest.raises(ConfigError, match="'exclude'.*no such file"):
+    with pytest.raises(ConfigError, match="'exclude'.*neither a doc_id.*nor an exclusion-list file"):
         SynthConfig.from_dict({"exclude": str(tmp_path / "missing.txt")})
     (tmp_path / "report.json").write_text('{"matches": []}\n')
     with pytest.raises(ConfigError, match="'exclude'.*not a doc_id"):
@@ -71,4 +71,9 @@ def test_cli_flag_takes_a_file(tmp_path):
     path = tmp_path / "exclude.txt"
     write_exclusion(path, ["0123456789abcdef"], [])
     args = build_parser().parse_args(["synth", str(tmp_path), "--out", str(tmp_path / "d"), "--exclude", str(path)])
-    assert config_from_args(args, SynthConfig).exclude == str(path)
+    config = config_from_args(args, SynthConfig)
+    assert load_exclusion(config.exclude).doc_ids == {"0123456789abcdef"}
+    both = build_parser().parse_args(["synth", str(tmp_path), "--out", str(tmp_path / "d"), "--exclude",
+                                      f"{path},fedcba9876543210"])
+    exclusion = load_exclusion(config_from_args(both, SynthConfig).exclude)
+    assert exclusion.doc_ids == {"0123456789abcdef", "fedcba9876543210"} and exclusion.source == f"{path},config"

@@ -20,8 +20,8 @@ DOC_ID = re.compile(r"^[0-9a-f]{16}$")
 @dataclass(frozen=True, slots=True)
 class Exclusion:
     doc_ids: frozenset[str]
-    source: str  # the file's path, "config" for an inline list, "" for none
-    sha256: str  # of the file's bytes, or of the sorted inline ids one a line; "" for none
+    source: str  # the files' paths and/or "config" (inline doc_ids), comma-separated; "" for none
+    sha256: str  # of the file's bytes when the list is one file, else of the sorted doc_ids one a line; "" for none
 
     def describe(self, left_out: int) -> dict:
         """What synth's summary records: which list, and how many of the store's documents it left out."""
@@ -33,25 +33,30 @@ NO_EXCLUSION = Exclusion(frozenset(), "", "")
 
 
 def load_exclusion(spec: list[str] | str | None, *, field: str = "exclude") -> Exclusion:
-    """An exclusion list from a config value: None, a list of doc_ids, or the path of an exclusion-list file."""
+    """An exclusion list from a config value: None, the path of an exclusion-list file, or a list whose items are
+    doc_ids or exclusion-list files (so ``--exclude a.txt,b.txt`` and ``--exclude ID,ID`` both work)."""
     if spec is None:
         return NO_EXCLUSION
-    if isinstance(spec, str):
-        path = Path(spec)
+    items = [spec] if isinstance(spec, str) else [str(i).strip() for i in spec]
+    inline = [i for i in items if DOC_ID.match(i)]
+    files = [Path(i) for i in items if not DOC_ID.match(i)]
+    ids = list(inline)
+    for path in files:
         if not path.is_file():
-            raise ConfigError(field, spec, "no such file: give an exclusion list (decontaminate's exclude.txt) or a "
-                                           "list of doc_ids")
-        data = path.read_bytes()
-        lines = [line.strip() for line in data.decode("utf-8").splitlines()]
-        ids = [line for line in lines if line and not line.startswith("#")]
-        source, digest = str(path), hashlib.sha256(data).hexdigest()
+            raise ConfigError(field, spec, f"{str(path)!r} is neither a doc_id (16 lower-case hex digits, as in the "
+                                           "page store) nor an exclusion-list file (decontaminate's exclude.txt)")
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        listed = [line for line in lines if line and not line.startswith("#")]
+        bad = [i for i in listed if not DOC_ID.match(i)]
+        if bad:
+            raise ConfigError(field, spec, f"{path}: {bad[0]!r} is not a doc_id; one doc_id a line, '#' starts a "
+                                           "comment")
+        ids += listed
+    source = ",".join([str(p) for p in files] + (["config"] if inline else []))
+    if len(files) == 1 and not inline:
+        digest = hashlib.sha256(files[0].read_bytes()).hexdigest()
     else:
-        ids = [str(i).strip() for i in spec]
-        source, digest = "config", hashlib.sha256("".join(f"{i}\n" for i in sorted(set(ids))).encode()).hexdigest()
-    bad = [i for i in ids if not DOC_ID.match(i)]
-    if bad:
-        raise ConfigError(field, spec, f"{bad[0]!r} is not a doc_id (16 lower-case hex digits, as in the page "
-                                       "store); one doc_id a line, '#' starts a comment")
+        digest = hashlib.sha256("".join(f"{i}\n" for i in sorted(set(ids))).encode()).hexdigest()
     return Exclusion(frozenset(ids), source, digest)
 
 

@@ -45,8 +45,8 @@ class SynthConfig(Config):
                                                "for eval's synth-heldout suite, which must be given the same value; "
                                                "0 uses every document")
     exclude: list[str] | str | None = field(
-        None, help="documents never used, as a sample's document or as filler: a list of doc_ids, or the path of an "
-                   "exclusion list (one doc_id a line, e.g. decontaminate's exclude.txt)")
+        None, help="documents never used, as a sample's document or as filler: doc_ids and/or paths of "
+                   "exclusion lists (one doc_id a line, e.g. decontaminate's exclude.txt), comma-separated")
     seed: int = field(0, help="seed: the same store, config and seed give byte-identical output")
     unit_tokens: int = field(2_000_000, help="tokens per work unit (a shard file; the unit of parallelism "
                                              "and resume)")
