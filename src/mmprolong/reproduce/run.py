@@ -76,6 +76,7 @@ class ReproduceConfig(Config):
 def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, show_progress: bool = True) -> dict:
     """Run ``config``'s findings into ``out_dir``; returns the summary also written to reproduce.json."""
     from mmprolong.quickstart import cpu_plan, make_store
+    from mmprolong.startpoint import Clock
 
     config = config or ReproduceConfig()
     out = Path(out_dir)
@@ -84,7 +85,7 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, sho
                     niah_lengths=config.lengths, niah_items=config.niah_items, heldout_items=config.heldout_items,
                     start=config.start)
     plan = replace(plan, heldout_lengths=list(config.lengths))
-    clock = _Clock(out / "timings.json")
+    clock = Clock(out / "timings.json")
     make_store(out, plan, show_progress, clock.lap)
     start_scores = {suite: _eval(out / f"eval-start-{suite}", plan.base_model, out, suite, plan, START)
                     for suite in SUITES}
@@ -106,21 +107,6 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, sho
     summary["timings_s"] = clock.totals
     (out / "reproduce.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
-
-
-class _Clock:
-    """Seconds per step, summed over every invocation in this folder (kept on disk), as the quickstart does."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.totals: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
-        self.start = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.totals[name] = round(self.totals.get(name, 0.0) + now - self.start, 1)
-        self.path.write_text(json.dumps(self.totals, indent=1) + "\n")
-        self.start = now
 
 
 def arm_settings(arm: str, seed: int, plan) -> dict:
@@ -212,7 +198,7 @@ def finding_result(finding: Finding, runs: dict, start_scores: dict, config: Rep
     lengths = scored_lengths(finding, config.lengths, LONG_WINDOW)
     verdict, comparisons = judge(finding, {label: [s for n in lengths for s in pooled[label]["all"].get(n, [])]
                                            for label in finding.arms})
-    tables = {view: {label: {str(n): cell(cells[view].get(n, [])) for n in config.lengths}
+    tables = {view: {label: {str(n): cell(cells.get(view, {}).get(n, [])) for n in config.lengths}
                      for label, cells in pooled.items()} for view in ("all",) + SUITES}
     return {"name": finding.name, "claim": finding.claim, "verdict": verdict, "comparisons": comparisons,
             "scored_lengths": lengths, "arms": tables["all"], "suites": {s: tables[s] for s in SUITES},
