@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mmprolong.config import Config, field, merge_overrides
 from mmprolong.errors import ConfigError, ResumeError
+from mmprolong.eval.config import HELDOUT_DEPTHS
 from mmprolong.quickstart import LONG_WINDOW, START_THETA
 from mmprolong.report import Section, write_report
 from mmprolong.reproduce.findings import ARMS, FINDINGS, Finding, judge, scored_lengths
@@ -52,7 +53,8 @@ class ReproduceConfig(Config):
                                                         4 * LONG_WINDOW],
                                help="evaluation lengths, tokens: 1/2, 1, 2 and 4 times the 4K LongPT window")
     niah_items: int = field(1, help="needles per length and depth (5 depths)")
-    heldout_items: int = field(4, help="held-out synth questions per task and length (spread over 4 depths)")
+    heldout_items: int = field(4, help="held-out synth questions per task and length (rounded up to a multiple of "
+                                       "the 4 depths they are spread over)")
     docs: int = field(24, help="documents in the generated corpus (the shared data pool)")
     seed: int = field(0, help="seed of the corpus and the evaluation items; arm seeds are seed, seed+1, ...")
     start: str | None = field(None, help="starting point folder; default: the shipped one (mmprolong.startpoint)")
@@ -250,7 +252,8 @@ def _overview(summary: dict) -> Section:
         f"budget of {config['train_tokens']:,} tokens; {config['seeds']} seed(s) per arm "
         f"({', '.join(str(k) for k in summary['findings'][0]['seeds'])}). Every arm answers the same items: "
         f"needles ({config['niah_items']} per length and depth, 5 depths) and questions about held-out documents "
-        f"({config['heldout_items']} per task and length, 3 tasks) at {_lengths_text(config['lengths'])}.")
+        f"({HELDOUT_DEPTHS * -(-config['heldout_items'] // HELDOUT_DEPTHS)} per task and length over "
+        f"{HELDOUT_DEPTHS} depths, 3 tasks) at {_lengths_text(config['lengths'])}.")
     s.paragraphs.append(
         "Verdict rule: each comparison 'A beats B' pools A's and B's per-item scores over the finding's scored "
         "lengths, both suites and all seeds, and takes the 95% interval of mean(A) - mean(B) (Newcombe's interval "
