@@ -35,12 +35,13 @@ START = "starting point"  # the reference row of every table
 
 # Sizing of the default, from CPU seconds measured on this 2-core machine (shared with a training run at the time,
 # so CPU time stands in for the wall time of a quiet machine): LongPT of the mini starting point runs at about 1K
-# tokens/s on 4K rows (attention dominates at hidden 128); one evaluation (5 needles and 12 held-out questions at
-# each of 2K, 4K, 8K and 16K) takes about 200 s, 110 of them for the 16K prompts (~6.5 s each); a mixture ~15 s;
-# the corpus and store ~90 s. One arm = 15 + 65 (65,536 tokens) + 200 = ~280 s, and the six findings need 11
-# distinct arms plus one evaluation of the starting point: 11 x 280 + 200 + 90 = ~56 minutes with one seed. A
-# second seed doubles the arms (~1 h 50 min), so the default is one seed and the report says so; --seeds 2 (or
-# more) when there is time.
+# tokens/s on 4K rows (attention dominates at hidden 128: 2 steps of 4 x 4K rows took 31 CPU s); at 16K an
+# evaluation item takes about 7 CPU s (5 needles: 37 s, 12 held-out questions: 91 s, item building and model load
+# included), so one evaluation (5 needles and 12 held-out questions at each of 2K, 4K, 8K and 16K) is about 215 s;
+# a mixture ~15 s (5 CPU s in 2 workers); the corpus and store ~90 s. One arm = 15 + 60 (65,536 tokens) + 215 =
+# ~290 s, and the six findings need 11 distinct arms plus one evaluation of the starting point: 11 x 290 + 215 + 90
+# = ~58 minutes with one seed. A second seed doubles the arms (~1 h 50 min), so the default is one seed and the
+# report says so; --seeds 2 (or more) when there is time, or --train-tokens for a larger budget per arm.
 @dataclass(kw_only=True)
 class ReproduceConfig(Config):
     """What ``mmprolong reproduce`` runs: which findings, how many seeds, and the per-arm budget."""
