@@ -235,8 +235,9 @@ def _start_card(model: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def make_store(out: Path, plan: Plan, show_progress: bool, lap) -> dict:
-    """The plan's documents (generated into RUN/corpus, or the user's) ingested into RUN/store; both resumable."""
+def make_store(out: Path, plan: Plan, show_progress: bool, lap) -> tuple[Path, dict]:
+    """The plan's documents (generated into RUN/corpus, or the user's) ingested into RUN/store, both resumable;
+    returns the PDF folder and the store's summary."""
     from mmprolong import api
     from mmprolong.ingest import IngestConfig
 
@@ -247,7 +248,7 @@ def make_store(out: Path, plan: Plan, show_progress: bool, lap) -> dict:
     lap("corpus")
     store = api.brief(api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress))
     lap("ingest")
-    return store
+    return pdfs, store
 
 
 def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tuple:
@@ -255,7 +256,7 @@ def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tupl
     from mmprolong.synth.config import SynthConfig
 
     try:
-        store = make_store(out, plan, show_progress, lap)
+        _, store = make_store(out, plan, show_progress, lap)
         long = api.synth(out / "store", out / "data-long", SynthConfig(**plan.long_synth),
                          show_progress=show_progress)
         lap("synth")
