@@ -8,11 +8,12 @@ import pytest
 from mmprolong.cli import build_parser, main
 from mmprolong.eval.config import EvalConfig
 from mmprolong.ingest import IngestConfig
+from mmprolong.reproduce import ReproduceConfig
 from mmprolong.synth.config import SynthConfig
 from mmprolong.train.config import TrainConfig
 
 COMMANDS = [["ingest"], ["synth"], ["export"], ["train"], ["eval"], ["report"], ["corpus", "make"],
-            ["tokenizer", "train"], ["quickstart"]]
+            ["tokenizer", "train"], ["quickstart"], ["reproduce"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -47,8 +48,10 @@ LIST_FLAGS = {
              "datasets": ("mmlongbench-doc,slidevqa", ["mmlongbench-doc", "slidevqa"]),
              "heldout_tasks": ("reasoning,aggregate", ["reasoning", "aggregate"]),
              "mmniah_tasks": ("retrieval-text,counting-image", ["retrieval-text", "counting-image"])},
+    "reproduce": {"findings": ("mix,rope", ["mix", "rope"]), "lengths": ("2048,8192", [2048, 8192])},
 }
-CONFIGS = {"ingest": IngestConfig, "synth": SynthConfig, "eval": EvalConfig, "train": TrainConfig}
+CONFIGS = {"ingest": IngestConfig, "synth": SynthConfig, "eval": EvalConfig, "train": TrainConfig,
+           "reproduce": ReproduceConfig}
 
 
 def test_every_list_field_has_a_comma_separated_case():
@@ -64,7 +67,8 @@ def test_every_list_flag_takes_comma_separated_values(command, name):
     from mmprolong.cli import config_from_args
 
     text, expected = LIST_FLAGS[command][name]
-    positional = {"synth": ["store", "--out", "o"], "eval": ["--out", "o", "--store-dir", "s"]}[command]
+    positional = {"synth": ["store", "--out", "o"], "eval": ["--out", "o", "--store-dir", "s"],
+                  "reproduce": ["--out", "o"]}[command]
     extra = ["--distribution", "custom", "--buckets", "8192,16384,32768"] if name == "bucket_weights" else []
     for flag_text in (text, "[" + text + "]"):
         args = build_parser().parse_args([command, *positional, "--" + name.replace("_", "-"), flag_text, *extra])

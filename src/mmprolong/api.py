@@ -109,6 +109,15 @@ def quickstart(out_dir, **options) -> dict:
     return _quickstart(out_dir, **options)
 
 
+def reproduce(out_dir, config=None, *, show_progress: bool = True) -> dict:
+    """The paper's findings tested in miniature (ReproduceConfig: findings, seeds, per-arm budget): trains each
+    finding's arms, evaluates them on one grid and writes OUT/report.md, report.html and reproduce.json with a
+    verdict per finding. See :mod:`mmprolong.reproduce`."""
+    from mmprolong.reproduce import reproduce as _reproduce
+
+    return _reproduce(out_dir, config, show_progress=show_progress)
+
+
 def brief(summary) -> dict:
     """A stage's summary (dataclass or mapping) as a plain dict without its config, for printing and reports."""
     import dataclasses

@@ -189,11 +189,22 @@ def _cmd_quickstart(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from mmprolong import api
+    from mmprolong.reproduce import ReproduceConfig
+
+    summary = api.reproduce(args.out, config_from_args(args, ReproduceConfig))
+    print(json.dumps({f["name"]: f["verdict"] for f in summary["findings"]}, indent=2))
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
     from mmprolong.quickstart import quickstart as quickstart_function
+    from mmprolong.reproduce import ReproduceConfig
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
 
@@ -315,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--pdfs", type=Path, default=None,
                        help="with --recipe: a folder of your PDFs (default: a generated corpus of --docs documents)")
     quick.set_defaults(func=_cmd_quickstart)
+
+    repro = sub.add_parser("reproduce", help="the paper's findings tested in miniature on a CPU, with verdicts",
+                           description="Trains each finding's arms with the same budget from the shipped starting "
+                                       "point, evaluates them on one grid, and writes OUT/report.md, report.html and "
+                                       "reproduce.json (a verdict per finding: agrees, disagrees, inconclusive). "
+                                       "Resumable: a rerun skips finished arms.")
+    repro.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="run folder")
+    add_config_arguments(repro, ReproduceConfig)
+    repro.set_defaults(func=_cmd_reproduce)
     return parser
 
 

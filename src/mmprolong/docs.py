@@ -17,11 +17,13 @@ def config_classes() -> list[tuple[str, type]]:
     from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig
     from mmprolong.ingest import IngestConfig
+    from mmprolong.reproduce import ReproduceConfig
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
 
     return [("mmprolong ingest", IngestConfig), ("mmprolong synth", SynthConfig), ("mmprolong train", TrainConfig),
-            ("mmprolong eval", EvalConfig), ("mmprolong decontaminate", DecontamConfig)]
+            ("mmprolong eval", EvalConfig), ("mmprolong decontaminate", DecontamConfig),
+            ("mmprolong reproduce", ReproduceConfig)]
 
 
 def reference_markdown() -> str:

@@ -205,13 +205,14 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
         base_model = startpoint.build(startpoint.load_recipe(plan.start_recipe), out / "start",
                                       show_progress=show_progress)
         lap("starting point")
-    trained = _train(out / "train-long", out / "data-long", plan.long_train, env, init=base_model)
+    trained = train_stage(out / "train-long", out / "data-long", plan.long_train, env, init=base_model)
     lap("train")
     if not leader:  # rank 0 evaluates and reports alone
         return {"rank": env["rank"], "final_loss": trained.get("final_loss")}
     models = {"base": base_model, "trained": out / "train-long" / "final"}
-    evals = {name: {suite: _evaluate(out / f"eval-{name}-{suite}", model, out / "store", suite, plan, MODELS[name])
-                    for suite in ("niah", "synth-heldout")} for name, model in models.items()}
+    evals = {name: {suite: evaluate_suite(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
+                                          MODELS[name]) for suite in ("niah", "synth-heldout")}
+             for name, model in models.items()}
     comparisons = {}
     for suite, name in (("niah", "compare-niah"), ("synth-heldout", "compare-heldout")):
         from mmprolong import api
@@ -250,20 +251,29 @@ def _start_card(model: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def make_store(out: Path, plan: Plan, show_progress: bool, lap) -> tuple[Path, dict]:
+    """The plan's documents (generated into RUN/corpus, or the user's) ingested into RUN/store, both resumable;
+    returns the PDF folder and the store's summary."""
+    from mmprolong import api
+    from mmprolong.ingest import IngestConfig
+
+    pdfs = plan.pdfs
+    if plan.corpus is not None:
+        pdfs = out / "corpus"
+        api.make_corpus(pdfs, **plan.corpus, show_progress=show_progress)
+    lap("corpus")
+    store = api.brief(api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress))
+    lap("ingest")
+    return pdfs, store
+
+
 def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tuple:
     from mmprolong import api
     from mmprolong.decontam import DecontamConfig
-    from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
 
     try:
-        pdfs = plan.pdfs
-        if plan.corpus is not None:
-            pdfs = out / "corpus"
-            api.make_corpus(pdfs, **plan.corpus, show_progress=show_progress)
-        lap("corpus")
-        store = api.brief(api.ingest(pdfs, out / "store", IngestConfig(**plan.ingest), show_progress=show_progress))
-        lap("ingest")
+        pdfs, store = make_store(out, plan, show_progress, lap)
         synth = SynthConfig(**plan.long_synth)
         decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam", synth.heldout_fraction,
                                          DecontamConfig(**plan.decontam), show_progress=show_progress)
@@ -325,7 +335,7 @@ def _wait_for_data(barrier) -> None:
         raise RuntimeError(f"rank 0 could not make the data: {failed}")
 
 
-def _train(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Path | None = None) -> dict:
+def train_stage(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Path | None = None) -> dict:
     from mmprolong.config import merge_overrides
     from mmprolong.train.config import TrainConfig
     from mmprolong.train.run import train
@@ -340,7 +350,7 @@ def _train(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Path | 
     return train(config, **env)
 
 
-def _evaluate(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, label: str) -> dict:
+def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, label: str) -> dict:
     from mmprolong import api
     from mmprolong.eval import EvalConfig
     from mmprolong.synth.config import SynthConfig

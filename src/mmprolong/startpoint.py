@@ -114,7 +114,7 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = Tru
     recipe.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    clock = _Clock(out / "timings.json")
+    clock = Clock(out / "timings.json")
     api.make_corpus(out / "corpus", **recipe.corpus, show_progress=show_progress)
     api.ingest(out / "corpus", out / "store", IngestConfig.from_dict(recipe.ingest), show_progress=show_progress)
     clock.lap("corpus and ingest")
@@ -259,8 +259,9 @@ def install(final: str | Path, target: Path = SHIPPED) -> Path:
     return target
 
 
-class _Clock:
-    """Seconds per step, summed over every invocation in the folder (a resumed build reports its whole cost)."""
+class Clock:
+    """Seconds per step, summed over every invocation in the folder (a resumed build reports its whole cost);
+    ``mmprolong reproduce`` keeps its time the same way."""
 
     def __init__(self, path: Path):
         self.path = path
