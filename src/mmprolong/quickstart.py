@@ -221,6 +221,8 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
                     training_length=plan.window)
         comparisons[suite] = json.loads((out / name / "compare.json").read_text())
     lap("eval")
+    from mmprolong.startpoint import scores_of
+
     scores = {name: {suite: scores_of(out / f"eval-{name}-{suite}") for suite in ("niah", "synth-heldout")}
               for name in models}
     facts = {"store": store, "long": long, "decontam": decontam, "trained": trained, "evals": evals,
@@ -232,16 +234,9 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
     summary = {"report": str(out / "report.md"), "timings_s": timings, "total_s": round(sum(timings.values()), 1),
                "total_all_invocations_s": round(sum(totals.values()), 1), "final_loss": trained.get("final_loss"),
                "samples": long["samples"], "scores": scores,
-               "decontamination": {k: decontam[k] for k in ("against", "matches_by_kind", "leaked_documents",
-                                                           "exclusion_list")}}
+               "decontamination": decontam}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
-
-
-def scores_of(eval_dir: Path) -> dict:
-    from mmprolong.startpoint import scores_of as table_scores
-
-    return table_scores(eval_dir)
 
 
 def _start_card(model: Path) -> dict | None:
@@ -295,8 +290,8 @@ def decontaminate_heldout(store: Path, pdfs: Path, out: Path, heldout_fraction: 
     """Decontaminate the store against the documents synth-heldout evaluates on (the held-out split), and write
     the exclusion list LongPT's synth honours: every training document that matches one of them. The held-out
     documents themselves match exactly and are already out of training by the split, so they are not listed
-    (listing them would empty synth's own held-out split). Returns decontaminate's summary with ``against``
-    (held-out documents) and ``exclusion_list`` replaced by that list."""
+    (listing them would empty synth's own held-out split). Returns ``{against: held-out documents,
+    matches_by_kind, leaked_documents: those listed, exclusion_list: its path}``."""
     from mmprolong import api
     from mmprolong.decontam.exclusion import write_exclusion
     from mmprolong.split import heldout_split
@@ -313,7 +308,8 @@ def decontaminate_heldout(store: Path, pdfs: Path, out: Path, heldout_fraction: 
     path = out / "exclude-training.txt"
     write_exclusion(path, leaked, [f"training documents matching one of the {len(held)} held-out documents "
                                    f"(decontaminate's report: {out / 'report.md'})"])
-    return {**summary, "against": len(held), "leaked_documents": len(leaked), "exclusion_list": str(path)}
+    return {"against": len(held), "matches_by_kind": summary["matches_by_kind"], "leaked_documents": len(leaked),
+            "exclusion_list": str(path)}
 
 
 def _data_barrier(env: dict):
@@ -352,17 +348,13 @@ def train_stage(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Pa
 
 def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, label: str) -> dict:
     from mmprolong import api
-    from mmprolong.eval import EvalConfig
+    from mmprolong.eval.config import heldout_config, niah_config
     from mmprolong.synth.config import SynthConfig
 
     seed = plan.long_synth["seed"]
     if suite == "niah":
-        config = EvalConfig(suite="niah", lengths=plan.niah_lengths, depth_steps=5, needles=[1],
-                            items_per_cell=plan.niah_items, store_dir=str(store), max_new_tokens=12, seed=seed,
-                            label=label)
+        config = niah_config(plan.niah_lengths, plan.niah_items, store_dir=str(store), seed=seed, label=label)
     else:
-        from mmprolong.eval.config import heldout_config
-
         config = heldout_config(plan.heldout_lengths, plan.heldout_items, store_dir=str(store), seed=seed,
                                 heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction, label=label)
     return api.evaluate(model, run_dir, config, show_progress=False)

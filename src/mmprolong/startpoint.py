@@ -142,16 +142,14 @@ def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress
     """niah (single needle) and held-out synth tasks at 1x, 2x and 4x the window; the scores, as
     ``scores[suite][task][length] = {accuracy, n, ci95}``."""
     from mmprolong import api
-    from mmprolong.eval import EvalConfig
-    from mmprolong.eval.config import heldout_config
+    from mmprolong.eval.config import heldout_config, niah_config
 
     lengths = [recipe.window, 2 * recipe.window, 4 * recipe.window]
     settings = {"niah_items_per_cell": 2, "heldout_items": 10, "depth_steps": 5, **recipe.eval}
     heldout = recipe.stages[-1].synth.get("heldout_fraction", 0.05)
     configs = {
-        "niah": EvalConfig(suite="niah", lengths=lengths, depth_steps=settings["depth_steps"], needles=[1],
-                           items_per_cell=settings["niah_items_per_cell"], store_dir=str(out / "store"),
-                           max_new_tokens=12, label="starting point"),
+        "niah": niah_config(lengths, settings["niah_items_per_cell"], depth_steps=settings["depth_steps"],
+                            store_dir=str(out / "store"), label="starting point"),
         "synth-heldout": heldout_config(lengths, settings["heldout_items"], store_dir=str(out / "store"),
                                         heldout_fraction=heldout, label="starting point")}
     for suite, config in configs.items():
@@ -168,15 +166,15 @@ def fixed_check(model: str | Path, out: str | Path) -> dict:
     The build records it in card.json; ``tests/test_startpoint.py`` checks that the shipped model reproduces it
     offline, answer for answer."""
     from mmprolong import api
-    from mmprolong.eval import EvalConfig
+    from mmprolong.eval.config import niah_config
     from mmprolong.eval.items import read_results
     from mmprolong.ingest import IngestConfig
 
     out = Path(out)
     api.make_corpus(out / "corpus", **CHECK_CORPUS, show_progress=False)
     api.ingest(out / "corpus", out / "store", IngestConfig(**CHECK_INGEST), show_progress=False)
-    config = EvalConfig(suite="niah", lengths=[1024], depth_steps=3, needles=[1], items_per_cell=2,
-                        store_dir=str(out / "store"), max_new_tokens=12, seed=0, cache_dir=str(out / "cache"))
+    config = niah_config([1024], 2, depth_steps=3, store_dir=str(out / "store"), seed=0,
+                         cache_dir=str(out / "cache"))
     api.evaluate(model, out / "eval", config, overwrite=True, show_progress=False)
     results = sorted(read_results(out / "eval"), key=lambda r: r.item_id)
     return {"corpus": CHECK_CORPUS, "ingest": CHECK_INGEST, "eval": {"suite": "niah", "lengths": [1024],

@@ -67,6 +67,13 @@ def depth_grid(steps: int) -> list[float]:
 HELDOUT_DEPTHS = 4  # evidence at 0, 1/3, 2/3 and 1 of the context
 
 
+def niah_config(lengths: list[int], items: int, *, depth_steps: int = 5, **fields) -> EvalConfig:
+    """Single-needle niah at ``lengths``, ``items`` needles per (length, depth), short greedy answers (a needle's
+    code is a few tokens): the grid the quickstart, the starting point's card and reproduce use."""
+    return EvalConfig(suite="niah", lengths=lengths, depth_steps=depth_steps, needles=[1], items_per_cell=items,
+                      max_new_tokens=12, **fields)
+
+
 def heldout_config(lengths: list[int], items: int, **fields) -> EvalConfig:
     """synth-heldout at ``lengths`` with about ``items`` questions per task and length (rounded up to a multiple of
     the 4 depths they are spread over)."""

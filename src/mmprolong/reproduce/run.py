@@ -116,8 +116,7 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, sho
     summary = {"findings": findings, "config": config.to_dict(), "window": LONG_WINDOW,
                "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
                "arms": {f"{arm}-seed{config.seed + k}": run["train"] for (arm, k), run in runs.items()},
-               "decontamination": {k: decontam[k] for k in ("against", "matches_by_kind", "leaked_documents",
-                                                           "exclusion_list")},
+               "decontamination": decontam,
                "timings_s": clock.totals}
     write_reproduce_report(out, summary)
     clock.lap("report")
