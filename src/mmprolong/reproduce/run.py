@@ -107,7 +107,8 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, sho
     clock.lap("eval starting point")
     arms = config.arms()
     runs = {}
-    for index, (arm, k) in enumerate((a, k) for a in arms for k in range(config.seeds)):
+    # seed-major: an interrupted run with more seeds has whole findings at the first seeds
+    for index, (arm, k) in enumerate((a, k) for k in range(config.seeds) for a in arms):
         if show_progress:
             print(f"reproduce: arm {index + 1}/{len(arms) * config.seeds}: {arm}, seed {config.seed + k}", flush=True)
         runs[arm, k] = run_arm(out / "arms" / f"{arm}-seed{config.seed + k}", arm, config.seed + k, plan, out)
