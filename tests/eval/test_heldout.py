@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from eval_fixtures import FakeBackend
 
 from mmprolong.eval import EvalConfig, evaluate
@@ -51,3 +52,30 @@ def test_no_held_out_document_is_an_item_error(tmp_path, store_dir):
     summary = evaluate(FakeBackend(), out_dir=tmp_path / "run", config=config)
     assert summary["errors"] == 1
     assert "no held-out document" in read_results(tmp_path / "run")[0].error
+
+
+def test_ocr_tasks_are_scored_as_transcripts(tmp_path, store_dir):
+    """ocr-full and ocr-needle on held-out pages: the gold is the pages' text, scored by character similarity
+    (a perfect reader 1.0, a fixed wrong answer in between 0 and 1, not ANLS's 0); a transcript that does not fit
+    max_new_tokens is an error item that says so, not a truncated answer scored low."""
+    from eval_fixtures import OracleBackend
+
+    from mmprolong.eval.metrics import char_similarity
+
+    config = EvalConfig(suite="synth-heldout", store_dir=str(store_dir), heldout_fraction=0.3, depth_steps=2,
+                        lengths=[768], heldout_tasks=["ocr-full", "ocr-needle"], max_new_tokens=600)
+    perfect = evaluate(OracleBackend(), out_dir=tmp_path / "oracle", config=config)
+    items = read_items(tmp_path / "oracle" / "items.jsonl")
+    assert perfect["items"] == len(items) == 4 and perfect["errors"] == 0
+    assert {i.metric for i in items} == {"char-similarity"} and {i.task for i in items} == {"ocr-full", "ocr-needle"}
+    assert all(r.score == 1.0 for r in read_results(tmp_path / "oracle"))
+    _, held = heldout_split(StorePages(store_dir).doc_ids, 0.3)
+    assert all(json.loads(i.metadata)["doc"] in held for i in items)
+    evaluate(FakeBackend(answer="Answer: page"), out_dir=tmp_path / "fake", config=config)
+    for item, result in zip(items, read_results(tmp_path / "fake")):
+        assert result.score == pytest.approx(char_similarity("page", item.answers[0]), abs=1e-6)
+        assert 0 < result.score < 0.5
+    short = evaluate(OracleBackend(), out_dir=tmp_path / "short", config=EvalConfig(**{**config.to_dict(),
+                                                                                        "max_new_tokens": 8}))
+    assert short["errors"] == 4
+    assert all("transcript longer than max_new_tokens=8" in r.error for r in read_results(tmp_path / "short"))

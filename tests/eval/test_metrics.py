@@ -11,6 +11,7 @@ import pytest
 from mmprolong.eval.metrics import (
     NOT_ANSWERABLE,
     anls,
+    char_similarity,
     exact_match,
     generalized_acc_f1,
     judge_list_f1,
@@ -38,6 +39,14 @@ from mmprolong.eval.metrics import (
 def test_levenshtein_known_distances(a, b, expected):
     assert levenshtein(a, b) == expected
     assert levenshtein(b, a) == expected
+
+
+def test_char_similarity_is_one_minus_the_normalised_edit_distance_over_collapsed_whitespace():
+    assert char_similarity("Secret code\n123456", "Secret  code 123456") == 1.0  # layout is not reading
+    assert char_similarity("Secret code 123450", "Secret code 123456") == pytest.approx(1 - 1 / 18)
+    assert char_similarity("secret", "Secret") == pytest.approx(1 - 1 / 6)  # case counts
+    assert char_similarity("", "abc") == 0.0 and char_similarity("", "") == 1.0
+    assert score("char-similarity", "abd", ["abc", "abd"]) == 1.0  # best over golds
 
 
 def test_anls_one_edit_above_threshold():

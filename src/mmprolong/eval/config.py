@@ -65,6 +65,9 @@ def depth_grid(steps: int) -> list[float]:
 
 
 HELDOUT_DEPTHS = 4  # evidence at 0, 1/3, 2/3 and 1 of the context
+# synth's tasks as synth-heldout asks them; the OCR ones are scored as transcripts (char-similarity) and need
+# max_new_tokens at least as long as the transcript
+HELDOUT_TASKS = ("extract-single", "extract-multi", "aggregate", "reasoning", "ocr-full", "ocr-needle")
 
 
 def niah_config(lengths: list[int], items: int, *, depth_steps: int = 5, **fields) -> EvalConfig:
@@ -121,7 +124,8 @@ class EvalConfig(Config):
                                                "(hash split of doc_id, mmprolong.split); the value synth used")
     heldout_tasks: list[str] = field(default_factory=lambda: ["extract-single", "extract-multi", "reasoning"],
                                      help="synth-heldout: synth tasks to ask (extract-single, extract-multi, "
-                                          "aggregate, reasoning)")
+                                          "aggregate, reasoning; ocr-full, ocr-needle: transcription, scored by "
+                                          "character similarity, with max_new_tokens >= the transcript)")
     truth_dir: str | None = field(None, help="synth-heldout: folder of the corpus' *.truth.json files; none: the "
                                              "folder the store was ingested from, as synth does")
     length_tolerance: int = field(-1, help="an item may be this many tokens short of its length; -1 = one page "
@@ -191,11 +195,9 @@ class EvalConfig(Config):
         unknown = [d for d in self.datasets if d not in DOCVQA_DATASETS]
         if unknown:
             raise ConfigError("datasets", self.datasets, f"unknown {unknown}; known: {', '.join(DOCVQA_DATASETS)}")
-        bad_tasks = [t for t in self.heldout_tasks if t not in ("extract-single", "extract-multi", "aggregate",
-                                                                "reasoning")]
+        bad_tasks = [t for t in self.heldout_tasks if t not in HELDOUT_TASKS]
         if bad_tasks or not self.heldout_tasks:
-            raise ConfigError("heldout_tasks", self.heldout_tasks, "expected some of extract-single, extract-multi, "
-                                                                   "aggregate, reasoning")
+            raise ConfigError("heldout_tasks", self.heldout_tasks, f"expected some of {', '.join(HELDOUT_TASKS)}")
         if not 0 < self.heldout_fraction < 1:
             raise ConfigError("heldout_fraction", self.heldout_fraction, "expected a share in (0, 1), e.g. 0.05")
         if self.length_tolerance < -1:

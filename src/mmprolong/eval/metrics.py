@@ -85,6 +85,14 @@ def _nls_above(gold: str, pred: str, threshold: float, *, length: int | None = N
     return similarity if similarity > threshold else 0.0
 
 
+def char_similarity(pred: str, gold: str) -> float:
+    """How much of a transcript is right: 1 - Levenshtein(pred, gold) / max(len), case-sensitive, after runs of
+    whitespace become one space (line breaks and indentation are layout, not reading). The 1 - NED that OCR
+    benchmarks report; unthresholded, so a half-read page scores about 0.5 rather than 0 as under ANLS."""
+    pred, gold = " ".join(pred.split()), " ".join(gold.split())
+    return _nls_above(gold, pred, -1.0)
+
+
 def anls(pred: str, golds: str | Sequence[str], *, threshold: float = 0.5, case_sensitive: bool = False) -> float:
     """ANLS of one prediction (Biten et al. 2019): max over golds of NLS = 1 - d/max(len), kept only
     when the normalised distance is below `threshold` (so NLS must exceed 1 - threshold = 0.5).
@@ -666,7 +674,7 @@ def binary_accuracy(prediction: str, gold: str, *, default_label: int) -> float:
 # --------------------------------------------------------------------------------------------------
 
 BENCHMARKS = ("mmlongbench-doc", "longdocurl", "mmlongbench-docqa", "slidevqa", "slidevqa-em", "niah", "soft-acc",
-              "mc-acc", "binary-acc", "mmlongbench-anls")
+              "mc-acc", "binary-acc", "mmlongbench-anls", "char-similarity")
 
 
 def score(
@@ -685,6 +693,7 @@ def score(
     mc-acc             MMLongBench's multiple-choice letter accuracy (gold: the letter or 0-based index)
     binary-acc         MMLongBench's yes/no accuracy; `default_label` stands in for an answer with neither
     mmlongbench-anls   MMLongBench's case-sensitive, unthresholded ANLS
+    char-similarity    a transcript's 1 - normalised edit distance (char_similarity)
     """
     if benchmark in ("mmlongbench-doc", "longdocurl", "mmlongbench-docqa"):
         scorer = {"mmlongbench-doc": mmlongbench_doc_score, "longdocurl": longdocurl_score,
@@ -703,6 +712,8 @@ def score(
         return binary_accuracy(str(pred), str(gold), default_label=default_label)
     if benchmark == "mmlongbench-anls":
         return mmlongbench_anls(str(pred), str(gold))
+    if benchmark == "char-similarity":
+        return max(char_similarity(str(pred), g) for g in gold_alternatives(gold))
     raise ValueError(f"benchmark = {benchmark!r}: use one of {list(BENCHMARKS)}")
 
 

@@ -7,7 +7,9 @@ Items: for each (length, depth, task, index) cell a held-out document is drawn (
 generators (ground truth when the corpus has it, else text-layer clozes) propose a question, ``qa.verify``
 checks it against the page text, and ``layout_sample`` places its evidence at the depth, padding with other
 store documents until the exact count lands in [L - tolerance, L]. Scored with MMLongBench's rule-based doc-QA
-score by the answer's format.
+score by the answer's format; the OCR tasks (ocr-full: transcribe a run of pages that fills the length, no
+fillers; ocr-needle: transcribe 1-3 named pages among the others) by the transcript's character similarity, and a
+transcript longer than ``max_new_tokens`` is an error item (it could not be answered in full).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from mmprolong.split import heldout_split
 DEFAULT_TASKS = ("extract-single", "extract-multi", "reasoning")
 ATTEMPTS = 24  # documents tried per item before it is reported as an error
 METRIC = "mmlongbench-docqa"
+OCR_METRIC = "char-similarity"
+
+
+def metric_of(task: str) -> str:
+    return OCR_METRIC if task.startswith("ocr-") else METRIC
 
 
 def build_items(ctx: SuiteContext) -> list[EvalItem]:
@@ -35,12 +42,17 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
     held = [d for d in docs if d.doc_id in set(held_ids)]
     generator = FirstOf([TruthGenerator(), TextLayerGenerator()])
     tolerance = ctx.tolerance([t + 2 for d in docs for t in d.page_tokens])
+    if "ocr-full" in config.heldout_tasks:  # its sample grows by whole pages and their transcripts, no fillers
+        transcribed = ctx.tolerance([t + 2 + len(ctx.template.text_ids(x)) for d in held
+                                     for t, x in zip(d.page_tokens, d.page_texts)])
     items = []
     for length in config.lengths:
         for task in config.heldout_tasks:
+            tolerance_of_task = transcribed if task == "ocr-full" else tolerance
             for depth in depth_grid(config.depth_steps):
                 for index in range(config.items_per_cell):
-                    items.append(_build_one(ctx, docs, held, generator, tolerance, length, task, depth, index))
+                    items.append(_build_one(ctx, docs, held, generator, tolerance_of_task, length, task, depth,
+                                            index))
     return items
 
 
@@ -61,17 +73,18 @@ def _build_one(ctx: SuiteContext, docs, held, generator, tolerance: int, length:
     from mmprolong.synth.qa import verify
 
     def fail(reason: str) -> EvalItem:
-        return error_item(suite="synth-heldout", task=task, length=length, depth=depth, metric=METRIC, error=reason,
-                          metadata={"index": index})
+        return error_item(suite="synth-heldout", task=task, length=length, depth=depth, metric=metric_of(task),
+                          error=reason, metadata={"index": index})
 
     if not held:
         return fail(f"no held-out document: none of the store's {len(docs)} documents falls in the "
                     f"heldout_fraction={ctx.config.heldout_fraction} split")
     rng = rng_for("heldout", ctx.config.seed, length, task, depth, index)
     reasons: dict[str, int] = {}
+    target = length  # ocr-full sizes its page run by an estimate of the transcript: lowered when it overshoots
     for _ in range(ATTEMPTS):
         doc = rng.choice(held)
-        request = QARequest(doc=doc, task=task, seed=rng.getrandbits(63), target_tokens=length)
+        request = QARequest(doc=doc, task=task, seed=rng.getrandbits(63), target_tokens=target)
         candidate = generator.propose_many([request])[0]
         reason = "no candidate" if candidate is None else verify(candidate, doc.page_texts, doc.truth)
         if reason is None:
@@ -79,8 +92,13 @@ def _build_one(ctx: SuiteContext, docs, held, generator, tolerance: int, length:
             layout = layout_sample(candidate, doc, fillers, bucket=Bucket(max(1, length - tolerance), length + 1),
                                    target_tokens=length, depth=depth, template=ctx.template)
             if not isinstance(layout, str):
-                return _item(ctx, doc, candidate, layout, length, task, depth, index, fillers)
+                item = _item(ctx, doc, candidate, layout, length, task, depth, index, fillers)
+                if item.tokens - item.prompt_tokens <= ctx.config.max_new_tokens or not task.startswith("ocr-"):
+                    return item
+                layout = f"transcript longer than max_new_tokens={ctx.config.max_new_tokens}"
             reason = layout
+            if task == "ocr-full" and reason == "evidence longer than the bucket":
+                target = target * 9 // 10
         key = reason.split(":")[0][:60]
         reasons[key] = reasons.get(key, 0) + 1
     return fail(f"no verified {task} question fits {length} tokens after {ATTEMPTS} tries: {reasons}")
@@ -93,7 +111,7 @@ def _item(ctx: SuiteContext, doc, candidate, layout, length, task, depth, index,
     block = list(range(first, last + 1))  # the evidence block layout_sample keeps whole
     return finish_item(ctx, suite="synth-heldout", task=task, length=length, depth=depth,
                        parts=images + [layout.question], question=layout.question, answers=[candidate.answer],
-                       answer_format=candidate.answer_format, metric=METRIC, evidence=list(layout.evidence),
+                       answer_format=candidate.answer_format, metric=metric_of(task), evidence=list(layout.evidence),
                        skip=block, metadata={"doc": doc.doc_id, "index": index, "generator": candidate.generator,
                                              "evidence_pages": list(candidate.evidence_pages),
                                              "fillers": [d.doc_id for d in fillers]})
