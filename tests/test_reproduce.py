@@ -4,14 +4,24 @@ that finds every arm done. Nothing here depends on which arm wins."""
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from mmprolong import api
 from mmprolong.cli import main
+from mmprolong.config import merge_overrides
 from mmprolong.errors import ResumeError
+from mmprolong.quickstart import INGEST
 from mmprolong.reproduce import ReproduceConfig
 from mmprolong.reproduce.findings import VERDICTS
+from mmprolong.reproduce.run import model_rope_theta
+from mmprolong.startpoint import shipped_path
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = dict(findings=["mix"], seeds=1, train_tokens=16384, lengths=[1024, 2048], niah_items=1, heldout_items=1,
             docs=8)
@@ -84,3 +94,34 @@ def test_rerun_through_the_cli_skips_finished_arms(run, capsys):
     assert again["findings"] == first["findings"]
     with pytest.raises(ResumeError, match="other settings"):  # the same arm with another budget is refused
         api.reproduce(out, ReproduceConfig(**{**TINY, "train_tokens": 32768}), show_progress=False)
+
+
+def test_recipe_runs_every_arm_on_two_processes(run, tmp_path):
+    """--recipe with --model and --pdfs under torchrun (gloo, 2 CPU processes): rank 0 makes the data and each
+    arm's mixture while rank 1 waits, both train every arm (in one process group), rank 0 evaluates and reports.
+    The arms' RoPE bases are multiples of the starting checkpoint's, not the recipe's."""
+    out, _ = run
+    recipe = merge_overrides(yaml.safe_load((REPO / "recipes" / "debug-cpu.yaml").read_text()), {
+        "model.max_pixels": INGEST["max_pixels"], "schedule.budget_tokens": 16384, "logging.progress_bar": False})
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(recipe))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mmprolong.cli",
+         "reproduce", "--recipe", str(tmp_path / "small.yaml"), "--model", str(shipped_path()), "--pdfs",
+         str(out / "corpus"), "--out", str(tmp_path / "run"), "--findings", "mix", "--lengths", "2048",
+         "--niah-items", "1", "--heldout-items", "1"], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run_dir = tmp_path / "run"
+    summary = json.loads((run_dir / "reproduce.json").read_text())
+    (finding,) = summary["findings"]
+    assert finding["name"] == "mix" and finding["verdict"] in VERDICTS
+    assert summary["window"] == 4096 and summary["config"]["train_tokens"] == 16384
+    start_theta = model_rope_theta(shipped_path())
+    assert recipe["model"]["rope_theta"] != 4 * start_theta  # so the check below tells them apart
+    for arm in ("balanced", "mix-2:8"):  # the second arm trains in the process group of the first
+        arm_dir = run_dir / "arms" / f"{arm}-seed0"
+        trained = json.loads((arm_dir / "train" / "summary.json").read_text())
+        assert trained["world_size"] == 2 and trained["steps"] == 2  # 16,384 tokens in steps of 2 x 4,096
+        config = json.loads((arm_dir / "train" / "final" / "config.json").read_text())
+        assert config["text_config"]["rope_parameters"]["rope_theta"] == 4 * start_theta
+    assert not (run_dir / "corpus").exists()  # the user's PDFs
+    assert "LongPT: small.yaml at 4,096 tokens" in (run_dir / "report.md").read_text()

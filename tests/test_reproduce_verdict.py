@@ -5,6 +5,7 @@ import pytest
 from mmprolong.errors import ConfigError
 from mmprolong.reproduce import ARMS, FINDINGS, ReproduceConfig
 from mmprolong.reproduce.findings import Finding, combine, comparison_verdict, judge, scored_lengths
+from mmprolong.reproduce.run import make_plan
 from mmprolong.stats import difference95
 
 PAIR = Finding("pair", "A beats B", {"A": "balanced", "B": "target"}, (("A", "B"),), "all")
@@ -78,9 +79,44 @@ def test_every_finding_names_known_arms_and_compares_its_own_labels():
 
 @pytest.mark.parametrize("fields, name", [({"findings": ["lenght"]}, "findings"), ({"seeds": 0}, "seeds"),
                                           ({"train_tokens": 1000}, "train_tokens"),
-                                          ({"findings": ["match"], "lengths": [4096, 8192]}, "lengths"),
-                                          ({"findings": ["length"], "lengths": [2048, 4096]}, "lengths")])
+                                          ({"model": "ckpt"}, "model"), ({"pdfs": "pdfs"}, "pdfs"),
+                                          ({"recipe": "r.yaml", "start": "start"}, "start")])
 def test_bad_settings_name_their_field(fields, name):
     with pytest.raises(ConfigError) as err:
         ReproduceConfig.from_dict(fields)
     assert err.value.field == name
+
+
+@pytest.mark.parametrize("fields, name", [({"findings": ["match"], "lengths": [4096, 8192]}, "lengths"),
+                                          ({"findings": ["length"], "lengths": [2048, 4096]}, "lengths"),
+                                          ({"recipe": "missing.yaml", "model": "ckpt"}, "recipe")])
+def test_settings_checked_against_the_plan_name_their_field(fields, name):
+    """Lengths are judged against the window (the recipe's, or the miniature's 4K) before any work."""
+    with pytest.raises(ConfigError) as err:
+        make_plan(ReproduceConfig.from_dict(fields))
+    assert err.value.field == name
+
+
+def test_defaults_resolve_to_the_miniature_budget_grid_and_seeds():
+    plan, config = make_plan(ReproduceConfig())
+    assert config.train_tokens == 65_536 and config.lengths == [2048, 4096, 8192, 16384] and plan.window == 4096
+    assert plan.niah_lengths == plan.heldout_lengths == config.lengths
+    assert config.seeds == 2  # the six findings: 2 seeds fit the hour
+    assert make_plan(ReproduceConfig(findings=["rope"]))[1].seeds == 1  # one finding: 1 seed fits 15 minutes
+    assert make_plan(ReproduceConfig(findings=["rope"], seeds=3))[1].seeds == 3
+
+
+# the miniature's buckets (quickstart.LONG_SYNTH) and synth's default at the paper's 128K window
+MINI = ([1024, 2048, 3072, 4097], 4096)
+PAPER = ([8192, 16384, 32768, 65536, 131073], 131072)
+
+
+def test_shaped_arms_follow_the_buckets_and_the_window():
+    assert ARMS["eval-length"].synth_fields(*MINI) == {"distribution": "custom", "bucket_weights": [1.0, 0.0, 0.0]}
+    # at 128K the scored length is 64K: every sample in the 32K-64K bucket
+    assert ARMS["eval-length"].synth_fields(*PAPER)["bucket_weights"] == [0.0, 0.0, 1.0, 0.0]
+    assert ARMS["short-20"].synth_fields(*MINI) == {"short_share": 0.2, "short_tokens": 1023}  # below 1K
+    assert ARMS["short-20"].synth_fields(*PAPER) == {"short_share": 0.2, "short_tokens": 4096}  # synth's default
+    assert ARMS["target"].synth_fields(*PAPER) == {"distribution": "target", "target_share": 0.8}
+    with pytest.raises(ConfigError, match="half the window"):
+        ARMS["eval-length"].synth_fields([3000, 4097], 4096)

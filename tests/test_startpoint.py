@@ -30,7 +30,7 @@ TINY_RECIPE = {
                                 "min_lr": 1e-4},
                    "checkpoint": {"final_dtype": "bfloat16"}}},
     ],
-    "eval": {"niah_items_per_cell": 1, "heldout_items": 1, "depth_steps": 2},
+    "eval": {"niah_items_per_cell": 1, "heldout_items": 1, "depth_steps": 2, "reading_items": 1},
 }
 
 
@@ -65,7 +65,10 @@ def test_a_build_trains_its_stages_in_order_and_writes_a_model_card(built):
     assert read["steps"] == 2 and vqa["model"]["path"] == str(out / "train-read" / "final")  # stage 2 continues
     card = json.loads((final / startpoint.CARD_JSON).read_text())
     assert [s["stage"] for s in card["stages"]] == ["read", "vqa"]
-    assert set(card["scores"]) == {"niah", "synth-heldout"}
+    assert set(card["scores"]) == {"niah", "synth-heldout", "reading"}
+    reading = card["scores"]["reading"]["ocr-full"]["512"]  # transcripts at half the window, 4 depths x 1
+    assert reading["n"] == 4 and 0 <= reading["accuracy"] <= 1
+    assert json.loads((out / "eval-reading" / "config.json").read_text())["config"]["max_new_tokens"] == 512
     assert set(card["scores"]["niah"]["single"]) == {"1024", "2048", "4096"}  # 1x, 2x and 4x the window
     cell = card["scores"]["niah"]["single"]["1024"]
     assert cell["n"] == 2 and 0 <= cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] <= 1

@@ -193,9 +193,11 @@ def _cmd_reproduce(args) -> int:
     from mmprolong import api
     from mmprolong.reproduce import ReproduceConfig
 
-    summary = api.reproduce(args.out, config_from_args(args, ReproduceConfig))
-    print(json.dumps({f["name"]: f["verdict"] for f in summary["findings"]}, indent=2))
-    print(f"report: {args.out / 'report.md'}")
+    summary = api.reproduce(args.out, config_from_args(args, ReproduceConfig),
+                            show_progress=distributed_env()["rank"] == 0)
+    if "findings" in summary:  # rank 0 (the others only train)
+        print(json.dumps({f["name"]: f["verdict"] for f in summary["findings"]}, indent=2))
+        print(f"report: {args.out / 'report.md'}")
     return 0
 
 
@@ -327,11 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --recipe: a folder of your PDFs (default: a generated corpus of --docs documents)")
     quick.set_defaults(func=_cmd_quickstart)
 
-    repro = sub.add_parser("reproduce", help="the paper's findings tested in miniature on a CPU, with verdicts",
+    repro = sub.add_parser("reproduce", help="the paper's findings as ablations, with verdicts: in miniature on a "
+                                             "CPU, or a recipe at paper scale",
                            description="Trains each finding's arms with the same budget from the shipped starting "
-                                       "point, evaluates them on one grid, and writes OUT/report.md, report.html and "
-                                       "reproduce.json (a verdict per finding: agrees, disagrees, inconclusive). "
-                                       "Resumable: a rerun skips finished arms.")
+                                       "point (or, with --recipe and --model, from that checkpoint as the recipe "
+                                       "says, under torchrun), evaluates them on one grid, and writes OUT/report.md, "
+                                       "report.html and reproduce.json (a verdict per finding: agrees, disagrees, "
+                                       "inconclusive). Resumable: a rerun skips finished arms.")
     repro.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="run folder")
     add_config_arguments(repro, ReproduceConfig)
     repro.set_defaults(func=_cmd_reproduce)

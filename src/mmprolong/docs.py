@@ -33,6 +33,7 @@ def reference_markdown() -> str:
         parts.append("| field (flag) | type | default | meaning |\n| --- | --- | --- | --- |")
         for name, kind, default, help_text in cls.reference():
             flag = "--" + name.replace("_", "-")
+            kind = kind.replace("|", "or")  # a bare | would split the table cell
             parts.append(f"| `{name}` (`{flag}`) | {kind} | `{default}` | {help_text.replace('|', '/')} |")
         parts.append("")
     return "\n".join(parts)

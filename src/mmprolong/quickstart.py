@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from mmprolong.errors import ConfigError
 from mmprolong.models import DEFAULT_FAMILY
 from mmprolong.report import Section, write_report
-from mmprolong.train.launch import distributed_env
+from mmprolong.train.launch import distributed_env, lead, leader_barrier
 
 if TYPE_CHECKING:
     from mmprolong.decontam import DecontamConfig
@@ -192,12 +192,9 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
             totals_path.write_text(json.dumps(totals, indent=1) + "\n")
         clock = time.perf_counter()
 
-    barrier = _data_barrier(env)  # kept alive to the end: rank 0 hosts it
-    if leader:
-        store, long, decontam = _make_data(out, plan, show_progress, lap, barrier)
-    else:
-        _wait_for_data(barrier)
-        store = long = decontam = None
+    barrier = leader_barrier(env)  # kept alive to the end: rank 0 hosts it
+    store, long, decontam = lead(barrier, env, "data", lambda: _make_data(out, plan, show_progress, lap)) or (
+        None, None, None)
     base_model = plan.base_model
     if base_model is None:
         from mmprolong import startpoint
@@ -262,26 +259,19 @@ def make_store(out: Path, plan: Plan, show_progress: bool, lap) -> tuple[Path, d
     return pdfs, store
 
 
-def _make_data(out: Path, plan: Plan, show_progress: bool, lap, barrier) -> tuple:
+def _make_data(out: Path, plan: Plan, show_progress: bool, lap) -> tuple:
     from mmprolong import api
     from mmprolong.decontam import DecontamConfig
     from mmprolong.synth.config import SynthConfig
 
-    try:
-        pdfs, store = make_store(out, plan, show_progress, lap)
-        synth = SynthConfig(**plan.long_synth)
-        decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam", synth.heldout_fraction,
-                                         DecontamConfig(**plan.decontam), show_progress=show_progress)
-        synth.exclude = decontam["exclusion_list"]
-        lap("decontaminate")
-        long = api.synth(out / "store", out / "data-long", synth, show_progress=show_progress)
-        lap("synth")
-    except BaseException as exc:  # tell the waiting ranks, then fail as usual
-        if barrier is not None:
-            barrier.set("data", f"{type(exc).__name__}: {exc}")
-        raise
-    if barrier is not None:
-        barrier.set("data", "")
+    pdfs, store = make_store(out, plan, show_progress, lap)
+    synth = SynthConfig(**plan.long_synth)
+    decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam", synth.heldout_fraction,
+                                     DecontamConfig(**plan.decontam), show_progress=show_progress)
+    synth.exclude = decontam["exclusion_list"]
+    lap("decontaminate")
+    long = api.synth(out / "store", out / "data-long", synth, show_progress=show_progress)
+    lap("synth")
     return store, long, decontam
 
 
@@ -310,25 +300,6 @@ def decontaminate_heldout(store: Path, pdfs: Path, out: Path, heldout_fraction: 
                                    f"(decontaminate's report: {out / 'report.md'})"])
     return {"against": len(held), "matches_by_kind": summary["matches_by_kind"], "leaked_documents": len(leaked),
             "exclusion_list": str(path)}
-
-
-def _data_barrier(env: dict):
-    """Under torchrun: a key-value store hosted by rank 0 beside torchrun's own (MASTER_PORT + 1), on which the
-    other ranks block until rank 0 has made the data, however long that takes; None for one process."""
-    if env["world_size"] == 1:
-        return None
-    from datetime import timedelta
-
-    from torch.distributed import TCPStore
-
-    return TCPStore(os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500")) + 1,
-                    env["world_size"], env["rank"] == 0, timeout=timedelta(days=7), wait_for_workers=False)
-
-
-def _wait_for_data(barrier) -> None:
-    failed = barrier.get("data").decode()  # blocks until rank 0 sets it
-    if failed:
-        raise RuntimeError(f"rank 0 could not make the data: {failed}")
 
 
 def train_stage(run_dir: Path, data_dir: Path, fields: dict, env: dict, init: Path | None = None) -> dict:
@@ -434,6 +405,12 @@ def _start_section(facts: dict) -> Section:
     rows = [[st["stage"], f"{st['samples']:,}", f"{st['trained_tokens']:,}", st["steps"], f"{st['final_loss']:.3f}"]
             for st in card["stages"]]
     s.tables.append((["stage", "samples", "tokens trained", "steps", "final loss"], rows))
+    for length, cell in card["scores"].get("reading", {}).get("ocr-full", {}).items():
+        s.paragraphs.append(
+            f"Reading (its card): transcripts of held-out pages at {int(length):,} tokens match the text layer at "
+            f"{_pct(cell['accuracy'])} character similarity (1 - normalised edit distance; 95% interval "
+            f"{_pct(cell['ci95'][0])}-{_pct(cell['ci95'][1])}, n={cell['n']}). A needle is read only when every "
+            "digit of its code is, so needle scores stay near 0 until this nears 100%.")
     return s
 
 

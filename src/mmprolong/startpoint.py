@@ -52,6 +52,9 @@ class StageConfig(Config):
                                                              "first stage, model.path are set by the build)")
 
 
+EVAL_DEFAULTS = {"niah_items_per_cell": 2, "heldout_items": 10, "depth_steps": 5, "reading_items": 12}
+
+
 @dataclass(kw_only=True)
 class StartRecipe(Config):
     """How the starting point is made, end to end (``recipes/miniature-start.yaml``)."""
@@ -64,7 +67,8 @@ class StartRecipe(Config):
                                                              "seed, rope_theta)")
     stages: list[StageConfig] = field(default_factory=list, help="training stages, in order")
     eval: dict[str, Any] = field(default_factory=dict, help="evaluation of the result: niah_items_per_cell, "
-                                                            "heldout_items (per task and length), depth_steps")
+                                                            "heldout_items (per task and length), depth_steps, "
+                                                            "reading_items (transcripts of held-out pages)")
 
     def validate(self) -> None:
         from mmprolong.ingest import IngestConfig
@@ -80,10 +84,9 @@ class StartRecipe(Config):
         for i, stage in enumerate(self.stages):
             SynthConfig.from_dict(stage.synth, prefix=f"stages[{i}].synth.")
             stage_train_config(self, i, Path("runs/start")).validate_settings()
-        unknown = set(self.eval) - {"niah_items_per_cell", "heldout_items", "depth_steps"}
+        unknown = set(self.eval) - set(EVAL_DEFAULTS)
         if unknown:
-            raise ConfigError(f"eval.{sorted(unknown)[0]}", self.eval, "known: niah_items_per_cell, heldout_items, "
-                                                                        "depth_steps")
+            raise ConfigError(f"eval.{sorted(unknown)[0]}", self.eval, f"known: {', '.join(EVAL_DEFAULTS)}")
 
 
 def load_recipe(path: str | Path) -> StartRecipe:
@@ -139,19 +142,24 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = Tru
 
 
 def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress: bool = True) -> dict:
-    """niah (single needle) and held-out synth tasks at 1x, 2x and 4x the window; the scores, as
+    """niah (single needle) and held-out synth tasks at 1x, 2x and 4x the window, and reading (transcripts of
+    held-out pages at half the window, scored by character similarity); the scores, as
     ``scores[suite][task][length] = {accuracy, n, ci95}``."""
     from mmprolong import api
     from mmprolong.eval.config import heldout_config, niah_config
 
     lengths = [recipe.window, 2 * recipe.window, 4 * recipe.window]
-    settings = {"niah_items_per_cell": 2, "heldout_items": 10, "depth_steps": 5, **recipe.eval}
+    settings = {**EVAL_DEFAULTS, **recipe.eval}
     heldout = recipe.stages[-1].synth.get("heldout_fraction", 0.05)
     configs = {
         "niah": niah_config(lengths, settings["niah_items_per_cell"], depth_steps=settings["depth_steps"],
                             store_dir=str(out / "store"), label="starting point"),
         "synth-heldout": heldout_config(lengths, settings["heldout_items"], store_dir=str(out / "store"),
-                                        heldout_fraction=heldout, label="starting point")}
+                                        heldout_fraction=heldout, label="starting point"),
+        # the transcript is part of the length, so max_new_tokens = the length always fits it
+        "reading": heldout_config([recipe.window // 2], settings["reading_items"], store_dir=str(out / "store"),
+                                  heldout_fraction=heldout, label="starting point", heldout_tasks=["ocr-full"],
+                                  max_new_tokens=recipe.window // 2)}
     for suite, config in configs.items():
         api.evaluate(model, out / f"eval-{suite}", config, show_progress=show_progress)
     return {suite: scores_of(out / f"eval-{suite}") for suite in configs}
@@ -240,7 +248,9 @@ def model_card(card: dict) -> str:
             for length, s in sorted(by_length.items(), key=lambda kv: int(kv[0])):
                 row = {"score": s["accuracy"], "ci95": s["ci95"], "ok": s["n"]}
                 lines.append(f"| {suite} | {task} | {int(length):,} | {fmt_interval(row)} |")
-    lines += ["", "Loss curves: " + ", ".join(f"`loss-{s['stage']}.png`" for s in card["stages"]), ""]
+    lines += ["", "reading: transcripts of held-out pages (synth-heldout's ocr-full), scored by character similarity "
+              "(1 - normalised edit distance); the others: share of items answered right.",
+              "", "Loss curves: " + ", ".join(f"`loss-{s['stage']}.png`" for s in card["stages"]), ""]
     return "\n".join(lines)
 
 

@@ -81,7 +81,7 @@ def heldout_config(lengths: list[int], items: int, **fields) -> EvalConfig:
     """synth-heldout at ``lengths`` with about ``items`` questions per task and length (rounded up to a multiple of
     the 4 depths they are spread over)."""
     return EvalConfig(suite="synth-heldout", lengths=lengths, depth_steps=HELDOUT_DEPTHS,
-                      items_per_cell=max(1, -(-items // HELDOUT_DEPTHS)), max_new_tokens=24, **fields)
+                      items_per_cell=max(1, -(-items // HELDOUT_DEPTHS)), **{"max_new_tokens": 24, **fields})
 
 
 @dataclass(kw_only=True)

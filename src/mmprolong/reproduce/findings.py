@@ -20,9 +20,10 @@ count seed-to-seed noise only through the spread it adds to the pooled scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from mmprolong.errors import ConfigError
 from mmprolong.stats import difference95
 
 VERDICTS = ("agrees", "disagrees", "inconclusive")
@@ -30,15 +31,38 @@ VERDICTS = ("agrees", "disagrees", "inconclusive")
 
 @dataclass(frozen=True)
 class Arm:
-    """One LongPT run's departure from the default: SynthConfig fields and the RoPE base as a multiple of the
-    starting point's."""
+    """One LongPT run's departure from the default: SynthConfig fields (fixed, and those that depend on the
+    mixture's length buckets and the window) and the RoPE base as a multiple of the starting point's."""
 
     synth: dict = field(default_factory=dict)
     rope_factor: float = 4.0  # the paper raises 1e6 to 4e6 for a 4x window
     note: str = ""  # what the arm is, for the report
+    shaped: Callable[[Sequence[int], int], dict] | None = None  # (bucket boundaries, window) -> SynthConfig fields
+
+    def synth_fields(self, boundaries: Sequence[int], window: int) -> dict:
+        """The arm's SynthConfig fields for a mixture with these length-bucket boundaries and window."""
+        return {**self.synth, **(self.shaped(boundaries, window) if self.shaped else {})}
 
 
-# The miniature's buckets are [1024, 2048, 3072, 4097] (quickstart.LONG_SYNTH): three buckets up to the 4K window.
+def short_samples(share: float) -> Callable[[Sequence[int], int], dict]:
+    """``share`` of the tokens in short samples: below the first length bucket, at most synth's default 4,096
+    (the paper's scale; the miniature's first bucket starts at 1K)."""
+    return lambda boundaries, window: {"short_share": share, "short_tokens": min(4096, boundaries[0] - 1)}
+
+
+def at_half_window(boundaries: Sequence[int], window: int) -> dict:
+    """Every sample in the longest bucket that ends at or below half the window (the length it is scored at)."""
+    fits = [i for i, end in enumerate(boundaries[1:]) if end <= window // 2]
+    if not fits:
+        raise ConfigError("buckets", list(boundaries), f"no length bucket ends at or below half the window "
+                                                       f"({window // 2:,} tokens): the match finding needs one")
+    weights = [0.0] * (len(boundaries) - 1)
+    weights[fits[-1]] = 1.0
+    return {"distribution": "custom", "bucket_weights": weights}
+
+
+# The miniature's buckets are [1024, 2048, 3072, 4097] (quickstart.LONG_SYNTH): three buckets up to the 4K window;
+# a recipe's are synth's default, four doubling buckets ending at its window.
 ARMS: dict[str, Arm] = {
     "balanced": Arm(note="synth's default: equal tokens per length bucket, 40/40/20 extract-single/extract-multi/"
                          "reasoning, no short data, RoPE base x4"),
@@ -51,9 +75,9 @@ ARMS: dict[str, Arm] = {
     "rope-kept": Arm(rope_factor=1.0, note="RoPE base kept at the starting point's"),
     "rope-2x": Arm(rope_factor=2.0, note="RoPE base x2"),
     "rope-8x": Arm(rope_factor=8.0, note="RoPE base x8"),
-    "short-20": Arm({"short_share": 0.2, "short_tokens": 1000}, note="20% of tokens in samples under 1K"),
-    "eval-length": Arm({"distribution": "custom", "bucket_weights": [1.0, 0.0, 0.0]},
-                       note="every sample in the 1K-2K bucket, the length it is scored at"),
+    "short-20": Arm(shaped=short_samples(0.2), note="20% of tokens in short samples, below the first bucket"),
+    "eval-length": Arm(shaped=at_half_window, note="every sample in the bucket that ends at half the window, the "
+                                                   "length it is scored at (1K-2K in the miniature)"),
 }
 
 

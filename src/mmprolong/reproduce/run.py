@@ -10,6 +10,12 @@ Layout of OUT (every step resumable; a rerun skips finished arms):
 Every arm starts from the same starting point, draws its mixture from the same store, trains the same number of
 steps on rows of the same size (``train_tokens``) and is asked the same items (the eval seed is the run's
 ``seed``, whatever the arm's). Seed k of an arm seeds its mixture and its training order with ``seed + k``.
+
+The CPU default is the quickstart's miniature (the shipped starting point, LongPT 1K -> 4K). With ``recipe`` and
+``model`` (and optionally ``pdfs``) every arm is that recipe with the arm's change, from that checkpoint, at the
+recipe's window and budget (``train_tokens`` overrides it), evaluated at 1/2, 1, 2 and 4 times the window: the
+paper's ablations at paper scale. Under torchrun, rank 0 makes the data and evaluates, every rank trains each arm
+(the other ranks wait for rank 0 at each mixture).
 """
 
 from __future__ import annotations
@@ -25,56 +31,71 @@ from pathlib import Path
 from mmprolong.config import Config, field, merge_overrides
 from mmprolong.errors import ConfigError, ResumeError
 from mmprolong.eval.config import HELDOUT_DEPTHS
-from mmprolong.quickstart import LONG_WINDOW, START_THETA
+from mmprolong.quickstart import LONG_WINDOW, Plan
 from mmprolong.report import Section, write_report
 from mmprolong.reproduce.findings import ARMS, FINDINGS, Finding, judge, scored_lengths
+from mmprolong.synth.config import SynthConfig
+from mmprolong.train.launch import distributed_env, lead, leader_barrier
+from mmprolong.train.run import shared_process_group
 
 SUITES = ("niah", "synth-heldout")
 START = "starting point"  # the reference row of every table
+CPU_TRAIN_TOKENS = 65_536  # per arm and seed on the CPU default: 16 steps of 4 rows of 4K (sizing below)
 
 
-# Sizing of the default, from CPU seconds measured on this 2-core machine (shared with a training run at the time,
-# so CPU time stands in for the wall time of a quiet machine): LongPT of the mini starting point runs at about 1K
-# tokens/s on 4K rows (attention dominates at hidden 128: 2 steps of 4 x 4K rows took 31 CPU s); at 16K an
-# evaluation item takes about 7 CPU s (5 needles: 37 s, 12 held-out questions: 91 s, item building and model load
-# included), so one evaluation (5 needles and 12 held-out questions at each of 2K, 4K, 8K and 16K) is about 215 s;
-# a mixture ~15 s (5 CPU s in 2 workers); the corpus and store ~90 s. One arm = 15 + 60 (65,536 tokens) + 215 =
-# ~290 s, and the six findings need 11 distinct arms plus one evaluation of the starting point: 11 x 290 + 215 + 90
-# = ~58 minutes with one seed. A second seed doubles the arms (~1 h 50 min), so the default is one seed and the
-# report says so; --seeds 2 (or more) when there is time, or --train-tokens for a larger budget per arm.
-# Checked end to end with `reproduce --findings mix` (2 arms, 2026-12-01, machine shared): the 2:8 arm took 238 s
-# (LongPT 53 s, evaluation 185 s), the balanced arm 317 s while the machine was busier; a rerun takes 3 s.
+# Sizing of the default, measured end to end from a fresh clone on this project's 2-core CPU (2026-12-01, with
+# lighter jobs beside it): an arm (its mixture, LongPT of 65,536 tokens on 4K rows, and its evaluation: 5 needles
+# and 12 held-out questions at each of 2K, 4K, 8K and 16K) takes 115-225 s, 145 s on average; the starting
+# point's evaluation 124 s; corpus, store and decontamination 6 s. The six findings need 11 distinct arms: with 2
+# seeds, 22 arms, the run took 55.5 minutes (56.7 with the install), so the full set defaults to 2 seeds. One
+# finding alone with 2 seeds would take up to 22 minutes (rope: 4 arms), so fewer findings default to 1 seed
+# (rope alone: ~12 minutes). A rerun of a finished folder takes seconds.
 @dataclass(kw_only=True)
 class ReproduceConfig(Config):
-    """What ``mmprolong reproduce`` runs: which findings, how many seeds, and the per-arm budget."""
+    """What ``mmprolong reproduce`` runs: which findings, how many seeds, the per-arm budget, the evaluation grid,
+    and from what: the shipped starting point on a generated corpus (the CPU default), or a recipe with its model
+    (and optionally the user's PDFs) at paper scale."""
 
     findings: list[str] = field(default_factory=lambda: list(FINDINGS),
                                 help=f"findings to test: {', '.join(FINDINGS)}")
-    seeds: int = field(1, help="training seeds per arm (each arm's mixture and data order); scores pool them")
-    train_tokens: int = field(65_536, help="LongPT budget of every arm and seed, tokens (steps of 4 rows of 4K)")
-    lengths: list[int] = field(default_factory=lambda: [LONG_WINDOW // 2, LONG_WINDOW, 2 * LONG_WINDOW,
-                                                        4 * LONG_WINDOW],
-                               help="evaluation lengths, tokens: 1/2, 1, 2 and 4 times the 4K LongPT window")
+    seeds: int | None = field(None, help="training seeds per arm (each arm's mixture and data order); scores pool "
+                                         "them. Default: 2 for all six findings (56 minutes on a 2-core CPU), 1 "
+                                         "for fewer (each finding alone within 15 minutes)")
+    train_tokens: int | None = field(None, help="LongPT budget of every arm and seed, tokens; default: 65,536 on "
+                                                "the CPU default (16 steps of 4 rows of 4K), the recipe's own budget "
+                                                "with --recipe")
+    lengths: list[int] | None = field(None, help="evaluation lengths, tokens; default: 1/2, 1, 2 and 4 times the "
+                                                 "LongPT window (2K-16K on the CPU default)")
     niah_items: int = field(1, help="needles per length and depth (5 depths)")
     heldout_items: int = field(4, help="held-out synth questions per task and length (rounded up to a multiple of "
                                        "the 4 depths they are spread over)")
-    docs: int = field(24, help="documents in the generated corpus (the shared data pool)")
+    docs: int = field(24, help="documents in the generated corpus (the shared data pool) when no --pdfs")
     seed: int = field(0, help="seed of the corpus and the evaluation items; arm seeds are seed, seed+1, ...")
-    start: str | None = field(None, help="starting point folder; default: the shipped one (mmprolong.startpoint)")
+    start: str | None = field(None, help="starting point folder on the CPU default; default: the shipped one")
+    recipe: str | None = field(None, help="a train config YAML (e.g. recipes/mmprolong-7b.yaml): every arm is "
+                                          "that recipe with the arm's change, from --model, on GPUs under torchrun")
+    model: str | None = field(None, help="with --recipe: the starting checkpoint, a local folder (default: the "
+                                         "recipe's model.path)")
+    pdfs: str | None = field(None, help="with --recipe: a folder of your PDFs as the data pool (default: a "
+                                        "generated corpus of --docs documents)")
 
     def validate(self) -> None:
         unknown = [f for f in self.findings if f not in FINDINGS]
         if unknown or not self.findings:
             raise ConfigError("findings", self.findings, f"choose from {', '.join(FINDINGS)}")
         for name in ("seeds", "train_tokens", "niah_items", "heldout_items", "docs"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "must be >= 1")
-        if self.train_tokens % (4 * LONG_WINDOW):
-            raise ConfigError("train_tokens", self.train_tokens, f"give a multiple of {4 * LONG_WINDOW} (one step)")
-        for name in self.findings:
-            if not scored_lengths(FINDINGS[name], self.lengths, LONG_WINDOW):
-                raise ConfigError("lengths", self.lengths, f"finding {name!r} is scored at "
-                                                           f"{FINDINGS[name].scored} lengths: add one")
+        if self.recipe is None:
+            for name in ("model", "pdfs"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(name, getattr(self, name), "goes with --recipe (the CPU default starts from "
+                                                                 "the shipped starting point on a generated corpus)")
+            if self.train_tokens is not None and self.train_tokens % (4 * LONG_WINDOW):
+                raise ConfigError("train_tokens", self.train_tokens,
+                                  f"give a multiple of {4 * LONG_WINDOW} (one step)")
+        elif self.start is not None:
+            raise ConfigError("start", self.start, "goes with the CPU default: a recipe starts from --model")
 
     def arms(self) -> list[str]:
         """The distinct arms the chosen findings train, in ARMS order."""
@@ -82,39 +103,88 @@ class ReproduceConfig(Config):
         return [arm for arm in ARMS if arm in wanted]
 
 
+def make_plan(config: ReproduceConfig) -> tuple[Plan, ReproduceConfig]:
+    """The run's plan (the CPU default or the recipe's) and the config with its defaults resolved (budget and
+    lengths), checked before any work: every finding has a scored length."""
+    from mmprolong.quickstart import cpu_plan, recipe_plan
+    from mmprolong.train.config import TrainConfig
+
+    if config.recipe is None:
+        train_tokens = config.train_tokens or CPU_TRAIN_TOKENS
+        lengths = config.lengths or [LONG_WINDOW // 2, LONG_WINDOW, 2 * LONG_WINDOW, 4 * LONG_WINDOW]
+        plan = cpu_plan(docs=config.docs, seed=config.seed, train_tokens=train_tokens, niah_lengths=lengths,
+                        niah_items=config.niah_items, heldout_items=config.heldout_items, start=config.start)
+    else:
+        plan = recipe_plan(config.recipe, model=config.model, pdfs=config.pdfs, docs=config.docs, seed=config.seed,
+                           niah_lengths=config.lengths,  # default: 1/2, 1, 2 and 4 times the recipe's window
+                           niah_items=config.niah_items, heldout_items=config.heldout_items)
+        train_tokens = config.train_tokens or TrainConfig.from_dict(plan.long_train,
+                                                                    validate=False).schedule.budget_tokens
+        plan = replace(plan, long_train=merge_overrides(plan.long_train, {"schedule.budget_tokens": train_tokens}))
+    # both suites on one grid: the held-out questions at every needle length
+    plan = replace(plan, heldout_lengths=list(plan.niah_lengths))
+    seeds = config.seeds or (2 if set(config.findings) == set(FINDINGS) else 1)
+    config = replace(config, train_tokens=train_tokens, lengths=list(plan.niah_lengths), seeds=seeds)
+    for name in config.findings:
+        if not scored_lengths(FINDINGS[name], config.lengths, plan.window):
+            raise ConfigError("lengths", config.lengths, f"finding {name!r} is scored at {FINDINGS[name].scored} "
+                                                         f"lengths of the {plan.window:,}-token window: add one")
+    return plan, config
+
+
 def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, show_progress: bool = True) -> dict:
-    """Run ``config``'s findings into ``out_dir``; returns the summary also written to reproduce.json."""
+    """Run ``config``'s findings into ``out_dir``; returns the summary also written to reproduce.json (on rank 0;
+    under torchrun the other ranks train every arm with it and return ``{"rank": r}``)."""
     from mmprolong.decontam import DecontamConfig
-    from mmprolong.quickstart import cpu_plan, decontaminate_heldout, make_store
+    from mmprolong.quickstart import decontaminate_heldout, make_store
     from mmprolong.startpoint import Clock
 
     config = config or ReproduceConfig()
+    plan, config = make_plan(config)
+    env = distributed_env()
+    leader = env["rank"] == 0
+    show_progress = show_progress and leader
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plan = cpu_plan(docs=config.docs, seed=config.seed, train_tokens=config.train_tokens,
-                    niah_lengths=config.lengths, niah_items=config.niah_items, heldout_items=config.heldout_items,
-                    start=config.start)
-    plan = replace(plan, heldout_lengths=list(config.lengths))
-    clock = Clock(out / "timings.json")
-    pdfs, _ = make_store(out, plan, show_progress, clock.lap)
-    # as the quickstart: every arm's mixture leaves out training documents that match a held-out one
-    decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam", plan.long_synth["heldout_fraction"],
-                                     DecontamConfig(**plan.decontam), show_progress=show_progress)
-    plan = replace(plan, long_synth={**plan.long_synth, "exclude": decontam["exclusion_list"]})
-    clock.lap("decontaminate")
-    start_scores = {suite: _eval(out / f"eval-start-{suite}", plan.base_model, out, suite, plan, START)
-                    for suite in SUITES}
-    clock.lap("eval starting point")
+    clock = Clock(out / "timings.json") if leader else None
+    barrier = leader_barrier(env)  # kept alive to the end: rank 0 hosts it
+
+    def shared_data() -> tuple:
+        pdfs, _ = make_store(out, plan, show_progress, clock.lap)
+        # as the quickstart: every arm's mixture leaves out training documents that match a held-out one
+        decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam",
+                                         SynthConfig(**plan.long_synth).heldout_fraction,
+                                         DecontamConfig(**plan.decontam), show_progress=show_progress)
+        clock.lap("decontaminate")
+        start_scores = {suite: _eval(out / f"eval-start-{suite}", plan.base_model, out, suite, plan, START)
+                        for suite in SUITES}
+        clock.lap("eval starting point")
+        return decontam, start_scores
+
+    decontam, start_scores = lead(barrier, env, "data", shared_data) or (None, None)
+    if decontam is not None:
+        plan = replace(plan, long_synth={**plan.long_synth, "exclude": decontam["exclusion_list"]})
+    start_theta = model_rope_theta(plan.base_model)
     arms = config.arms()
     runs = {}
-    # seed-major: an interrupted run with more seeds has whole findings at the first seeds
-    for index, (arm, k) in enumerate((a, k) for k in range(config.seeds) for a in arms):
-        if show_progress:
-            print(f"reproduce: arm {index + 1}/{len(arms) * config.seeds}: {arm}, seed {config.seed + k}", flush=True)
-        runs[arm, k] = run_arm(out / "arms" / f"{arm}-seed{config.seed + k}", arm, config.seed + k, plan, out)
-        clock.lap(f"{arm} seed {config.seed + k}")
-    findings = [finding_result(FINDINGS[name], runs, start_scores, config) for name in config.findings]
-    summary = {"findings": findings, "config": config.to_dict(), "window": LONG_WINDOW,
+    with shared_process_group(plan.long_train, env):
+        # seed-major: an interrupted run with more seeds has whole findings at the first seeds
+        for index, (arm, k) in enumerate((a, k) for k in range(config.seeds) for a in arms):
+            if show_progress:
+                print(f"reproduce: arm {index + 1}/{len(arms) * config.seeds}: {arm}, seed {config.seed + k}",
+                      flush=True)
+            runs[arm, k] = run_arm(out / "arms" / f"{arm}-seed{config.seed + k}",
+                                   arm_settings(arm, config.seed + k, plan, start_theta), plan, out, env, barrier)
+            if leader:
+                clock.lap(f"{arm} seed {config.seed + k}")
+    if not leader:
+        return {"rank": env["rank"]}
+    findings = [finding_result(FINDINGS[name], runs, start_scores, config, plan.window) for name in config.findings]
+    summary = {"findings": findings, "config": config.to_dict(), "window": plan.window,
+               "setup": {"description": plan.description, "miniature": config.recipe is None,
+                         "start_rope_theta": start_theta,
+                         "pool": f"the {config.docs}-document generated {plan.corpus.get('layout', 'standard')} "
+                                 f"corpus" if plan.corpus else f"the PDFs in {plan.pdfs}"},
                "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
                "arms": {f"{arm}-seed{config.seed + k}": run["train"] for (arm, k), run in runs.items()},
                "decontamination": decontam,
@@ -126,37 +196,48 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig | None = None, *, sho
     return summary
 
 
-def arm_settings(arm: str, seed: int, plan) -> dict:
+def model_rope_theta(model: Path) -> float:
+    """The RoPE base of the checkpoint at ``model``: the arms' bases are multiples of it."""
+    from mmprolong.models.config import ModelConfig
+    from mmprolong.models.loading import checkpoint_config
+
+    return float(checkpoint_config(ModelConfig(path=str(model))).text_config.rope_parameters["rope_theta"])
+
+
+def arm_settings(arm: str, seed: int, plan: Plan, start_theta: float) -> dict:
     """Everything that makes an arm's run: its mixture (SynthConfig fields), its training (TrainConfig fields)
     and the evaluation grid. Equal token budgets: the mixture holds the training budget, and training runs
-    exactly ``train_tokens`` (repeating samples if a mixture fell short)."""
+    exactly ``train_tokens`` (repeating samples if a mixture fell short). The RoPE base is the starting point's
+    (``start_theta``) times the arm's factor."""
     spec = ARMS[arm]
     synth = {k: v for k, v in plan.long_synth.items() if k != "store_passes"}
-    synth = {**synth, "budget_tokens": plan.long_train["schedule"]["budget_tokens"], "seed": seed, **spec.synth}
+    synth = {**synth, "budget_tokens": plan.long_train["schedule"]["budget_tokens"], "seed": seed}
+    synth.update(spec.synth_fields(SynthConfig(**synth).boundaries(), plan.window))
     train = merge_overrides(plan.long_train, {"seed": seed, "data.seed": seed,
-                                              "model.rope_theta": START_THETA * spec.rope_factor})
+                                              "model.rope_theta": start_theta * spec.rope_factor})
     grid = {"lengths": plan.niah_lengths, "niah_items": plan.niah_items, "heldout_items": plan.heldout_items,
             "seed": plan.long_synth["seed"]}
     return {"arm": arm, "seed": seed, "start": str(plan.base_model), "synth": synth, "train": train, "eval": grid}
 
 
-def run_arm(arm_dir: Path, arm: str, seed: int, plan, out: Path) -> dict:
-    """Mixture, LongPT and both evaluations of one arm and seed, each skipped when already done; returns the
-    training summary and the per-item scores by suite."""
+def run_arm(arm_dir: Path, settings: dict, plan: Plan, out: Path, env: dict, barrier) -> dict | None:
+    """Mixture (rank 0), LongPT (every rank) and both evaluations (rank 0) of one arm and seed, each skipped when
+    already done; returns the training summary and the per-item scores by suite (None on the other ranks)."""
     from mmprolong import api
     from mmprolong.quickstart import train_stage
-    from mmprolong.synth.config import SynthConfig
-    from mmprolong.train.launch import distributed_env
 
-    settings = arm_settings(arm, seed, plan)
-    _claim(arm_dir, settings)
-    if not (arm_dir / "data" / "summary.json").is_file():
-        api.synth(out / "store", arm_dir / "data", SynthConfig(**settings["synth"]), show_progress=False)
-    trained = train_stage(arm_dir / "train", arm_dir / "data", settings["train"], distributed_env(),
-                          init=plan.base_model)
+    def mixture() -> None:
+        _claim(arm_dir, settings)
+        if not (arm_dir / "data" / "summary.json").is_file():
+            api.synth(out / "store", arm_dir / "data", SynthConfig(**settings["synth"]), show_progress=False)
+
+    lead(barrier, env, f"mixture {arm_dir.name}", mixture)
+    trained = train_stage(arm_dir / "train", arm_dir / "data", settings["train"], env, init=plan.base_model)
+    if env["rank"] != 0:
+        return None
     final = arm_dir / "train" / "final"
-    scores = {suite: _eval(arm_dir / f"eval-{suite}", final, out, suite, plan, f"{arm} seed {seed}")
-              for suite in SUITES}
+    label = f"{settings['arm']} seed {settings['seed']}"
+    scores = {suite: _eval(arm_dir / f"eval-{suite}", final, out, suite, plan, label) for suite in SUITES}
     return {"train": {k: trained.get(k) for k in ("steps", "tokens", "seconds", "final_loss", "first_loss")},
             "scores": scores}
 
@@ -205,14 +286,15 @@ def cell(scores: Sequence[float]) -> dict:
             "ci95": list(interval95(scores))}
 
 
-def finding_result(finding: Finding, runs: dict, start_scores: dict, config: ReproduceConfig) -> dict:
+def finding_result(finding: Finding, runs: dict, start_scores: dict, config: ReproduceConfig,
+                   window: int) -> dict:
     """One finding's tables (every arm label and the starting point, by length, pooled over seeds), its
     comparisons and its verdict."""
     seeds = list(range(config.seed, config.seed + config.seeds))
     pooled = {label: pooled_cells([runs[arm, k] for k in range(config.seeds)])
               for label, arm in finding.arms.items()}
     pooled[START] = pooled_cells([{"scores": start_scores}])
-    lengths = scored_lengths(finding, config.lengths, LONG_WINDOW)
+    lengths = scored_lengths(finding, config.lengths, window)
     verdict, comparisons = judge(finding, {label: [s for n in lengths for s in pooled[label]["all"].get(n, [])]
                                            for label in finding.arms})
     tables = {view: {label: {str(n): cell(cells.get(view, {}).get(n, [])) for n in config.lengths}
@@ -223,7 +305,11 @@ def finding_result(finding: Finding, runs: dict, start_scores: dict, config: Rep
 
 
 def _machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, torch CPU"
+    import torch
+
+    gpus = (f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+            else "no GPU")
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, {gpus}"
 
 
 # --- the report ------------------------------------------------------------------------------------------
@@ -232,7 +318,8 @@ def _machine() -> str:
 def write_reproduce_report(out: Path, summary: dict) -> None:
     sections = [_overview(summary)] + [_finding_section(out, f, summary) for f in summary["findings"]]
     sections += [_arms_section(summary), _time_section(summary)]
-    write_report(out, "mmprolong reproduce: the paper's findings in miniature", sections)
+    title = "mmprolong reproduce: the paper's findings" + (" in miniature" if summary["setup"]["miniature"] else "")
+    write_report(out, title, sections)
 
 
 def _fmt_cell(c: dict) -> str:
@@ -256,11 +343,14 @@ def _lengths_text(lengths: Sequence[int]) -> str:
 def _overview(summary: dict) -> Section:
     config = summary["config"]
     s = Section("Overview")
+    setup = summary["setup"]
     s.paragraphs.append(
-        f"Each finding of the paper tested in miniature on {summary['machine']} ({summary['date']}): every arm is "
-        f"LongPT from the same starting point (a mini Qwen2.5-VL that reads at 1K) to the {summary['window']:,}-"
-        f"token window, on a mixture drawn from the same {config['docs']}-document large-print pool, with the same "
-        f"budget of {config['train_tokens']:,} tokens; {config['seeds']} seed(s) per arm "
+        f"Each finding of the paper tested {'in miniature ' if setup['miniature'] else ''}on {summary['machine']} "
+        f"({summary['date']}). {setup['description']} The arms' RoPE bases are multiples of the starting point's "
+        f"({setup['start_rope_theta']:g}): x4 unless the arm says otherwise. Every arm is LongPT from that starting "
+        f"point to the "
+        f"{summary['window']:,}-token window, on a mixture drawn from {setup['pool']}, with the same budget of "
+        f"{config['train_tokens']:,} tokens; {config['seeds']} seed(s) per arm "
         f"({', '.join(str(k) for k in summary['findings'][0]['seeds'])}). Every arm answers the same items: "
         f"needles ({config['niah_items']} per length and depth, 5 depths) and questions about held-out documents "
         f"({HELDOUT_DEPTHS * -(-config['heldout_items'] // HELDOUT_DEPTHS)} per task and length over "
@@ -270,8 +360,9 @@ def _overview(summary: dict) -> Section:
         "lengths, both suites and all seeds, and takes the 95% interval of mean(A) - mean(B) (Newcombe's interval "
         "for right/wrong scores, Welch's otherwise). Above 0: agrees; below 0: disagrees; else inconclusive. A "
         "finding agrees when all its comparisons agree and disagrees when any disagrees. Items repeat across seeds "
-        "and arms, so the intervals are approximate. A finding that does not reproduce in miniature is a result: "
-        "a 2.5M-parameter model at a 4K window is not a 7B model at 128K.")
+        "and arms, so the intervals are approximate."
+        + (" A finding that does not reproduce in miniature is a result: a 2.5M-parameter model at a 4K window is "
+           "not a 7B model at 128K." if setup["miniature"] else ""))
     rows = [[f["name"], f["verdict"], "; ".join(_fmt_comparison(c) for c in f["comparisons"]),
              _lengths_text(f["scored_lengths"])] for f in summary["findings"]]
     s.tables.append((["finding", "verdict", "comparisons (difference, 95% interval)", "scored at"], rows))

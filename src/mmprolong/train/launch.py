@@ -8,7 +8,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 
 def distributed_env() -> dict:
@@ -38,3 +41,36 @@ def exit_rank(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)
+
+
+def leader_barrier(env: dict):
+    """Under torchrun: a key-value store hosted by rank 0 beside torchrun's own (MASTER_PORT + 1), on which the
+    other ranks block until rank 0 has done a step alone (made the data, evaluated), however long that takes;
+    None for one process. Keep it alive to the end of the run: rank 0 hosts it."""
+    if env["world_size"] == 1:
+        return None
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    return TCPStore(os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500")) + 1,
+                    env["world_size"], env["rank"] == 0, timeout=timedelta(days=7), wait_for_workers=False)
+
+
+def lead(barrier, env: dict, key: str, step: Callable[[], T]) -> T | None:
+    """Rank 0 runs ``step`` and then releases ``key`` (with the failure, if it raised: the others fail too instead
+    of waiting); the other ranks block until it is released. ``step``'s result on rank 0, None elsewhere."""
+    if env["rank"] != 0:
+        failed = barrier.get(key).decode()  # blocks until rank 0 sets it
+        if failed:
+            raise RuntimeError(f"rank 0 failed at {key}: {failed}")
+        return None
+    try:
+        result = step()
+    except BaseException as exc:
+        if barrier is not None:
+            barrier.set(key, f"{type(exc).__name__}: {exc}")
+        raise
+    if barrier is not None:
+        barrier.set(key, "")
+    return result

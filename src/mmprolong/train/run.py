@@ -9,7 +9,9 @@ to ``train`` as arguments (MASTER_ADDR / MASTER_PORT are read by torch's process
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from mmprolong.errors import ConfigError
 from mmprolong.train.config import TrainConfig, micro_batches_per_step
@@ -43,6 +45,29 @@ def train(config: TrainConfig, *, rank: int = 0, world_size: int = 1, local_rank
             trainer.close()
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def shared_process_group(fields: dict, env: dict) -> Iterator[None]:
+    """Under torchrun: one process group for several ``train`` calls in the same processes (``mmprolong
+    reproduce`` trains one arm after another). Alone, each ``train`` starts and destroys a group of its own, and
+    a group started after a destroyed one was seen to hang the second arm (2 gloo processes, torch 2.13); a group
+    that is already there is left in place by ``train``. ``fields``: the TrainConfig fields (device, backend)."""
+    import torch.distributed as dist
+
+    from mmprolong.train.parallelize import ParallelDims, init_distributed
+
+    if env["world_size"] == 1 or dist.is_initialized():
+        yield
+        return
+    config = TrainConfig.from_dict(fields, validate=False)
+    init_distributed(env["rank"], env["world_size"], env["local_rank"],
+                     dims=ParallelDims(env["world_size"], config.parallel.sp_degree),
+                     device=resolve_device(config.device), backend=config.parallel.backend)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def resolve_device(device: str) -> str:
