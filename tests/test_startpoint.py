@@ -24,7 +24,7 @@ TINY_RECIPE = {
                    "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
                                 "min_lr": 1e-4}}},
         {"name": "vqa", "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 8000, "seed": 2,
-                                  "task_mix": {"extract-single": 1.0}},
+                                  "task_mix": {"extract-single": 1.0}, "heldout_fraction": 0.35},  # 2 of the 8
          "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False},
                    "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
                                 "min_lr": 1e-4},
