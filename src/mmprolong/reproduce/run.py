@@ -49,7 +49,8 @@ CPU_TRAIN_TOKENS = 65_536  # per arm and seed on the CPU default: 4 steps of 4 r
 # point's evaluation 124 s; corpus, store and decontamination 6 s. The six findings need 11 distinct arms: with 2
 # seeds, 22 arms, the run took 55.5 minutes (56.7 with the install), so the full set defaults to 2 seeds. One
 # finding alone with 2 seeds would take up to 22 minutes (rope: 4 arms), so fewer findings default to 1 seed
-# (rope alone: ~12 minutes). A rerun of a finished folder takes seconds.
+# (rope alone, measured from the same clone: 14.8 minutes with a training job beside it). A rerun of a finished
+# folder takes seconds.
 @dataclass(kw_only=True)
 class ReproduceConfig(Config):
     """What ``mmprolong reproduce`` runs: which findings, how many seeds, the per-arm budget, the evaluation grid,
