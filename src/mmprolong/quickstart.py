@@ -74,6 +74,11 @@ class Plan:
     description: str  # the training paragraph of the report
 
 
+def window_grid(window: int) -> list[int]:
+    """Evaluation lengths around a LongPT window: 1/2, 1, 2 and 4 times it (inside, at, and beyond it)."""
+    return [window // 2, window, 2 * window, 4 * window]
+
+
 def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
              heldout_items: int, rebuild_start: bool = False, start: str | Path | None = None) -> Plan:
     from mmprolong.startpoint import shipped_path
@@ -138,7 +143,7 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
         ingest={"family": family.name, "min_pixels": min_pixels, "max_pixels": max_pixels, "workers": workers},
         long_synth={"target_tokens": window, "seed": seed, "workers": workers}, decontam={},
         base_model=Path(config.model.path), start_recipe=None, long_train=fields, window=window,
-        niah_lengths=niah_lengths or [window // 2, window, 2 * window, 4 * window],
+        niah_lengths=niah_lengths or window_grid(window),
         heldout_lengths=[window // 2, window], niah_items=niah_items, heldout_items=heldout_items,
         description=f"Starting point: {config.model.path}. LongPT: {recipe.name} at {window:,} tokens with RoPE base "
                     f"{config.model.rope_theta:g}, loss on answers only, packed sequences.")

@@ -107,12 +107,12 @@ class ReproduceConfig(Config):
 def make_plan(config: ReproduceConfig) -> tuple[Plan, ReproduceConfig]:
     """The run's plan (the CPU default or the recipe's) and the config with its defaults resolved (budget and
     lengths), checked before any work: every finding has a scored length."""
-    from mmprolong.quickstart import cpu_plan, recipe_plan
+    from mmprolong.quickstart import cpu_plan, recipe_plan, window_grid
     from mmprolong.train.config import TrainConfig
 
     if config.recipe is None:
         train_tokens = config.train_tokens or CPU_TRAIN_TOKENS
-        lengths = config.lengths or [LONG_WINDOW // 2, LONG_WINDOW, 2 * LONG_WINDOW, 4 * LONG_WINDOW]
+        lengths = config.lengths or window_grid(LONG_WINDOW)
         plan = cpu_plan(docs=config.docs, seed=config.seed, train_tokens=train_tokens, niah_lengths=lengths,
                         niah_items=config.niah_items, heldout_items=config.heldout_items, start=config.start)
     else:
