@@ -34,6 +34,10 @@ def test_report_has_every_section_and_figure(run):
     report = (out / "report.md").read_text()
     for title in ("## Data", "## Starting point", "## Training", "## Evaluation", "## Time"):
         assert title in report
+    card = json.loads((shipped_path() / "card.json").read_text())
+    reading = card["scores"]["reading"]["ocr-full"]["512"]  # the starting point's reading score, from its card
+    assert f"transcripts of held-out pages at 512 tokens match the text layer at {100 * reading['accuracy']:.1f}%" \
+        in report and f"n={reading['n']})" in report
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"mixture.png", "loss_trained.png", "accuracy.png", "accuracy_heldout.png", "heatmap_base.png",
             "heatmap_trained.png"} <= set(figures)

@@ -84,3 +84,32 @@ def test_a_cli_rank_of_a_multi_process_run_ends_without_teardown_and_keeps_its_o
     assert rank.returncode == 2 and "mmprolong: error" in rank.stderr and "teardown" not in rank.stdout
     single = _cli({"WORLD_SIZE": "1", "RANK": "0"})
     assert single.returncode == 2 and "mmprolong: error" in single.stderr and "teardown" in single.stdout
+
+
+def test_lead_runs_the_step_on_rank_0_and_hands_its_failure_to_the_waiting_ranks():
+    """Rank 0's step result, the release the other ranks wait on, and a failure that reaches them as an error
+    instead of leaving them waiting: over a real TCPStore on loopback (rank 1 reads what rank 0 wrote)."""
+    from datetime import timedelta
+
+    import pytest
+    from torch.distributed import TCPStore
+
+    from mmprolong.train.launch import lead
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    host = TCPStore("127.0.0.1", port, 2, True, timeout=timedelta(seconds=20), wait_for_workers=False)
+    other = TCPStore("127.0.0.1", port, 2, False, timeout=timedelta(seconds=20))
+    rank0, rank1 = {"rank": 0, "world_size": 2}, {"rank": 1, "world_size": 2}
+    assert lead(host, rank0, "data", lambda: 42) == 42
+    assert lead(other, rank1, "data", lambda: 1 / 0) is None  # released: rank 1 goes on without running the step
+
+    def broken():
+        raise ValueError("no pages")
+
+    with pytest.raises(ValueError, match="no pages"):
+        lead(host, rank0, "mixture a", broken)
+    with pytest.raises(RuntimeError, match="rank 0 failed at mixture a: ValueError: no pages"):
+        lead(other, rank1, "mixture a", lambda: None)
+    assert lead(None, {"rank": 0, "world_size": 1}, "data", lambda: "alone") == "alone"  # one process: no store
