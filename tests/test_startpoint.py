@@ -45,10 +45,13 @@ def test_the_shipped_starting_point_reproduces_its_recorded_check(tmp_path):
     assert size <= 25 * 2**20  # the package carries at most 25 MB of weights
 
 
-def test_the_recipe_in_the_repository_is_valid():
+def test_the_recipe_in_the_repository_is_valid_and_keeps_the_vision_tower_frozen_in_every_stage(tmp_path):
     recipe = startpoint.load_recipe(REPO / "recipes" / "miniature-start.yaml")
     recipe.validate()
     assert [s.name for s in recipe.stages] == ["read", "vqa"] and recipe.model["preset"] == "mini"
+    for index in range(len(recipe.stages)):  # the recipe's model section reaches the later stages too
+        model = startpoint.stage_train_config(recipe, index, tmp_path).model
+        assert (model.train_vision, model.train_merger, model.train_language) == (False, False, True)
 
 
 @pytest.fixture(scope="module")

@@ -87,8 +87,11 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         raise ConfigError("start", os.fspath(start), "not a model folder (no config.json)")
     base = None if rebuild_start else Path(start) if start is not None else shipped_path()
     long_train = {"seed": seed, "device": "cpu",
+                  # max_pixels: the budget the store was rendered at. The vision tower and merger stay as the
+                  # starting point has them (frozen there too: trained, a tower this small loses the glyphs;
+                  # benchmarks/vision_probe.py)
                   "model": {"rope_theta": LONG_THETA, "max_position_embeddings": LONG_WINDOW,
-                            "max_pixels": INGEST["max_pixels"]},  # the budget the store was rendered at
+                            "max_pixels": INGEST["max_pixels"], "train_vision": False, "train_merger": False},
                   "data": {"max_seq_len": LONG_WINDOW, "seed": seed},
                   "optim": {"lr": 1e-3, "weight_decay": 0.1},
                   "schedule": {"budget_tokens": train_tokens, "global_batch_tokens": 4 * LONG_WINDOW,
