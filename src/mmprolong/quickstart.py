@@ -111,8 +111,9 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         heldout_items=heldout_items,
         description=f"Starting point: {'RUN/start (rebuilt)' if rebuild_start else base}, a mini Qwen2.5-VL trained "
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
-                    f"(its model card is beside it). LongPT: continued at {LONG_WINDOW:,} tokens with the base raised "
-                    f"to {LONG_THETA:g}, loss on answers only, packed rows.")
+                    f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
+                    f"with the base raised to {LONG_THETA:g} (vision tower and merger frozen, as in the starting "
+                    f"point), loss on answers only, packed rows.")
 
 
 def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
