@@ -155,3 +155,30 @@ def test_resume_after_kill_gives_the_uninterrupted_output(built, store, tmp_path
     for shard in data.glob("*.parquet"):
         assert pq.read_table(out / shard.name).equals(pq.read_table(shard))
     assert not list(out.glob(".*.tmp"))
+
+
+def test_multi_items_sets_how_many_facts_an_extract_multi_question_asks_for(store):
+    """Ground truth and text-layer clozes alike: each question picks within [least, most] distinct pages, never
+    more; the page window may allow fewer, never fewer than 2. The default stays [2, 4]."""
+    from mmprolong.errors import ConfigError
+    from mmprolong.synth.generators import QARequest
+    from mmprolong.synth.generators.factory import make_generator
+    from mmprolong.synth.generators.textlayer import TextLayerGenerator
+
+    docs = load_documents(store / "store", truth_dir=store / "pdfs")
+    for items, generators in (([2, 4], None), ([5, 6], None), ([5, 6], "textlayer")):
+        config = _config(multi_items=items)
+        config.validate()
+        generator = (TextLayerGenerator(multi_items=tuple(items)) if generators == "textlayer"
+                     else make_generator(config))
+        requests = [QARequest(doc=d, task="extract-multi", seed=s, target_tokens=4096) for d in docs for s in range(8)]
+        made = [(r.doc, c) for r, c in zip(requests, generator.propose_many(requests)) if c is not None]
+        counts = [len(c.evidence) for _, c in made]
+        assert len(made) >= 20 and min(counts) >= 2 and max(counts) <= items[1], (items, generators, counts)
+        assert max(counts) >= min(items[0], 5), (items, generators, counts)  # beyond the default's 4
+        for doc, c in made:
+            assert len({e.page for e in c.evidence}) == len(c.evidence)
+            assert verify(c, doc.page_texts, doc.truth) is None
+    for bad in ([1, 4], [4, 3], [3]):
+        with pytest.raises(ConfigError, match="multi_items"):
+            _config(multi_items=bad).validate()

@@ -28,6 +28,9 @@ class SynthConfig(Config):
     task_mix: dict[str, float] = field(
         default_factory=lambda: {"extract-single": 0.4, "extract-multi": 0.4, "reasoning": 0.2},
         help=f"share of tokens per task ({', '.join(TASKS)}); the paper's 8:2 extraction:reasoning by default")
+    multi_items: list[int] = field(
+        default_factory=lambda: [2, 4], help="[least, most] facts one extract-multi question asks for, each on its "
+                                             "own page (offline generator; the page window can allow fewer)")
     short_share: float = field(0.0, help="share of tokens in short samples below the first bucket (paper: 0)")
     short_tokens: int = field(4096, help="upper length of short samples, tokens")
     budget_tokens: int | None = field(
@@ -68,6 +71,8 @@ class SynthConfig(Config):
                 canonical_task(task)
             except ValueError as exc:
                 raise ConfigError(f"task_mix.{task}", self.task_mix[task], str(exc)) from None
+        if len(self.multi_items) != 2 or not 2 <= self.multi_items[0] <= self.multi_items[1]:
+            raise ConfigError("multi_items", self.multi_items, "give [least, most] with 2 <= least <= most")
         if self.distribution == "custom" and (self.bucket_weights is None
                                               or len(self.bucket_weights) != len(self.boundaries()) - 1):
             raise ConfigError("bucket_weights", self.bucket_weights, "give one weight per bucket with custom")

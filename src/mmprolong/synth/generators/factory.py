@@ -46,4 +46,5 @@ def make_generator(config, *, api_key: str | None = None) -> QAGenerator:
 
         endpoint = EndpointGenerator(EndpointConfig.from_dict(config.endpoint, prefix="endpoint."), api_key=api_key)
         return FirstOf([endpoint, TextLayerGenerator(tasks=("ocr-full", "ocr-needle"))])
-    return FirstOf([TruthGenerator(), TextLayerGenerator()])
+    items = tuple(config.multi_items)
+    return FirstOf([TruthGenerator(multi_items=items), TextLayerGenerator(multi_items=items)])

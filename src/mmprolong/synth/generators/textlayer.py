@@ -71,8 +71,9 @@ def _value(number: str) -> int | float:
 class TextLayerGenerator:
     name = "textlayer"
 
-    def __init__(self, tasks: Sequence[str] | None = None):
+    def __init__(self, tasks: Sequence[str] | None = None, multi_items: tuple[int, int] = (2, 4)):
         self.tasks = None if tasks is None else frozenset(tasks)  # None: every task
+        self.multi_items = multi_items  # clozes per extract-multi question: (least, most)
         self._boilerplate: dict[str, frozenset[str]] = {}  # per document: computed once, reused by requests
 
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
@@ -98,7 +99,11 @@ class TextLayerGenerator:
             return None
         if request.task == "extract-single":
             return _single(doc.doc_id, rng.choice(clozes))
-        picked = _on_distinct_pages(clozes, rng, 2 if request.task == "reasoning" else rng.randint(2, 4))
+        if request.task == "reasoning":
+            count = 2
+        else:
+            count = rng.randint(*(self.multi_items if request.task == "extract-multi" else (2, 4)))
+        picked = _on_distinct_pages(clozes, rng, count)
         if len(picked) < 2:
             return None
         return _multi(doc.doc_id, request.task, picked, rng)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import partial
 
 from mmprolong.synth.generators import QARequest, evidence_window
 from mmprolong.synth.qa import Evidence, QACandidate
@@ -37,6 +38,9 @@ class TruthGenerator:
 
     name = "truth"
 
+    def __init__(self, multi_items: tuple[int, int] = (2, 4)):
+        self.multi_items = multi_items  # facts per extract-multi question: (least, most)
+
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
         return [self.propose(r) for r in requests]
 
@@ -45,7 +49,7 @@ class TruthGenerator:
         if truth is None:
             return None
         rng = random.Random(request.seed)
-        make = {"extract-single": _extract_single, "extract-multi": _extract_multi,
+        make = {"extract-single": _extract_single, "extract-multi": partial(_extract_multi, items=self.multi_items),
                 "aggregate": _aggregate, "reasoning": _reasoning}.get(request.task)
         if make is None:
             return None
@@ -116,11 +120,11 @@ def _group_facts(truth, rng: random.Random, *, numeric: bool, complete: bool = F
     return rng.choice(groups) if groups else None
 
 
-def _extract_multi(truth, doc_id: str, rng: random.Random) -> QACandidate | None:
+def _extract_multi(truth, doc_id: str, rng: random.Random, *, items: tuple[int, int]) -> QACandidate | None:
     group = _group_facts(truth, rng, numeric=False)
     if group is None:
         return None
-    picked = _distinct_pages(group, rng, rng.randint(2, 4))
+    picked = _distinct_pages(group, rng, rng.randint(*items))
     if len(picked) < 2:
         return None
     names = _join([f.entity for f in picked])
