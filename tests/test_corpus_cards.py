@@ -122,3 +122,32 @@ def test_specimen_share_sets_the_mix_and_specimens_state_no_facts():
     assert 20 <= len(specimens) <= 40 and all(not t.facts for t in specimens)
     with pytest.raises(ConfigError, match="specimen_share"):
         make_corpus("unused", docs=1, seed=0, layout="large-print", register_share=0.5, specimen_share=0.6)
+
+
+def test_register_gap_puts_white_catalogue_cards_between_the_notes(tmp_path):
+    """Each note is followed by 1..gap catalogue cards with no facts (the last note may be cut short by the end);
+    every note still states its code on its page; gap 0 keeps the notes-only register byte for byte; a folder
+    made with the other setting is refused."""
+    plain = generate_document(3, seed=11, min_pages=20, max_pages=30, layout="large-print", shares=(1.0, 0.0))
+    assert plain == generate_document(3, seed=11, min_pages=20, max_pages=30, layout="large-print",
+                                      shares=(1.0, 0.0), register_gap=0)
+    for index in range(6):
+        data, truth = generate_document(index, seed=11, min_pages=20, max_pages=30, layout="large-print",
+                                        shares=(1.0, 0.0), register_gap=3)
+        pages = [f.page for f in truth.facts]
+        gaps = [b - a - 1 for a, b in zip(pages, pages[1:])]
+        assert pages[0] == 1 and gaps and all(1 <= g <= 3 for g in gaps) and truth.num_pages - 1 - pages[-1] <= 3
+        assert len(set(gaps)) > 1  # drawn, not fixed
+        pdf = pdfium.PdfDocument(data)
+        for page in range(1, truth.num_pages):
+            text = _norm(pdf[page].get_textpage().get_text_range())
+            notes = [f for f in truth.facts if f.page == page]
+            assert ("Secret code" in text) == bool(notes)
+            assert all(f.entity in text and f.value in text for f in notes)
+    with pytest.raises(ConfigError, match="register_gap"):
+        make_corpus(tmp_path / "bad", docs=1, seed=0, layout="large-print", register_gap=-1)
+    registers = {**DECKS, "docs": 4, "register_share": 1.0, "specimen_share": 0.0}
+    make_corpus(tmp_path / "gap", **registers, register_gap=2)
+    make_corpus(tmp_path / "gap", **registers, register_gap=2)  # the same settings resume
+    with pytest.raises(ResumeError, match="register_gap=0"):
+        make_corpus(tmp_path / "gap", **registers)

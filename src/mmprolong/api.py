@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def make_corpus(out_dir, *, docs: int, seed: int, show_progress: bool = True, **options) -> list[Path]:
     """Generate the embedded document corpus: realistic PDFs with ground-truth facts beside each. ``options``:
     min_pages, max_pages, layout ("standard" pages, or "large-print" fact cards legible at a small pixel budget),
-    register_share and specimen_share (large-print); see :func:`mmprolong.corpus.make_corpus`."""
+    register_share, specimen_share and register_gap (large-print); see :func:`mmprolong.corpus.make_corpus`."""
     from mmprolong.corpus import make_corpus as _make
 
     return _make(out_dir, docs=docs, seed=seed, show_progress=show_progress, **options)

@@ -60,7 +60,8 @@ class StartRecipe(Config):
     """How the starting point is made, end to end (``recipes/miniature-start.yaml``)."""
 
     corpus: dict[str, Any] = field(default_factory=dict, help="make_corpus options (docs, seed, min_pages, "
-                                                              "max_pages, layout)")
+                                                              "max_pages, layout, register_share, specimen_share, "
+                                                              "register_gap)")
     ingest: dict[str, Any] = field(default_factory=dict, help="IngestConfig fields (pixel budget, dpi, workers)")
     window: int = field(1024, help="the starting point's context window, tokens")
     model: dict[str, Any] = field(default_factory=dict, help="ModelConfig fields of the first stage (preset, "

@@ -16,7 +16,8 @@ synth's truth generator and the evaluation suites work on cards unchanged.
 Some documents are archive registers: pale note cards, each stating the secret code of one archive. They are
 the needle pages of the niah suite (``note_lines``, drawn the same way), so the needle task is part of the
 document world a model learns to read; niah never takes a register as haystack (its note would compete with
-the needle).
+the needle). With ``register_gap`` > 0 each note is followed by a few white catalogue cards, so a note also stands
+out among other cards, as the needle does in its haystack.
 
 Some are type specimens: cards of random lines (names, places, figures, codes, labels in the corpus' formats), as
 printers and synthetic-document OCR corpora (SynthDoG) use them. A transcript of a specimen cannot be guessed from
@@ -55,6 +56,7 @@ INK, PAPER = "#000000", "#ffffff"
 BAND_TINT = 0.3  # share of the accent colour in the band behind a card's title
 NOTE_PAPER, NOTE_ACCENT = "#fffae1", "#c79100"  # pale notes with an amber band, unlike the white cards
 NOTE_ATTRIBUTE = "secret code"
+CATALOGUE_ACCENT = "#1f4e79"  # a register's catalogue cards: white, like a deck's
 REGISTER_SHARE = 0.15  # of large-print documents: archive registers
 SPECIMEN_SHARE = 0.15  # of large-print documents: type specimens
 
@@ -134,20 +136,30 @@ def archive_names(count: int) -> list[str]:
     return names
 
 
-def render_register_pdf(title: str, organisation: str, num_pages: int,
-                        rng: random.Random) -> tuple[bytes, list[Fact]]:
-    """An archive register: a cover card, then one note card per archive (a random 6-digit code each)."""
+def render_register_pdf(title: str, organisation: str, num_pages: int, rng: random.Random,
+                        gap: int = 0) -> tuple[bytes, list[Fact]]:
+    """An archive register: a cover card, then one note card per archive (a random 6-digit code each), each note
+    followed by 1 to ``gap`` white catalogue cards (random lines, as on a type specimen) when ``gap`` > 0.
+
+    Without catalogue cards a page of a register looks like every other page, so a question about one archive can
+    only be answered by its name; with them, a note also stands out among white cards as the needle does."""
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=CARD_SIZE, invariant=1, pageCompression=1)
     canvas.setTitle(title)
     canvas.setAuthor(organisation)
     archives = rng.sample(archive_names(num_pages), num_pages - 1)
     facts: list[Fact] = []
+    catalogue = 0  # catalogue cards still to draw before the next note
     for page in range(num_pages):
         if page == 0:
             lines = [Line(t, band=True) for t in wrap(title)[:4]] + [Line(t) for t in wrap(organisation)[:2]]
             draw_card(canvas, lines, size=CARD_SIZE, accent=NOTE_ACCENT, paper=NOTE_PAPER)
+        elif catalogue > 0:
+            catalogue -= 1
+            lines = [Line(specimen_line(rng), band=True)] + [Line(specimen_line(rng)) for _ in range(ROWS - 1)]
+            draw_card(canvas, lines, size=CARD_SIZE, accent=CATALOGUE_ACCENT)
         else:
+            catalogue = rng.randint(1, gap) if gap else 0
             archive = archives[page - 1]
             code = str(rng.randint(100_000, 999_999))
             metric = Metric(NOTE_ATTRIBUTE, "code")

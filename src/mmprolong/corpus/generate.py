@@ -39,13 +39,17 @@ LAYOUTS = ("standard", "large-print")
 
 def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 20, max_pages: int = 200,
                 layout: str = "standard", register_share: float = REGISTER_SHARE,
-                specimen_share: float = SPECIMEN_SHARE, show_progress: bool = False) -> list[Path]:
+                specimen_share: float = SPECIMEN_SHARE, register_gap: int = 0,
+                show_progress: bool = False) -> list[Path]:
     """Writes docs PDFs + one ground-truth JSON each into out_dir; returns the PDF paths (sorted).
 
     ``register_share`` and ``specimen_share`` (large-print only): the expected shares of archive registers and type
-    specimens among the documents; the rest are fact-card decks."""
+    specimens among the documents; the rest are fact-card decks. ``register_gap``: at most this many white
+    catalogue cards after each note of a register (0: notes only; ``cards.render_register_pdf``)."""
     _validate(docs=docs, seed=seed, min_pages=min_pages, max_pages=max_pages, layout=layout,
               shares=(register_share, specimen_share))
+    if not isinstance(register_gap, int) or isinstance(register_gap, bool) or register_gap < 0:
+        raise ConfigError("register_gap", register_gap, "must be an integer >= 0")
     shares = (register_share, specimen_share)
     from tqdm import tqdm
 
@@ -56,10 +60,10 @@ def make_corpus(out_dir: str | Path, *, docs: int, seed: int, min_pages: int = 2
         pdf = out / f"doc-{index:05d}.pdf"
         if pdf.is_file() and truth_path(pdf).is_file():
             _check_existing(pdf, seed=seed, index=index, min_pages=min_pages, max_pages=max_pages, layout=layout,
-                            shares=shares)
+                            shares=shares, register_gap=register_gap)
         else:
             data, truth = generate_document(index, seed=seed, min_pages=min_pages, max_pages=max_pages,
-                                            layout=layout, shares=shares)
+                                            layout=layout, shares=shares, register_gap=register_gap)
             _write_atomic(pdf, data)
             _write_atomic(truth_path(pdf), truth.to_json().encode("utf-8"))
             made += 1
@@ -75,8 +79,10 @@ def document_seed(seed: int, index: int) -> int:
 
 
 def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int, layout: str = "standard",
-                      shares: tuple[float, float] = (REGISTER_SHARE, SPECIMEN_SHARE)) -> tuple[bytes, DocumentTruth]:
-    """One document's PDF bytes and its ground truth; ``shares``: (registers, specimens) of large-print documents."""
+                      shares: tuple[float, float] = (REGISTER_SHARE, SPECIMEN_SHARE),
+                      register_gap: int = 0) -> tuple[bytes, DocumentTruth]:
+    """One document's PDF bytes and its ground truth; ``shares``: (registers, specimens) of large-print documents,
+    ``register_gap``: catalogue cards after each note of a register, at most."""
     doc_seed = document_seed(seed, index)
     rng = random.Random(doc_seed)
     num_pages, kind = draw_kind(rng, min_pages=min_pages, max_pages=max_pages, layout=layout, shares=shares)
@@ -84,7 +90,7 @@ def generate_document(index: int, *, seed: int, min_pages: int, max_pages: int, 
         organisation = f"{rng.choice(vocab.ORG_NAMES)} {rng.choice(sorted(vocab.INDUSTRIES))}"
         if kind == "notes":
             title = f"{organisation} Archive Register {rng.randint(2019, 2025)}"
-            data, facts = render_register_pdf(title, organisation, num_pages, rng)
+            data, facts = render_register_pdf(title, organisation, num_pages, rng, register_gap)
             sections = register_sections(num_pages)
         else:
             title, facts = f"{organisation} Type Specimen", []
@@ -138,7 +144,7 @@ def _validate(*, docs: int, seed: int, min_pages: int, max_pages: int, layout: s
 
 
 def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pages: int, layout: str,
-                    shares: tuple[float, float]) -> None:
+                    shares: tuple[float, float], register_gap: int = 0) -> None:
     """A document already on disk must be the one this call would make, else resuming mixes two corpora."""
     truth = load_truth(pdf)
     pages, kind = draw_kind(random.Random(document_seed(seed, index)), min_pages=min_pages, max_pages=max_pages,
@@ -146,6 +152,10 @@ def _check_existing(pdf: Path, *, seed: int, index: int, min_pages: int, max_pag
     if (truth.seed, truth.num_pages, truth.kind, truth.layout) != (document_seed(seed, index), pages, kind, layout):
         raise ResumeError(f"{pdf} was made with other settings (its truth: seed {truth.seed}, {truth.num_pages} "
                           f"pages, {truth.kind}, {truth.layout}); use an empty folder or the original settings")
+    # A register without catalogue cards has a note (one fact) on every page after its cover.
+    if kind == "notes" and pages > 2 and (len(truth.facts) < pages - 1) != (register_gap > 0):
+        raise ResumeError(f"{pdf} is a register made with {'no ' if register_gap else ''}catalogue cards "
+                          f"(register_gap={register_gap} now); use an empty folder or the original settings")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
