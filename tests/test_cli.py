@@ -43,6 +43,7 @@ def test_bad_flag_value_names_the_field(tmp_path):
 # field missing here fails the coverage test below, so a new one gets its comma-separated test.
 LIST_FLAGS = {
     "synth": {"buckets": ("8192,16384,32768", [8192, 16384, 32768]), "bucket_weights": ("0.5,1.5", [0.5, 1.5]),
+              "multi_items": ("2,6", [2, 6]),
               "exclude": ("0123456789abcdef,fedcba9876543210", ["0123456789abcdef", "fedcba9876543210"])},
     "eval": {"lengths": ("8192,16384", [8192, 16384]), "needles": ("1,2", [1, 2]),
              "datasets": ("mmlongbench-doc,slidevqa", ["mmlongbench-doc", "slidevqa"]),
