@@ -156,8 +156,7 @@ def render_register_pdf(title: str, organisation: str, num_pages: int, rng: rand
             draw_card(canvas, lines, size=CARD_SIZE, accent=NOTE_ACCENT, paper=NOTE_PAPER)
         elif catalogue > 0:
             catalogue -= 1
-            lines = [Line(specimen_line(rng), band=True)] + [Line(specimen_line(rng)) for _ in range(ROWS - 1)]
-            draw_card(canvas, lines, size=CARD_SIZE, accent=CATALOGUE_ACCENT)
+            draw_card(canvas, specimen_card(rng), size=CARD_SIZE, accent=CATALOGUE_ACCENT)
         else:
             catalogue = rng.randint(1, gap) if gap else 0
             archive = archives[page - 1]
@@ -209,6 +208,11 @@ def specimen_line(rng: random.Random, width: int = TEXT_COLUMNS) -> str:
     return line[:width]
 
 
+def specimen_card(rng: random.Random) -> list[Line]:
+    """A card of random lines, one in the band (a type specimen's page; a register's catalogue card)."""
+    return [Line(specimen_line(rng), band=True)] + [Line(specimen_line(rng)) for _ in range(ROWS - 1)]
+
+
 def render_specimen_pdf(title: str, organisation: str, num_pages: int, rng: random.Random) -> bytes:
     """A type specimen: every card full of random lines (no facts: it is material for transcription)."""
     buffer = io.BytesIO()
@@ -217,8 +221,7 @@ def render_specimen_pdf(title: str, organisation: str, num_pages: int, rng: rand
     canvas.setAuthor(organisation)
     accent = rng.choice(("#1f4e79", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#ef6c00"))
     for _ in range(num_pages):
-        lines = [Line(specimen_line(rng), band=True)] + [Line(specimen_line(rng)) for _ in range(ROWS - 1)]
-        draw_card(canvas, lines, size=CARD_SIZE, accent=accent)
+        draw_card(canvas, specimen_card(rng), size=CARD_SIZE, accent=accent)
         canvas.showPage()
     canvas.save()
     return buffer.getvalue()
