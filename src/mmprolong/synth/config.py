@@ -9,7 +9,7 @@ from mmprolong.config import Config, field
 from mmprolong.decontam.exclusion import load_exclusion
 from mmprolong.errors import ConfigError
 from mmprolong.synth.plan import default_boundaries, make_buckets
-from mmprolong.synth.qa import TASKS, canonical_task
+from mmprolong.synth.qa import MULTI_ITEMS, TASKS, canonical_task
 
 PAPER_BUDGET_TOKENS = 5 * 2**30  # 5B tokens (B = 2^30)
 
@@ -29,8 +29,9 @@ class SynthConfig(Config):
         default_factory=lambda: {"extract-single": 0.4, "extract-multi": 0.4, "reasoning": 0.2},
         help=f"share of tokens per task ({', '.join(TASKS)}); the paper's 8:2 extraction:reasoning by default")
     multi_items: list[int] = field(
-        default_factory=lambda: [2, 4], help="[least, most] facts one extract-multi question asks for, each on its "
-                                             "own page (offline generator; the page window can allow fewer)")
+        default_factory=lambda: list(MULTI_ITEMS),
+        help="[least, most] facts one extract-multi question asks for, each on its own page (offline generator; the "
+             "page window can allow fewer)")
     short_share: float = field(0.0, help="share of tokens in short samples below the first bucket (paper: 0)")
     short_tokens: int = field(4096, help="upper length of short samples, tokens")
     budget_tokens: int | None = field(

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from mmprolong.errors import DataError
 
+MULTI_ITEMS = (2, 4)  # facts one extract-multi question asks for by default: (least, most)
 TASKS = ("extract-single", "extract-multi", "aggregate", "reasoning", "ocr-full", "ocr-needle")
 TASK_ALIASES = {"extract": "extract-single", "reason": "reasoning", "ocr-all": "ocr-full"}
 ANSWER_FORMATS = ("String", "Integer", "Float", "List")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from mmprolong.synth.generators import QARequest, evidence_window
-from mmprolong.synth.qa import OPERATIONS, Evidence, QACandidate, parse_number
+from mmprolong.synth.qa import MULTI_ITEMS, OPERATIONS, Evidence, QACandidate, parse_number
 
 MIN_WORDS = 4  # a cloze needs context to be answerable
 BOILERPLATE_PAGES = 3  # a line repeated (digits aside) on this many pages is a running header or footer
@@ -71,7 +71,7 @@ def _value(number: str) -> int | float:
 class TextLayerGenerator:
     name = "textlayer"
 
-    def __init__(self, tasks: Sequence[str] | None = None, multi_items: tuple[int, int] = (2, 4)):
+    def __init__(self, tasks: Sequence[str] | None = None, multi_items: tuple[int, int] = MULTI_ITEMS):
         self.tasks = None if tasks is None else frozenset(tasks)  # None: every task
         self.multi_items = multi_items  # clozes per extract-multi question: (least, most)
         self._boilerplate: dict[str, frozenset[str]] = {}  # per document: computed once, reused by requests

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from mmprolong.synth.generators import QARequest, evidence_window
-from mmprolong.synth.qa import Evidence, QACandidate
+from mmprolong.synth.qa import MULTI_ITEMS, Evidence, QACandidate
 
 NUMERIC = ("integer", "float")
 
@@ -38,7 +38,7 @@ class TruthGenerator:
 
     name = "truth"
 
-    def __init__(self, multi_items: tuple[int, int] = (2, 4)):
+    def __init__(self, multi_items: tuple[int, int] = MULTI_ITEMS):
         self.multi_items = multi_items  # facts per extract-multi question: (least, most)
 
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
