@@ -23,13 +23,14 @@ TINY_RECIPE = {
          "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False, "plot": True},
                    "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
                                 "min_lr": 1e-4}}},
-        {"name": "vqa", "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 8000, "seed": 2,
+        {"name": "vqa", "corpus": "other", "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 8000, "seed": 2,
                                   "task_mix": {"extract-single": 1.0}, "heldout_fraction": 0.35},  # 2 of the 8
          "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False},
                    "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
                                 "min_lr": 1e-4},
                    "checkpoint": {"final_dtype": "bfloat16"}}},
     ],
+    "corpora": {"other": {"docs": 4, "seed": 6, "min_pages": 8, "max_pages": 12, "layout": "large-print"}},
     "eval": {"niah_items_per_cell": 1, "heldout_items": 1, "depth_steps": 2, "reading_items": 1},
 }
 
@@ -48,7 +49,9 @@ def test_the_shipped_starting_point_reproduces_its_recorded_check(tmp_path):
 def test_the_recipe_in_the_repository_is_valid_and_keeps_the_vision_tower_frozen_in_every_stage(tmp_path):
     recipe = startpoint.load_recipe(REPO / "recipes" / "miniature-start.yaml")
     recipe.validate()
-    assert [s.name for s in recipe.stages] == ["read", "vqa"] and recipe.model["preset"] == "mini"
+    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2"] and recipe.model["preset"] == "mini"
+    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers"]
+    assert recipe.corpora["registers"]["register_gap"] > 0  # notes stand among other cards, as the needle does
     for index in range(len(recipe.stages)):  # the recipe's model section reaches the later stages too
         model = startpoint.stage_train_config(recipe, index, tmp_path).model
         assert (model.train_vision, model.train_merger, model.train_language) == (False, False, True)
@@ -66,6 +69,13 @@ def test_a_build_trains_its_stages_in_order_and_writes_a_model_card(built):
     read = json.loads((out / "train-read" / "summary.json").read_text())
     vqa = yaml.safe_load((out / "train-vqa" / "config.yaml").read_text())
     assert read["steps"] == 2 and vqa["model"]["path"] == str(out / "train-read" / "final")  # stage 2 continues
+    # stage 2 trains on its own corpus; the evaluation's held-out documents come from the main one
+    assert json.loads((out / "data-vqa" / "summary.json").read_text())["store"].endswith("store-other")
+    documents = {p.stem for p in (out / "corpus").glob("*.pdf")}
+    assert len(documents) == 8 and len({p.stem for p in (out / "corpus-other").glob("*.pdf")}) == 4
+    stores = {json.loads((out / f"eval-{s}" / "config.json").read_text())["config"]["store_dir"]
+              for s in ("niah", "synth-heldout", "reading")}
+    assert stores == {str(out / "store")}
     card = json.loads((final / startpoint.CARD_JSON).read_text())
     assert [s["stage"] for s in card["stages"]] == ["read", "vqa"]
     assert set(card["scores"]) == {"niah", "synth-heldout", "reading"}
@@ -99,6 +109,12 @@ def test_install_copies_a_built_model_and_refuses_anything_else(built, tmp_path)
     ({"stages": []}, "stages"),
     ({"stages": [TINY_RECIPE["stages"][0], TINY_RECIPE["stages"][0]]}, "stages"),
     ({"window": 100}, "window"),
+    ({"stages": [{**TINY_RECIPE["stages"][0], "corpus": "nowhere"}]}, "stages[0].corpus"),
+    ({"stages": TINY_RECIPE["stages"][:1]}, "corpora.other"),  # a corpus no stage trains on
+    ({"corpora": {"a/b": {"docs": 2, "seed": 1}}, "stages": [{**TINY_RECIPE["stages"][0], "corpus": "a/b"}]},
+     "corpora.a/b"),
+    ({"corpora": {"other": {"docs": 2, "seed": 1, "pages": 3}}}, "corpora.other.pages"),
+    ({"corpus": {"docs": 2}}, "corpus.seed"),
     ({"eval": {"items": 3}}, "eval.items"),
     ({"ingest": {"max_dpi": -1}}, "ingest.max_dpi"),
     ({"stages": [{"name": "x", "synth": {"task_mix": {"nonsense": 1.0}}}]}, "stages[0].synth.task_mix"),

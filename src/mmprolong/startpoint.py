@@ -47,6 +47,8 @@ class StageConfig(Config):
     """One training stage: the mixture synth builds for it and the training run on it."""
 
     name: str = field(help="stage name (its folders are OUT/data-NAME and OUT/train-NAME)")
+    corpus: str = field("", help="the corpus of the stage's mixture: a name in the recipe's `corpora`, or empty "
+                                 "for the recipe's `corpus`")
     synth: dict[str, Any] = field(default_factory=dict, help="SynthConfig fields of the stage's mixture")
     train: dict[str, Any] = field(default_factory=dict, help="TrainConfig fields (run_dir, data and, after the "
                                                              "first stage, model.path are set by the build)")
@@ -62,7 +64,13 @@ class StartRecipe(Config):
     corpus: dict[str, Any] = field(default_factory=dict, help="make_corpus options (docs, seed, min_pages, "
                                                               "max_pages, layout, register_share, specimen_share, "
                                                               "register_gap)")
-    ingest: dict[str, Any] = field(default_factory=dict, help="IngestConfig fields (pixel budget, dpi, workers)")
+    corpora: dict[str, dict[str, Any]] = field(default_factory=dict, help="further corpora by name (make_corpus "
+                                                                          "options each, made into OUT/corpus-NAME "
+                                                                          "and OUT/store-NAME) that stages name in "
+                                                                          "their `corpus`; the evaluation's held-out "
+                                                                          "documents always come from `corpus`")
+    ingest: dict[str, Any] = field(default_factory=dict, help="IngestConfig fields (pixel budget, dpi, workers), "
+                                                              "for every corpus")
     window: int = field(1024, help="the starting point's context window, tokens")
     model: dict[str, Any] = field(default_factory=dict, help="ModelConfig fields of the first stage (preset, "
                                                              "seed, rope_theta)")
@@ -83,11 +91,35 @@ class StartRecipe(Config):
             raise ConfigError("window", self.window, "must be at least 256 tokens")
         IngestConfig.from_dict(self.ingest, prefix="ingest.")
         for i, stage in enumerate(self.stages):
+            if stage.corpus and stage.corpus not in self.corpora:
+                raise ConfigError(f"stages[{i}].corpus", stage.corpus, f"not in corpora ({', '.join(self.corpora)})")
             SynthConfig.from_dict(stage.synth, prefix=f"stages[{i}].synth.")
             stage_train_config(self, i, Path("runs/start")).validate_settings()
+        for prefix, options in {"corpus": self.corpus, **{f"corpora.{k}": v for k, v in self.corpora.items()}}.items():
+            _check_corpus_options(prefix, options)
+        used = {stage.corpus for stage in self.stages}
+        for name in self.corpora:
+            if not name.replace("-", "").replace("_", "").isalnum() or name not in used:
+                raise ConfigError(f"corpora.{name}", self.corpora[name], "needs a name of letters, digits, - and _ "
+                                                                         "that a stage's `corpus` names")
         unknown = set(self.eval) - set(EVAL_DEFAULTS)
         if unknown:
             raise ConfigError(f"eval.{sorted(unknown)[0]}", self.eval, f"known: {', '.join(EVAL_DEFAULTS)}")
+
+
+def _check_corpus_options(prefix: str, options: Any) -> None:
+    """make_corpus options are keyword arguments: an unknown or missing one is refused before any corpus is made."""
+    import inspect
+
+    from mmprolong.corpus import make_corpus
+
+    if not isinstance(options, dict):
+        raise ConfigError(prefix, options, "must be a mapping of make_corpus options")
+    known = set(inspect.signature(make_corpus).parameters) - {"out_dir", "show_progress"}
+    for key in sorted(set(options) - known):
+        raise ConfigError(f"{prefix}.{key}", options[key], f"not a corpus option (known: {', '.join(sorted(known))})")
+    for key in sorted({"docs", "seed"} - set(options)):
+        raise ConfigError(f"{prefix}.{key}", None, "is required")
 
 
 def load_recipe(path: str | Path) -> StartRecipe:
@@ -119,14 +151,18 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = Tru
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out / "timings.json")
-    api.make_corpus(out / "corpus", **recipe.corpus, show_progress=show_progress)
-    api.ingest(out / "corpus", out / "store", IngestConfig.from_dict(recipe.ingest), show_progress=show_progress)
+    for name, options in {"": recipe.corpus, **recipe.corpora}.items():
+        suffix = f"-{name}" if name else ""
+        api.make_corpus(out / f"corpus{suffix}", **options, show_progress=show_progress)
+        api.ingest(out / f"corpus{suffix}", out / f"store{suffix}", IngestConfig.from_dict(recipe.ingest),
+                   show_progress=show_progress)
     clock.lap("corpus and ingest")
     runs = []
     for index, stage in enumerate(recipe.stages):
         data = out / f"data-{stage.name}"
         if not (data / "summary.json").is_file():
-            api.synth(out / "store", data, SynthConfig.from_dict(stage.synth), show_progress=show_progress)
+            store = out / (f"store-{stage.corpus}" if stage.corpus else "store")
+            api.synth(store, data, SynthConfig.from_dict(stage.synth), show_progress=show_progress)
         config = stage_train_config(recipe, index, out)
         summary_path = Path(config.run_dir) / "summary.json"
         if not (summary_path.is_file() and (Path(config.run_dir) / "final").is_dir()):
@@ -235,7 +271,10 @@ def model_card(card: dict) -> str:
              f"large-print pages at a {recipe['window']:,}-token window: the miniature of the instruct model the "
              "paper starts LongPT from. The quickstart continues it to 4x the window.", "",
              f"Rebuild: `{card['command']}` ({card['date']}, {card['hardware']}).", "",
-             f"Data: the large-print corpus ({recipe['corpus']}), ingested with {recipe['ingest']}.", "",
+             f"Data: the large-print corpus ({recipe['corpus']})"
+             + "".join(f"; for the stages that name it, `{name}` ({options})"
+                       for name, options in recipe.get("corpora", {}).items())
+             + f"; ingested with {recipe['ingest']}.", "",
              "| stage | samples | data tokens | steps | trained tokens | first loss | final loss | seconds |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in card["stages"]:
