@@ -23,8 +23,9 @@ TINY_RECIPE = {
          "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False, "plot": True},
                    "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
                                 "min_lr": 1e-4}}},
-        {"name": "vqa", "corpus": "other", "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 8000, "seed": 2,
-                                  "task_mix": {"extract-single": 1.0}, "heldout_fraction": 0.35},  # 2 of the 8
+        {"name": "vqa", "corpus": "other",  # its own corpus; the evaluation's held-out documents: 2 of the main 8
+         "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 8000, "seed": 2,
+                   "task_mix": {"extract-single": 1.0}, "heldout_fraction": 0.35},
          "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False},
                    "schedule": {"budget_tokens": 4096, "global_batch_tokens": 2048, "warmup_fraction": 0.5,
                                 "min_lr": 1e-4},
