@@ -62,7 +62,8 @@ def _cmd_corpus_make(args) -> int:
     from mmprolong import api
 
     paths = api.make_corpus(args.out_dir, docs=args.docs, seed=args.seed, min_pages=args.min_pages,
-                            max_pages=args.max_pages, layout=args.layout)
+                            max_pages=args.max_pages, layout=args.layout, register_share=args.register_share,
+                            specimen_share=args.specimen_share, register_gap=args.register_gap)
     print(f"wrote {len(paths)} documents to {args.out_dir}")
     return 0
 
@@ -225,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--layout", choices=("standard", "large-print"), default="standard",
                       help="standard: reports, manuals, slides at the paper's scale; large-print: decks of fact "
                            "cards legible at a small pixel budget (the quickstart's)")
+    from mmprolong.corpus.cards import REGISTER_SHARE, SPECIMEN_SHARE
+
+    make.add_argument("--register-share", type=float, default=REGISTER_SHARE,
+                      help="large-print: expected share of archive registers (note cards with 6-digit codes)")
+    make.add_argument("--specimen-share", type=float, default=SPECIMEN_SHARE,
+                      help="large-print: expected share of type specimens (random lines, only readable by reading)")
+    make.add_argument("--register-gap", type=int, default=0,
+                      help="large-print: at most this many white catalogue cards after each register note "
+                           "(0: notes only; the quickstart uses 5)")
     make.set_defaults(func=_cmd_corpus_make)
 
     ingest = sub.add_parser("ingest", help="PDFs -> page store (images, text, exact vision tokens)")

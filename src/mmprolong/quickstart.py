@@ -47,6 +47,12 @@ START_THETA, LONG_THETA = 10_000.0, 40_000.0  # the starting point's base, raise
 NIAH_LENGTHS = [1024, 2048, 4096, 8192, 16384]
 HELDOUT_LENGTHS = [1024, 2048, 4096]
 INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0, "workers": 2}  # 128 tokens a page
+# The starting point's world (its `registers` corpus): archive registers whose notes stand among catalogue cards,
+# as the needle stands in its haystack, so LongPT's extract-single questions about a register ask for the kind of
+# retrieval niah measures. On the default shares (15% registers, notes only) the starting point answered 12.5% of
+# held-out extract-single questions at 1K; here 56%.
+QUICK_CORPUS = {"min_pages": 20, "max_pages": 60, "layout": "large-print", "register_share": 0.6,
+                "specimen_share": 0.2, "register_gap": 5}
 HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
               "heldout_fraction": HELDOUT_FRACTION}
@@ -93,12 +99,13 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                   "model": {"rope_theta": LONG_THETA, "max_position_embeddings": LONG_WINDOW,
                             "max_pixels": INGEST["max_pixels"], "train_vision": False, "train_merger": False},
                   "data": {"max_seq_len": LONG_WINDOW, "seed": seed},
-                  "optim": {"lr": 1e-3, "weight_decay": 0.1},
+                  # 3e-4: at 1e-3 LongPT erased the starting point's retrieval (niah 1K 53% -> 33%; 3e-4: 73%)
+                  "optim": {"lr": 3e-4, "weight_decay": 0.1},
                   "schedule": {"budget_tokens": train_tokens, "global_batch_tokens": 4 * LONG_WINDOW,
-                               "warmup_fraction": 0.1, "min_lr": 1e-4},
+                               "warmup_fraction": 0.1, "min_lr": 3e-5},
                   "checkpoint": {"interval_steps": 20, "keep_last": 1}}
     return Plan(
-        corpus={"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 60, "layout": "large-print"}, pdfs=None,
+        corpus={"docs": docs, "seed": seed, **QUICK_CORPUS}, pdfs=None,
         # as many sample tokens as LongPT trains on: one pass over distinct samples (each page is asked about in
         # several of them, at other positions and with other questions), not a few passes over a small mixture
         ingest=INGEST, long_synth={**LONG_SYNTH, "budget_tokens": train_tokens, "seed": seed, "workers": 2},
