@@ -425,8 +425,7 @@ def _start_section(facts: dict) -> Section:
         s.paragraphs.append(
             f"Reading (its card): transcripts of held-out pages at {int(length):,} tokens match the text layer at "
             f"{_pct(cell['accuracy'])} character similarity (1 - normalised edit distance; 95% interval "
-            f"{_pct(cell['ci95'][0])}-{_pct(cell['ci95'][1])}, n={cell['n']}); a needle's code is a short line "
-            "in large type, read more often than a whole page.")
+            f"{_pct(cell['ci95'][0])}-{_pct(cell['ci95'][1])}, n={cell['n']}).")
     niah = sorted(card["scores"].get("niah", {}).get("single", {}).items(), key=lambda kv: int(kv[0]))
     if niah:
         s.paragraphs.append("Needle in a haystack (its card; the haystack from its own corpus): " + "; ".join(

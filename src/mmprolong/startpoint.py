@@ -116,10 +116,12 @@ def _check_corpus_options(prefix: str, options: Any) -> None:
     if not isinstance(options, dict):
         raise ConfigError(prefix, options, "must be a mapping of make_corpus options")
     known = set(inspect.signature(make_corpus).parameters) - {"out_dir", "show_progress"}
-    for key in sorted(set(options) - known):
-        raise ConfigError(f"{prefix}.{key}", options[key], f"not a corpus option (known: {', '.join(sorted(known))})")
-    for key in sorted({"docs", "seed"} - set(options)):
-        raise ConfigError(f"{prefix}.{key}", None, "is required")
+    unknown, missing = sorted(set(options) - known), sorted({"docs", "seed"} - set(options))
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}", options[unknown[0]], f"not a corpus option (known: "
+                                                                         f"{', '.join(sorted(known))})")
+    if missing:
+        raise ConfigError(f"{prefix}.{missing[0]}", None, "is required")
 
 
 def load_recipe(path: str | Path) -> StartRecipe:

@@ -41,8 +41,8 @@ def fact_text(archive: str, code: str) -> str:
 
 def question_text(archives: list[str]) -> str:
     """The question as synth asks it about a note, without an answer-format instruction: sub-EM finds the code in
-    any answer, and the miniature's starting point, which no instruction ever reached, answered 1/12 at 256-1,024
-    tokens with "Answer with the code only." appended against 12/12 at 256-512 without (README)."""
+    any answer, and the miniature's starting point, which no instruction ever reached, answered 0-2 of 12 at each
+    length from 256 to 1,024 tokens with "Answer with the code only." appended, 7-12 of 12 without (README)."""
     if len(archives) == 1:
         return f"What is the secret code of the {archives[0]}?"
     names = ", ".join(archives[:-1]) + f" and {archives[-1]}"
