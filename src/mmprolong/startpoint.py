@@ -3,7 +3,8 @@
 The paper starts LongPT from Qwen2.5-VL-7B-Instruct, a model that already reads pages well inside its 32K window.
 In the miniature that part is played by the ``mini`` preset (a real Qwen2.5-VL of 2.5M parameters) trained by
 mmprolong on large-print documents (``corpus.cards``) at 1,024 tokens: first to read (transcribe single pages),
-then to answer questions about short documents. It ships inside the package (``assets/start``: bf16 safetensors,
+then to answer questions about short documents, then (on a second corpus, ``corpora``) to find a note among other
+cards. It ships inside the package (``assets/start``: bf16 safetensors,
 tokenizer, image processor, model card), so the quickstart starts from it offline.
 
     mmprolong start build --recipe recipes/miniature-start.yaml --out runs/start [--install]
