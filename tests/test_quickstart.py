@@ -73,6 +73,9 @@ def test_numbers_in_report_come_from_the_steps(run):
     assert not torch.equal(long_model["lm_head.weight"].to(torch.bfloat16), start["lm_head.weight"])
     assert long["exclusion"]["source"] == summary["decontamination"]["exclusion_list"]
     assert f"the {summary['decontamination']['against']} held-out documents" in report
+    card = json.loads((shipped_path() / "card.json").read_text())  # the starting point's own niah, from its card
+    cell = card["scores"]["niah"]["single"]["1024"]
+    assert f"1,024 tokens {100 * cell['accuracy']:.1f}% ({100 * cell['ci95'][0]:.1f}%-" in report
     for name in ("corpus", "ingest", "decontaminate", "synth", "train", "eval", "report"):
         assert summary["timings_s"][name] >= 0
 
