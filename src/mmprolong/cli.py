@@ -226,13 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--layout", choices=("standard", "large-print"), default="standard",
                       help="standard: reports, manuals, slides at the paper's scale; large-print: decks of fact "
                            "cards legible at a small pixel budget (the quickstart's)")
-    from mmprolong.corpus.cards import REGISTER_SHARE, SPECIMEN_SHARE
+    from mmprolong.corpus import make_corpus
 
-    make.add_argument("--register-share", type=float, default=REGISTER_SHARE,
+    corpus_defaults = inspect.signature(make_corpus).parameters
+    make.add_argument("--register-share", type=float, default=corpus_defaults["register_share"].default,
                       help="large-print: expected share of archive registers (note cards with 6-digit codes)")
-    make.add_argument("--specimen-share", type=float, default=SPECIMEN_SHARE,
+    make.add_argument("--specimen-share", type=float, default=corpus_defaults["specimen_share"].default,
                       help="large-print: expected share of type specimens (random lines, only readable by reading)")
-    make.add_argument("--register-gap", type=int, default=0,
+    make.add_argument("--register-gap", type=int, default=corpus_defaults["register_gap"].default,
                       help="large-print: at most this many white catalogue cards after each register note "
                            "(0: notes only; the quickstart uses 5)")
     make.set_defaults(func=_cmd_corpus_make)

@@ -155,17 +155,16 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = Tru
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out / "timings.json")
     for name, options in {"": recipe.corpus, **recipe.corpora}.items():
-        suffix = f"-{name}" if name else ""
-        api.make_corpus(out / f"corpus{suffix}", **options, show_progress=show_progress)
-        api.ingest(out / f"corpus{suffix}", out / f"store{suffix}", IngestConfig.from_dict(recipe.ingest),
+        api.make_corpus(_folder(out, "corpus", name), **options, show_progress=show_progress)
+        api.ingest(_folder(out, "corpus", name), _folder(out, "store", name), IngestConfig.from_dict(recipe.ingest),
                    show_progress=show_progress)
     clock.lap("corpus and ingest")
     runs = []
     for index, stage in enumerate(recipe.stages):
         data = out / f"data-{stage.name}"
         if not (data / "summary.json").is_file():
-            store = out / (f"store-{stage.corpus}" if stage.corpus else "store")
-            api.synth(store, data, SynthConfig.from_dict(stage.synth), show_progress=show_progress)
+            api.synth(_folder(out, "store", stage.corpus), data, SynthConfig.from_dict(stage.synth),
+                      show_progress=show_progress)
         config = stage_train_config(recipe, index, out)
         summary_path = Path(config.run_dir) / "summary.json"
         if not (summary_path.is_file() and (Path(config.run_dir) / "final").is_dir()):
@@ -179,6 +178,12 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = Tru
     clock.lap("evaluation")
     write_card(final, out, recipe, runs, scores, check, clock.totals)
     return final
+
+
+def _folder(out: Path, kind: str, corpus: str) -> Path:
+    """OUT/corpus and OUT/store for the recipe's `corpus` (name ""), OUT/corpus-NAME and OUT/store-NAME for one of
+    its `corpora`."""
+    return out / (f"{kind}-{corpus}" if corpus else kind)
 
 
 def evaluate_start(model: Path, out: Path, recipe: StartRecipe, *, show_progress: bool = True) -> dict:
