@@ -87,9 +87,13 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
     for model in ("base", "trained"):
         niah = saved["scores"][model]["niah"]["single"]
         assert set(niah) == {"1024", "2048"}
-        for cell in niah.values():
+        answers = [json.loads(line) for line in (out / f"eval-{model}-niah" / "results.jsonl").open()]
+        for length, cell in niah.items():
             assert cell["n"] == 5  # 5 depths x 1 needle
             assert 0 <= cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] <= 1
+            in_place = [json.loads(a["metadata"])["in_place"] for a in answers if a["length"] == int(length)]
+            assert cell["in_place"] == pytest.approx(sum(in_place) / 5, abs=1e-6)  # partial credit, per answer
+            assert 0 <= cell["in_place_ci95"][0] <= cell["in_place"] <= cell["in_place_ci95"][1] <= 1
         heldout = saved["scores"][model]["synth-heldout"]
         assert set(heldout) == {"extract-single", "extract-multi", "reasoning"}
         assert all(cell["n"] == 4 for task in heldout.values() for cell in task.values())  # 4 depths x 1
@@ -97,6 +101,8 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
     cell = saved["scores"]["trained"]["niah"]["single"]["2048"]
     shown = f"{100 * cell['accuracy']:.1f} [{100 * cell['ci95'][0]:.1f}, {100 * cell['ci95'][1]:.1f}] (n=5)"
     assert "| niah | single | 2K |" in report and shown in report
+    shown = f"{100 * cell['in_place']:.1f} [{100 * cell['in_place_ci95'][0]:.1f}, {100 * cell['in_place_ci95'][1]:.1f}]"
+    assert "| single | 2K | " in report and shown in report.split("code characters in place (%)", 1)[1]
 
 
 def test_rerun_finds_every_step_done(run):

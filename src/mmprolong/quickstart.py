@@ -450,7 +450,7 @@ def _fmt(value) -> str:
 
 
 def _eval_section(facts: dict, images: dict) -> Section:
-    from mmprolong.eval.report import fmt_interval
+    from mmprolong.eval.report import IN_PLACE_NOTE, fmt_compared_in_place, fmt_interval
 
     plan = facts["plan"]
     lengths, window = plan.niah_lengths, plan.window
@@ -468,7 +468,14 @@ def _eval_section(facts: dict, images: dict) -> Section:
                    + (f" ({e['errors'][r]} errors)" if e["errors"][r] else "") for r in runs]
                 for e in comparison["rows"]]
         s.tables.append((["suite", "task", "length"] + [f"{r} (%)" for r in runs], rows))
-    for name, caption in (("accuracy", "Needle accuracy against length (dashed: LongPT window)"),
+        partial = [e for e in comparison["rows"] if any(v is not None for v in e["in_place"].values())]
+        if partial:
+            s.paragraphs.append(IN_PLACE_NOTE)
+            s.tables.append((["task", "length"] + [f"{r}: code characters in place (%)" for r in runs],
+                             [[e["task"], f"{e['length'] // 1024}K"] + [fmt_compared_in_place(e, r) for r in runs]
+                              for e in partial]))
+    for name, caption in (("accuracy", "Needle accuracy against length (dotted: code characters in place; "
+                                       "dashed: LongPT window)"),
                           ("heatmap_base", "Needle heatmap, starting point"),
                           ("heatmap_trained", "Needle heatmap, after LongPT"),
                           ("accuracy_heldout", "Held-out synth tasks against length")):

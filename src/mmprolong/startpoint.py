@@ -236,13 +236,15 @@ def fixed_check(model: str | Path, out: str | Path) -> dict:
 
 
 def scores_of(eval_dir: str | Path) -> dict:
-    """An eval run's scores per task and length: ``{task: {length: {accuracy, n, ci95}}}`` (the run's table)."""
+    """An eval run's scores per task and length: ``{task: {length: {accuracy, n, ci95}}}`` (the run's table), and
+    for needle codes their partial credit, ``in_place`` with ``in_place_ci95``."""
     rows = json.loads((Path(eval_dir) / "table.json").read_text())["rows"]
     scores: dict[str, dict[str, dict]] = {}
     for row in rows:
         if row["depth"] == "all" and row["task"] != "all" and row["score"] is not None:
             scores.setdefault(row["task"], {})[str(row["length"])] = {
-                "accuracy": row["score"], "n": row["ok"], "ci95": row["ci95"]}
+                "accuracy": row["score"], "n": row["ok"], "ci95": row["ci95"],
+                **{key: row[key] for key in ("in_place", "in_place_ci95") if key in row}}
     return scores
 
 
@@ -271,7 +273,7 @@ def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], sc
 
 
 def model_card(card: dict) -> str:
-    from mmprolong.eval.report import fmt_interval
+    from mmprolong.eval.report import fmt_in_place, fmt_interval
 
     recipe = card["recipe"]
     lines = ["# mmprolong starting point (mini Qwen2.5-VL)", "",
@@ -290,14 +292,15 @@ def model_card(card: dict) -> str:
         lines.append(f"| {s['stage']} | {s['samples']:,} | {s['tokens']:,} | {s['steps']} | {s['trained_tokens']:,} "
                      f"| {s['first_loss']:.3f} | {s['final_loss']:.3f} | {seconds:.0f} |")
     lines += ["", "Scores (%, 95% interval, items) on a store of documents it never saw, held out:", "",
-              "| suite | task | length | score |", "| --- | --- | --- | --- |"]
+              "| suite | task | length | score | code characters in place |", "| --- | --- | --- | --- | --- |"]
     for suite, tasks in card["scores"].items():
         for task, by_length in tasks.items():
             for length, s in sorted(by_length.items(), key=lambda kv: int(kv[0])):
-                row = {"score": s["accuracy"], "ci95": s["ci95"], "ok": s["n"]}
-                lines.append(f"| {suite} | {task} | {int(length):,} | {fmt_interval(row)} |")
+                row = {"score": s["accuracy"], "ci95": s["ci95"], "ok": s["n"], **s}
+                lines.append(f"| {suite} | {task} | {int(length):,} | {fmt_interval(row)} | {fmt_in_place(row)} |")
     lines += ["", "reading: transcripts of held-out pages (synth-heldout's ocr-full), scored by character similarity "
-              "(1 - normalised edit distance); the others: share of items answered right.",
+              "(1 - normalised edit distance); the others: share of items answered right; niah also the share of the "
+              "code's characters in the answer at their place (partial credit).",
               "", "Loss curves: " + ", ".join(f"`loss-{s['stage']}.png`" for s in card["stages"]), ""]
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from mmprolong.eval.metrics import (
     NOT_ANSWERABLE,
     anls,
     char_similarity,
+    characters_in_place,
     exact_match,
     generalized_acc_f1,
     judge_list_f1,
@@ -115,6 +116,18 @@ def test_substring_exact_match():
     assert substring_exact_match("The answer is: Paris, France.", ["Lyon", "France"]) == 1.0
     assert substring_exact_match("", ["paris"]) == 0.0
     assert substring_exact_match("It is 100.", ["10"]) == 1.0  # plain substring, as in MMLongBench
+
+
+def test_characters_in_place_counts_the_code_characters_of_the_best_word_at_their_place():
+    assert characters_in_place("507593", "507593") == 1.0
+    assert characters_in_place("The code is 114485.", "814485") == pytest.approx(5 / 6)  # first digit misread
+    assert characters_in_place("1 April, then 950124", "655124") == pytest.approx(3 / 6)  # the best word counts
+    assert characters_in_place("50759", "507593") == pytest.approx(5 / 6)  # a dropped last digit
+    assert characters_in_place("07593", "507593") == 0.0  # a dropped first digit shifts every place
+    assert characters_in_place("AB12cd", "ab12CD") == 1.0  # case-insensitive
+    assert characters_in_place("no code here", "507593") == 0.0 and characters_in_place("", "507593") == 0.0
+    with pytest.raises(ValueError, match="non-empty gold"):
+        characters_in_place("507593", " ")
 
 
 # ------------------------------------------------------------------------------------------------

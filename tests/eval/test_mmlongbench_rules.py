@@ -100,10 +100,18 @@ def test_binary_accuracy_reads_the_last_yes_no_and_falls_back_to_the_default():
     assert metrics.binary_accuracy("I cannot tell", "Yes", default_label=0) == 0.0
 
 
-def _item(metric: str, answers, metadata=None):
-    return make_item(suite="mmniah", task="t", length=8, depth=-1.0, parts=("q",), question="q",
+def _item(metric: str, answers, metadata=None, suite="mmniah"):
+    return make_item(suite=suite, task="t", length=8, depth=-1.0, parts=("q",), question="q",
                      answers=tuple(answers), answer_format="String", metric=metric,
                      metadata=json.dumps(metadata or {}))
+
+
+def test_needle_codes_get_partial_credit_beside_sub_em_and_other_suites_do_not():
+    score, details = score_item(_item("niah", ["814485"], suite="niah"), "Answer: 114485")
+    assert score == 0.0 and details == {"parsed": "114485", "in_place": 0.833333}
+    score, details = score_item(_item("niah-all", ["507593", "220017"], suite="niah"), "507593 and 920017")
+    assert score == 0.5 and details["found"] == [1.0, 0.0] and details["in_place"] == pytest.approx(11 / 12, abs=1e-6)
+    assert "in_place" not in score_item(_item("niah", ["saffron"]), "answer: Saffron.")[1]  # MM-NIAH: text answers
 
 
 def test_default_post_process_keeps_the_better_of_raw_and_parsed():

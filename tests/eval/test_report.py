@@ -1,5 +1,6 @@
 """Tables and plots from a hand-made results set; comparing runs."""
 
+import dataclasses
 import json
 
 import pytest
@@ -81,3 +82,40 @@ def test_compare_runs_side_by_side(tmp_path):
     assert data["runs"] == ["base-model", "trained-model"]
     for key in ("accuracy_vs_length", "needle_heatmaps"):
         assert (tmp_path / "cmp" / f"{key}.png").stat().st_size > 5000 and key in files
+
+
+def _coded(length, depth, score, in_place, task="single"):
+    r = _result(task, length, depth, score)
+    return dataclasses.replace(r, item_id=f"{r.item_id}-{in_place}", metadata=json.dumps({"in_place": in_place}))
+
+
+def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_path):
+    results = [_coded(1024, 0.0, 1.0, 1.0), _coded(1024, 1.0, 0.0, 0.5), _coded(4096, 0.0, 0.0, 1 / 6),
+               _coded(4096, 1.0, 0.0, 0.5), _result("single", 4096, 1.0, 0.0, status="error"),
+               _coded(1024, 0.0, 0.0, 0.0, task="multi-2")]
+    rows = summarize(results)
+    cell = _row(rows, "niah", "single", 4096, "all")
+    assert cell["score"] == 0.0 and cell["ok"] == 2  # the error item is in neither mean
+    assert cell["in_place"] == pytest.approx(1 / 3, abs=1e-6)
+    assert cell["in_place_ci95"][0] == 0.0 and cell["in_place_ci95"][1] == pytest.approx(1.0, abs=1e-4)  # t, n=2
+    assert _row(rows, "niah", "single", 1024, 1.0)["in_place"] == 0.5
+    assert _row(rows, "niah", "all", 1024, "all")["in_place"] == pytest.approx((0.75 + 0.0) / 2, abs=1e-6)
+    assert "in_place" not in _row(summarize(hand_made()), "niah", "single", 8192, "all")  # answers without it
+
+    write_report(tmp_path / "base", results, label="base")
+    md = (tmp_path / "base" / "table.md").read_text()
+    assert "## niah single: characters of the code in place (%)" in md
+    assert "| 4K | 33.3 [0.0, 100.0] (n=2) |" in md and "| 1K | 75.0 [" in md
+
+    better = [_coded(4096, 0.0, 1.0, 1.0), _coded(4096, 1.0, 0.0, 5 / 6)]
+    write_results(tmp_path / "trained", better)
+    write_results(tmp_path / "base-results", results)
+    compare_runs([tmp_path / "base-results", tmp_path / "trained"], tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## Needle codes: characters in place (%)" in md
+    assert "| single | 4K | 33.3 [0.0, 100.0] (n=2) | 91.7 [" in md
+    assert "| single | 1K | 75.0 [" in md and "| — |" in md  # the trained run has no 1K answers
+    [entry] = [e for e in json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"]
+               if (e["task"], e["length"]) == ("single", 4096)]
+    assert entry["in_place"] == {"base-results": pytest.approx(1 / 3, abs=1e-6),
+                                 "trained": pytest.approx(11 / 12, abs=1e-6)}

@@ -160,6 +160,19 @@ def substring_exact_match(pred: str, golds: str | Sequence[str]) -> float:
     return float(any(normalize_answer(g) in pred_norm for g in gold_alternatives(golds)))
 
 
+def characters_in_place(pred: str, gold: str) -> float:
+    """Partial credit for a code (ours, not a benchmark's): the share of ``gold``'s characters that the
+    best-matching word of ``pred`` (a run of letters and digits) has at the same position, case-insensitive:
+    gold "814485" and answer "Code 114485" score 5/6; a random 6-digit answer 1/10 on average. Sub-EM says whether
+    the needle was retrieved; this says how near an answer came, where sub-EM is 0 for nearly every answer (a model
+    that finds the note but misreads a digit scores near 1, one that answers from the wrong page near 0.1)."""
+    gold = gold.strip().lower()
+    if not gold:
+        raise ValueError("characters_in_place needs a non-empty gold")
+    words = re.findall(r"[0-9a-z]+", str(pred).lower())
+    return max((sum(a == b for a, b in zip(word, gold)) / len(gold) for word in words), default=0.0)
+
+
 # --------------------------------------------------------------------------------------------------
 # Helpers shared by the MMLongBench-Doc and LongDocURL scorers (same rules, slightly different cleaning)
 # --------------------------------------------------------------------------------------------------

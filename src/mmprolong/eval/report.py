@@ -4,7 +4,9 @@ A cell's score is the mean over its items that were answered (status ok); items 
 ``errors`` and left out of the mean, so a broken input does not read as a wrong answer (a model that cannot take
 the length at all shows errors and no score). A suite's score at a length is the mean over its tasks of their
 means (for docvqa: the mean over the three datasets, as the paper reports). Every score carries a 95% interval
-(``ci95``, ``mmprolong.stats``) and its item count, ``ok``.
+(``ci95``, ``mmprolong.stats``) and its item count, ``ok``. Needle rows also carry partial credit, ``in_place``
+(the share of the code's characters the answer has at their place) with ``in_place_ci95``: where sub-EM is 0 at
+every length it still shows how near a model came.
 
 Plots: the needle heatmap (depth x length, one panel per needle variant) and accuracy against length (one line
 per model). ``compare_runs(run_dirs, out_dir)`` puts several runs (e.g. base vs trained) side by side.
@@ -39,19 +41,30 @@ def summarize(results: Sequence[EvalResult]) -> list[dict]:
             cells[(r.suite, r.task, r.length, ALL)].append(r)
     rows = [_row(key, group) for key, group in cells.items()]
     tasks: dict[tuple, list[list[float]]] = defaultdict(list)  # (suite, length) -> per task, the answered scores
+    partials: dict[tuple, list[list]] = defaultdict(list)  # the same for the partial credit (None: not scored so)
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
     for (suite, _, length, depth), group in cells.items():
         if depth == ALL:
             tasks[(suite, length)].append([r.score for r in group if r.status == "ok"])
+            partials[(suite, length)].append(_in_place([r for r in group if r.status == "ok"]))
             for i, value in enumerate((len(group), sum(r.status == "ok" for r in group),
                                        sum(r.status != "ok" for r in group))):
                 counts[(suite, length)][i] += value
     for key, (n, ok, errors) in counts.items():
-        answered = [g for g in tasks[key] if g]
-        rows.append({"suite": key[0], "task": ALL, "length": key[1], "depth": ALL, "n": n, "ok": ok,
-                     "errors": errors, "score": _mean([sum(g) / len(g) for g in answered]),
-                     "ci95": _interval(mean_of_means95(answered)) if answered else None})
+        row = {"suite": key[0], "task": ALL, "length": key[1], "depth": ALL, "n": n, "ok": ok, "errors": errors}
+        for value_key, ci_key, groups in (("score", "ci95", tasks[key]), ("in_place", "in_place_ci95", partials[key])):
+            answered = [g for g in groups if g]
+            if value_key == "in_place" and (not answered or any(None in g for g in answered)):
+                continue  # partial credit only where every answered task has it
+            row[value_key] = _mean([sum(g) / len(g) for g in answered])
+            row[ci_key] = _interval(mean_of_means95(answered)) if answered else None
+        rows.append(row)
     return sorted(rows, key=_sort_key)
+
+
+def _in_place(answered: list[EvalResult]) -> list:
+    """The answers' partial credit for needle codes (``scoring.score_item``), None for answers without one."""
+    return [json.loads(r.metadata).get("in_place") for r in answered]
 
 
 def _interval(bounds: tuple[float, float]) -> list[float]:
@@ -60,8 +73,12 @@ def _interval(bounds: tuple[float, float]) -> list[float]:
 
 def _row(key: tuple, group: list[EvalResult]) -> dict:
     ok = [r.score for r in group if r.status == "ok"]
-    return {"suite": key[0], "task": key[1], "length": key[2], "depth": key[3], "n": len(group), "ok": len(ok),
-            "errors": len(group) - len(ok), "score": _mean(ok), "ci95": _interval(interval95(ok)) if ok else None}
+    row = {"suite": key[0], "task": key[1], "length": key[2], "depth": key[3], "n": len(group), "ok": len(ok),
+           "errors": len(group) - len(ok), "score": _mean(ok), "ci95": _interval(interval95(ok)) if ok else None}
+    partial = _in_place([r for r in group if r.status == "ok"])
+    if partial and None not in partial:  # needle codes (scoring.score_item): partial credit beside the score
+        row["in_place"], row["in_place_ci95"] = _mean(partial), _interval(interval95(partial))
+    return row
 
 
 def _sort_key(row: dict):
@@ -102,7 +119,28 @@ def markdown_table(rows: Sequence[dict], *, title: str = "") -> str:
         for depth in depths:
             lines.append(f"| {_fmt_depth(depth)} | " + " | ".join(_fmt_score(grid.get((depth, n))) for n in lengths)
                          + " |")
+    partial = [row for row in rows if "in_place" in row and row["depth"] == ALL]
+    for task in sorted({row["task"] for row in partial}):
+        lines += ["", f"## niah {task}: characters of the code in place (%)", "", IN_PLACE_NOTE, "",
+                  "| length | in place % [95% interval] (answered) |", "| --- | --- |"]
+        lines += [f"| {format_length(row['length'])} | {fmt_in_place(row)} |" for row in partial
+                  if row["task"] == task]
     return "\n".join(lines) + "\n"
+
+
+IN_PLACE_NOTE = ("Partial credit: the share of the code's characters that the answer has at their place (a random "
+                 "digit scores 10%); the score above counts a needle only when the whole code is in the answer.")
+
+
+def fmt_in_place(row: dict) -> str:
+    """A row's partial credit for needle codes, formatted as ``fmt_interval`` formats its score."""
+    return fmt_interval({"score": row.get("in_place"), "ci95": row.get("in_place_ci95"), "ok": row["ok"]})
+
+
+def fmt_compared_in_place(entry: dict, label: str) -> str:
+    """``fmt_in_place`` of one run's column in a ``compare_runs`` row."""
+    return fmt_in_place({"in_place": entry["in_place"][label], "in_place_ci95": entry["in_place_ci95"][label],
+                         "ok": entry["ok"][label]})
 
 
 def _niah_grids(rows: Sequence[dict]) -> dict[str, dict[tuple, float | None]]:
@@ -113,8 +151,9 @@ def _niah_grids(rows: Sequence[dict]) -> dict[str, dict[tuple, float | None]]:
     return dict(sorted(grids.items()))
 
 
-def by_length(rows: Sequence[dict], suite: str, task: str = ALL) -> dict[int, float | None]:
-    return {r["length"]: r["score"] for r in rows if r["suite"] == suite and r["task"] == task and r["depth"] == ALL}
+def by_length(rows: Sequence[dict], suite: str, task: str = ALL, field: str = "score") -> dict[int, float | None]:
+    return {r["length"]: r.get(field) for r in rows
+            if r["suite"] == suite and r["task"] == task and r["depth"] == ALL}
 
 
 # --- plots -------------------------------------------------------------------------------------------------
@@ -180,14 +219,21 @@ def plot_needle_heatmaps(panels: dict[str, dict[tuple, float | None]], path: str
 
 
 def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: str | Path, *, title: str = "",
-                            training_length: int | None = None) -> Path:
-    """A line per series (model, or suite/task): score (%) against length on a log2 axis."""
+                            training_length: int | None = None,
+                            in_place: dict[str, dict[int, float | None]] | None = None) -> Path:
+    """A line per series (model, or suite/task): score (%) against length on a log2 axis; where ``in_place`` has
+    the series' name, its partial credit for needle codes as a dotted line of the same colour."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     lengths = sorted({n for s in series.values() for n in s})
     for name, points in series.items():
         xs = [n for n in lengths if points.get(n) is not None]
-        ax.plot(xs, [100 * points[n] for n in xs], marker="o", label=name)
+        [line] = ax.plot(xs, [100 * points[n] for n in xs], marker="o", label=name)
+        partial = (in_place or {}).get(name, {})
+        xs = [n for n in lengths if partial.get(n) is not None]
+        if xs:
+            ax.plot(xs, [100 * partial[n] for n in xs], marker="x", linestyle=":", color=line.get_color(),
+                    label=f"{name}: code characters in place")
     if training_length:
         ax.axvline(training_length, color="grey", linestyle="--", linewidth=1, label="training length")
     ax.set_xscale("log", base=2)
@@ -219,10 +265,11 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *, label: s
     write_text_atomic(out / "table.md", markdown_table(rows, title=f"{label}: results") + questions)
     files = {"table_json": str(out / "table.json"), "table_md": str(out / "table.md")}
     suites = sorted({r["suite"] for r in rows})
-    series = {f"{s}/{t}": by_length(rows, s, t) for s in suites
-              for t in sorted({r["task"] for r in rows if r["suite"] == s})}
+    tasks = [(s, t) for s in suites for t in sorted({r["task"] for r in rows if r["suite"] == s})]
+    series = {f"{s}/{t}": by_length(rows, s, t) for s, t in tasks}
+    in_place = {f"{s}/{t}": by_length(rows, s, t, field="in_place") for s, t in tasks}
     files["accuracy_vs_length"] = str(plot_accuracy_vs_length(series, out / "accuracy_vs_length.png",
-                                                              title=label))
+                                                              title=label, in_place=in_place))
     grids = _niah_grids(rows)
     if grids:
         files["needle_heatmap"] = str(plot_needle_heatmaps(grids, out / "needle_heatmap.png", title=label))
@@ -256,11 +303,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
                   key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
     table = []
     for suite, task, length in keys:
-        entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}, "ci95": {}, "ok": {}}
+        entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}, "ci95": {}, "ok": {},
+                 "in_place": {}, "in_place_ci95": {}}
         for label, rows in runs:
             match = [r for r in rows if (r["suite"], r["task"], r["length"], r["depth"]) == (suite, task, length, ALL)]
-            for field in ("score", "errors", "ci95", "ok"):
-                entry["scores" if field == "score" else field][label] = match[0][field] if match else None
+            for field in ("score", "errors", "ci95", "ok", "in_place", "in_place_ci95"):
+                entry["scores" if field == "score" else field][label] = match[0].get(field) if match else None
         table.append(entry)
     labels = [label for label, _ in runs]
     lines = ["# Comparison", "", "Score (%) per suite, task and length, with its 95% interval and the items answered; "
@@ -270,16 +318,26 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
         cells = [fmt_interval({"score": e["scores"][lb], "ci95": e["ci95"][lb], "ok": e["ok"][lb]})
                  + (f" ({e['errors'][lb]} err)" if e["errors"][lb] else "") for lb in labels]
         lines.append(f"| {e['suite']} | {e['task']} | {format_length(e['length'])} | " + " | ".join(cells) + " |")
+    partial = [e for e in table if any(v is not None for v in e["in_place"].values())]
+    if partial:
+        lines += ["", "## Needle codes: characters in place (%)", "", IN_PLACE_NOTE, "",
+                  "| task | length | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
+        lines += [f"| {e['task']} | {format_length(e['length'])} | "
+                  + " | ".join(fmt_compared_in_place(e, lb) for lb in labels) + " |" for e in partial]
     write_text_atomic(out / "compare.md", "\n".join(lines) + "\n")
     write_text_atomic(out / "compare.json", json.dumps({"runs": labels, "rows": table}, indent=1, sort_keys=True)
                       + "\n")
     files = {"compare_md": str(out / "compare.md"), "compare_json": str(out / "compare.json")}
     suites = sorted({e["suite"] for e in table})
-    series = {f"{label} / {suite}" if len(suites) > 1 else label: by_length(rows, suite)
-              for label, rows in runs for suite in suites}
+    names = {(label, suite): f"{label} / {suite}" if len(suites) > 1 else label for label, _ in runs
+             for suite in suites}
+    series = {names[label, suite]: by_length(rows, suite) for label, rows in runs for suite in suites}
+    in_place = {names[label, suite]: by_length(rows, suite, field="in_place") for label, rows in runs
+                for suite in suites}
     files["accuracy_vs_length"] = str(plot_accuracy_vs_length(series, out / "accuracy_vs_length.png",
                                                               title="score against length",
-                                                              training_length=training_length))
+                                                              training_length=training_length,
+                                                              in_place=in_place))
     panels = {f"{label}: {task}": grid for label, rows in runs for task, grid in _niah_grids(rows).items()}
     if panels:
         variants = max(len(_niah_grids(rows)) for _, rows in runs)

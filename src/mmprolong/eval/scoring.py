@@ -28,17 +28,22 @@ def score_item(item: EvalItem, prediction: str) -> tuple[float, dict]:
     the parsed answer); MAX_OVER_PARSED metrics: the better of the raw and the parsed answer, as MMLongBench
     scores them; binary-acc: the raw answer with the item's default label (metadata "default_label"); others:
     ``metrics.score`` of the parsed answer. Raises ValueError when the gold does not fit its metric (reported as
-    the item's error)."""
+    the item's error). For the niah suite, details["in_place"] is partial credit: the mean over the needles of the
+    share of the code's characters the answer has at their place (``metrics.characters_in_place``)."""
     parsed = parse_answer(prediction)
     golds = list(item.answers)
+    details: dict = {"parsed": parsed}
+    if item.suite == "niah":  # needle codes: partial credit beside sub-EM, the mean over the needles
+        details["in_place"] = round(sum(metrics.characters_in_place(prediction, gold) for gold in golds)
+                                    / len(golds), 6)
     if item.metric == "niah-all":
         found = [max(metrics.substring_exact_match(prediction, gold), metrics.substring_exact_match(parsed, gold))
                  for gold in golds]
-        return sum(found) / len(found), {"found": found, "parsed": parsed}
+        return sum(found) / len(found), {**details, "found": found}
     if item.metric in MAX_OVER_PARSED:
         gold = golds if item.metric != "mc-acc" else golds[0]
         value = max(metrics.score(item.metric, prediction, gold), metrics.score(item.metric, parsed, gold))
-        return value, {"parsed": parsed}
+        return value, details
     if item.metric == "binary-acc":
         default = int(json.loads(item.metadata).get("default_label", -1))
         return metrics.score("binary-acc", prediction, golds[0], default_label=default), {"default_label": default}
