@@ -52,14 +52,16 @@ def summarize(results: Sequence[EvalResult]) -> list[dict]:
                 counts[(suite, length)][i] += value
     for key, (n, ok, errors) in counts.items():
         row = {"suite": key[0], "task": ALL, "length": key[1], "depth": ALL, "n": n, "ok": ok, "errors": errors}
-        for value_key, ci_key, groups in (("score", "ci95", tasks[key]), ("in_place", "in_place_ci95", partials[key])):
-            answered = [g for g in groups if g]
-            if value_key == "in_place" and (not answered or any(None in g for g in answered)):
-                continue  # partial credit only where every answered task has it
-            row[value_key] = _mean([sum(g) / len(g) for g in answered])
-            row[ci_key] = _interval(mean_of_means95(answered)) if answered else None
+        row["score"], row["ci95"] = _mean_of_means([g for g in tasks[key] if g])
+        partial = [g for g in partials[key] if g]
+        if partial and not any(None in g for g in partial):  # partial credit only where every answered task has it
+            row["in_place"], row["in_place_ci95"] = _mean_of_means(partial)
         rows.append(row)
     return sorted(rows, key=_sort_key)
+
+
+def _mean_of_means(groups: list[list[float]]) -> tuple[float | None, list[float] | None]:
+    return _mean([sum(g) / len(g) for g in groups]), _interval(mean_of_means95(groups)) if groups else None
 
 
 def _in_place(answered: list[EvalResult]) -> list:
