@@ -7,7 +7,9 @@ what the starting point keeps at its window and gains beyond it.
 
 Each variant trains from the quickstart's starting point on its LongPT data (RUN/data-long) with its training
 config (RUN/train-long/config.yaml) plus the variant's overrides, then answers the quickstart's own evaluations
-(RUN/eval-trained-*/config.json: the same items, the same seed), so variants differ in training only. The
+(RUN/eval-trained-*/config.json: the same items, the same seed), so variants differ in training only (a
+variant with more tokens makes more passes over the same samples; for more distinct samples, run the quickstart
+with a larger --train-tokens and --docs and point --run at it). The
 starting point and the quickstart's own LongPT are the first two rows, from the quickstart's folders. Resumable:
 a variant's training resumes from its checkpoint and its answers come from the eval cache.
 
