@@ -76,6 +76,7 @@ def test_numbers_in_report_come_from_the_steps(run):
     card = json.loads((shipped_path() / "card.json").read_text())  # the starting point's own niah, from its card
     cell = card["scores"]["niah"]["single"]["1024"]
     assert f"1,024 tokens {100 * cell['accuracy']:.1f}% ({100 * cell['ci95'][0]:.1f}%-" in report
+    assert f"n={cell['n']}), code characters in place {100 * cell['in_place']:.1f}%" in report
     for name in ("corpus", "ingest", "decontaminate", "synth", "train", "eval", "report"):
         assert summary["timings_s"][name] >= 0
 

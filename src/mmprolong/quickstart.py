@@ -430,6 +430,7 @@ def _start_section(facts: dict) -> Section:
     if niah:
         s.paragraphs.append("Needle in a haystack (its card; the haystack from its own corpus): " + "; ".join(
             f"{int(length):,} tokens {_pct(c['accuracy'])} ({_pct(c['ci95'][0])}-{_pct(c['ci95'][1])}, n={c['n']})"
+            + (f", code characters in place {_pct(c['in_place'])}" if "in_place" in c else "")
             for length, c in niah) + ".")
     return s
 
