@@ -226,7 +226,9 @@ def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: st
     """A line per series (model, or suite/task): score (%) against length on a log2 axis; where ``in_place`` has
     the series' name, its partial credit for needle codes as a dotted line of the same colour."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    entries = len(series) + sum(any(v is not None for v in p.values()) for p in (in_place or {}).values())
+    beside = entries > 6  # a long legend goes beside the axes, not over the lines
+    fig, ax = plt.subplots(figsize=(9.5 if beside else 6.0, 3.8))
     lengths = sorted({n for s in series.values() for n in s})
     for name, points in series.items():
         xs = [n for n in lengths if points.get(n) is not None]
@@ -245,7 +247,10 @@ def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: st
     ax.set_xlabel("input length (tokens)")
     ax.set_ylabel("score (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if beside:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
