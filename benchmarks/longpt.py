@@ -35,8 +35,9 @@ from mmprolong.config import merge_overrides
 from mmprolong.eval import EvalConfig
 from mmprolong.eval.config import format_length
 from mmprolong.eval.report import plot_accuracy_vs_length
+from mmprolong.quickstart import train_stage
 from mmprolong.startpoint import scores_of
-from mmprolong.train.config import TrainConfig
+from mmprolong.train.launch import distributed_env
 
 SUITES = ("niah", "synth-heldout")
 
@@ -68,14 +69,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def run_variant(run: Path, work: Path, train: dict, overrides: dict) -> tuple[dict, dict]:
     """Train (or resume) one variant, answer the quickstart's evaluations; (training summary, scores by suite)."""
-    config = merge_overrides(train, overrides)
-    config["run_dir"] = str(work / "train")
-    config["logging"]["progress_bar"] = False
-    done = work / "train" / "summary.json"
-    if done.is_file() and (work / "train" / "final").is_dir():
-        summary = json.loads(done.read_text())
-    else:
-        summary = api.train(TrainConfig.from_dict(config))
+    fields = merge_overrides(train, {**overrides, "logging.progress_bar": False})
+    summary = train_stage(work / "train", run / "data-long", fields, distributed_env())  # read when already done
     scores = {}
     for suite in SUITES:
         eval_config = json.loads((run / f"eval-trained-{suite}" / "config.json").read_text())["config"]
@@ -113,7 +108,6 @@ def main() -> None:
         sys.exit(f"--run {run}: not a finished quickstart (missing {', '.join(missing)}); run "
                  f"`mmprolong quickstart --out {run}` first")
     train = yaml.safe_load((run / "train-long" / "config.yaml").read_text())
-    train["data"]["data_dir"] = str(run / "data-long")
     variants = dict(map(parse_variant, args.variant)) if args.variant else default_variants(train)
 
     results = {"starting point": ({}, {}, {s: scores_of(run / f"eval-base-{s}") for s in SUITES}),
