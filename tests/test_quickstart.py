@@ -71,6 +71,9 @@ def test_numbers_in_report_come_from_the_steps(run):
     visual = [name for name in start if name.startswith("visual.")]  # as transformers saves Qwen2.5-VL
     assert visual and all(torch.equal(long_model[name].to(start[name].dtype), start[name]) for name in visual)
     assert not torch.equal(long_model["lm_head.weight"].to(torch.bfloat16), start["lm_head.weight"])
+    vision = trained["vision_features"]  # so the tower ran once per distinct page, not once per row
+    assert 0 < vision["encoded"] < vision["images"] and vision["encoded"] <= store["pages"]
+    assert f"encoded {vision['encoded']:,} distinct page images once" in report
     assert long["exclusion"]["source"] == summary["decontamination"]["exclusion_list"]
     assert f"the {summary['decontamination']['against']} held-out documents" in report
     card = json.loads((shipped_path() / "card.json").read_text())  # the starting point's own niah, from its card

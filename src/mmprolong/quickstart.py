@@ -99,9 +99,11 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                   "model": {"rope_theta": LONG_THETA, "max_position_embeddings": LONG_WINDOW,
                             "max_pixels": INGEST["max_pixels"], "train_vision": False, "train_merger": False},
                   "data": {"max_seq_len": LONG_WINDOW, "seed": seed},
-                  # 3e-4: at 1e-3 LongPT erased the starting point's retrieval (niah 1K 53% -> 33%; 3e-4: 73%)
+                  # 3e-4: at 1e-3 LongPT erased the starting point's retrieval (niah 1K 53% -> 33%; 3e-4: 73%).
+                  # One 4K row a step: 4x the optimizer steps of 4 rows for the same tokens and time; code
+                  # characters in place at 4K 11% -> 36% (benchmarks/results/longpt-steps.json)
                   "optim": {"lr": 3e-4, "weight_decay": 0.1},
-                  "schedule": {"budget_tokens": train_tokens, "global_batch_tokens": 4 * LONG_WINDOW,
+                  "schedule": {"budget_tokens": train_tokens, "global_batch_tokens": LONG_WINDOW,
                                "warmup_fraction": 0.1, "min_lr": 3e-5},
                   "checkpoint": {"interval_steps": 20, "keep_last": 1}}
     return Plan(
@@ -439,6 +441,10 @@ def _train_section(facts: dict, images: dict) -> Section:
     s = Section("Training", paragraphs=[facts["plan"].description])
     keys = ["steps", "tokens", "seconds", "tokens_per_s", "first_loss", "final_loss", "packing_efficiency"]
     s.tables.append((["run"] + keys, [["LongPT"] + [_fmt(facts["trained"].get(k)) for k in keys]]))
+    if vision := facts["trained"].get("vision_features"):  # the frozen tower ran once per distinct page
+        s.paragraphs.append(f"The frozen vision tower encoded {vision['encoded']:,} distinct page images once and "
+                            f"reused their features for the other {vision['images'] - vision['encoded']:,} of "
+                            f"{vision['images']:,} ({_pct(vision['reused'])}; `parallel.vision_cache_mb`).")
     if "loss_trained" in images:
         s.images.append((images["loss_trained"], "Loss of LongPT"))
     return s

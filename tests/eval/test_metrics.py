@@ -11,6 +11,7 @@ import pytest
 from mmprolong.eval.metrics import (
     NOT_ANSWERABLE,
     anls,
+    best_word,
     char_similarity,
     characters_in_place,
     exact_match,
@@ -128,6 +129,10 @@ def test_characters_in_place_counts_the_code_characters_of_the_best_word_at_thei
     assert characters_in_place("no code here", "507593") == 0.0 and characters_in_place("", "507593") == 0.0
     with pytest.raises(ValueError, match="non-empty gold"):
         characters_in_place("507593", " ")
+    # the word it scores: the one with most characters in place, the first of equals, "" for no word
+    assert best_word("1 April, then 950124", "655124") == "950124"
+    assert best_word("Code 114485 or 814000", "814485") == "114485"  # 5 in place against 3
+    assert best_word("12 34", "99") == "12" and best_word("...", "507593") == ""
 
 
 # ------------------------------------------------------------------------------------------------

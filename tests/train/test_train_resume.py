@@ -23,14 +23,20 @@ from mmprolong.train.checkpoint import list_checkpoints
 from mmprolong.train.run import train
 
 
-def test_stopped_and_resumed_run_matches_the_uninterrupted_one(make_train_config, tmp_path):
+# frozen: the tower's features are memoised (train.frozen_vision); the resumed run starts with an empty cache, so
+# it encodes together images the uninterrupted run took from the cache
+@pytest.mark.parametrize("vision", [{}, {"model.train_vision": False, "model.train_merger": False}],
+                         ids=["trained-vision", "frozen-vision"])
+def test_stopped_and_resumed_run_matches_the_uninterrupted_one(make_train_config, tmp_path, vision):
     steps = 8
     a, b = tmp_path / "a", tmp_path / "b"
-    train(make_train_config(a, steps=steps, **{"checkpoint.interval_steps": 2}))
-    first = train(make_train_config(b, steps=steps, **{"checkpoint.interval_steps": 2, "schedule.stop_at_step": 3}))
+    uninterrupted = train(make_train_config(a, steps=steps, **{"checkpoint.interval_steps": 2}, **vision))
+    first = train(make_train_config(b, steps=steps, **{"checkpoint.interval_steps": 2, "schedule.stop_at_step": 3},
+                                    **vision))
     assert first["stopped"] == "stop_at_step" and first["steps"] == 3 and first["final_model"] is None
     assert [p.name for p in list_checkpoints(b)] == ["step-00000002", "step-00000003"]
-    second = train(make_train_config(b, steps=steps, **{"checkpoint.interval_steps": 2}))
+    second = train(make_train_config(b, steps=steps, **{"checkpoint.interval_steps": 2}, **vision))
+    assert (uninterrupted["vision_features"] is None) == (not vision)
     assert second["stopped"] == "completed" and second["steps_this_session"] == steps - 3
     run_a, run_b = metrics(a), metrics(b)
     assert [m["step"] for m in run_b] == list(range(1, steps + 1))

@@ -121,9 +121,10 @@ def draw_card(canvas: Canvas, lines: list[Line], *, size: tuple[float, float], a
     return placed
 
 
-def note_lines(archive: str, code: str, fact: FactDraft | None = None) -> list[Line]:
-    """A note card: the archive in the band, then its secret code (``fact``, when the code is a truth fact)."""
-    return [Line(archive, band=True), Line(NOTE_ATTRIBUTE.capitalize()), Line(code, INDENT, fact=fact)]
+def note_lines(archive: str, code: str, fact: FactDraft | None = None, indent: int = INDENT) -> list[Line]:
+    """A note card: the archive in the band, then its secret code (``fact``, when the code is a truth fact)
+    ``indent`` columns in (benchmarks/needle_shift.py moves it)."""
+    return [Line(archive, band=True), Line(NOTE_ATTRIBUTE.capitalize()), Line(code, indent, fact=fact)]
 
 
 def archive_names(count: int) -> list[str]:

@@ -167,10 +167,17 @@ def characters_in_place(pred: str, gold: str) -> float:
     the needle was retrieved; this says how near an answer came, where sub-EM is 0 for nearly every answer (a model
     that finds the note but misreads a digit scores near 1, one that answers from the wrong page near 0.1)."""
     gold = gold.strip().lower()
+    return sum(a == b for a, b in zip(best_word(pred, gold), gold)) / len(gold)
+
+
+def best_word(pred: str, gold: str) -> str:
+    """The word of ``pred`` (lower-cased run of letters and digits) with the most of ``gold``'s characters at their
+    place, the first of equals; "" when ``pred`` has no word."""
+    gold = gold.strip().lower()
     if not gold:
         raise ValueError("characters_in_place needs a non-empty gold")
     words = re.findall(r"[0-9a-z]+", str(pred).lower())
-    return max((sum(a == b for a, b in zip(word, gold)) / len(gold) for word in words), default=0.0)
+    return max(words, key=lambda word: sum(a == b for a, b in zip(word, gold)), default="")
 
 
 # --------------------------------------------------------------------------------------------------

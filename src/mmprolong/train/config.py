@@ -144,10 +144,15 @@ class ParallelConfig(Config):
                      "that never builds full-vocabulary logits for a row")
     backend: Literal["auto", "nccl", "gloo"] = field("auto", help="process-group backend; auto: nccl on GPU, "
                                                                  "gloo on CPU")
+    vision_cache_mb: int = field(1024, help="with the vision tower and merger frozen, on one process: keep each "
+                                            "image's vision features (up to this many MB) and encode an image seen "
+                                            "again only once (0 = off; the tower then runs on every row)")
 
     def validate(self) -> None:
         if self.sp_degree < 1:
             raise ConfigError("sp_degree", self.sp_degree, "must be 1 or more")
+        if self.vision_cache_mb < 0:
+            raise ConfigError("vision_cache_mb", self.vision_cache_mb, "must be 0 (off) or more")
         if self.sequence_parallel == "none" and self.sp_degree != 1:
             raise ConfigError("sp_degree", self.sp_degree, "set sequence_parallel to 'ring' or use sp_degree 1")
         if self.sequence_parallel != "none" and self.sp_degree < 2:

@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -34,6 +35,7 @@ from mmprolong.train.checkpoint import (
 )
 from mmprolong.train.collate import pad_token_id
 from mmprolong.train.config import TrainConfig, micro_batches_per_step, resume_relevant
+from mmprolong.train.frozen_vision import FrozenVisionFeatures, frozen_vision_applies
 from mmprolong.train.logging import MetricsLogger, peak_memory_gb
 from mmprolong.train.loss import answer_loss_sum
 from mmprolong.train.parallelize import (
@@ -349,7 +351,10 @@ class Trainer:
             "micro_batches_per_step": self.micro_batches,
             "global_batch_tokens": self.config.schedule.global_batch_tokens,
             "peak_memory_gb": peak_memory_gb(self.world.device), "last_checkpoint": self.last_checkpoint,
-            "final_model": str(final) if final else None}
+            "final_model": str(final) if final else None,
+            # this session's vision-tower use when its features are memoised (train.frozen_vision), else None
+            "vision_features": images.stats() if (images := getattr(self.loss_fn, "keywords", {}).get("images"))
+            else None}
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if not self.world.distributed:
@@ -393,6 +398,12 @@ def parallelize(model, config: TrainConfig, world: World, tokenizer):
         if world.is_main:
             log.info("activation checkpointing on %d layers and vision blocks", count)
     loss_fn, sp = answer_loss_sum, None
+    why_not = frozen_vision_applies(config, world)
+    if why_not is None:
+        loss_fn = partial(answer_loss_sum, images=FrozenVisionFeatures(family_of_config(model.config),
+                                                                       config.parallel.vision_cache_mb << 20))
+    elif world.is_main and not (config.model.train_vision or config.model.train_merger):
+        log.info("vision features are not memoised: %s", why_not)
     if p.fused_loss == "liger":
         check_liger()
         loss_fn = liger_answer_loss_sum

@@ -20,12 +20,12 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 
 from mmprolong.errors import DataError
 from mmprolong.eval.backends.base import Answer, GenerationSettings, SequentialBackend, template_parts
 from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
 from mmprolong.models import family_of_config
+from mmprolong.models.features import FeatureCache
 from mmprolong.template import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ class HFBackend(SequentialBackend):
         self.rope = rope or RopeScaling()
         self._label = label or "model"
         self._identity: dict | None = None
-        self._features: OrderedDict[tuple[str, str], tuple] = OrderedDict()  # (store, image key) -> (parts, grid)
-        self._feature_bytes = 0
+        self._features = FeatureCache(VISION_CACHE_BYTES)  # (store, image key) -> (parts, grid)
 
     @classmethod
     def load(cls, cfg, *, rope: RopeScaling | None = None, label: str = "", device: str | None = None):
@@ -154,27 +153,12 @@ class HFBackend(SequentialBackend):
             fresh = dict(zip(missing, zip(self.family.image_feature_parts(output), grid.split(1))))
         result = []
         for key in keys:
-            if key in fresh:
-                result.append(fresh[key])
-            else:
-                self._features.move_to_end(key)
-                result.append(self._features[key])
+            result.append(fresh[key] if key in fresh else self._features.get(key))
         for key, entry in fresh.items():
-            self._keep(key, entry)
+            self._features.put(key, entry)
         return result
-
-    def _keep(self, key: tuple[str, str], entry: tuple) -> None:
-        self._features[key] = entry
-        self._feature_bytes += _bytes(entry[0])
-        while self._feature_bytes > VISION_CACHE_BYTES and len(self._features) > 1:
-            _, (old, _) = self._features.popitem(last=False)
-            self._feature_bytes -= _bytes(old)
 
     def close(self) -> None:
         self.model = None
         self._features.clear()
-
-
-def _bytes(parts: tuple) -> int:
-    return sum(t.numel() * t.element_size() for t in parts)
 

@@ -1,0 +1,80 @@
+"""A frozen vision tower runs once per distinct image, not once per row that shows it.
+
+With ``model.train_vision`` and ``model.train_merger`` off, what the tower hands the language model for an image
+depends on its pixels only, and a LongPT mixture shows each page in many samples (the quickstart's: each page
+about 8 times). On the quickstart's CPU the tower took a third of a training step; memoised, its features are
+looked up by a digest of the image's patches. The images of a row missing from the cache are encoded together;
+each image attends only to itself in the tower, and on CPU in float32 an image's features came out bitwise the
+same alone or among others (measured on the quickstart's pages), so a resumed run, whose cache starts empty,
+computes what an uninterrupted one did (tests/train/test_frozen_vision.py checks it).
+
+One process only: under FSDP2 or DDP every rank must run the tower's forward together (its weights are gathered
+there), and a rank that skipped it would hang the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+import torch
+
+from mmprolong.models.features import FeatureCache
+
+if TYPE_CHECKING:
+    from mmprolong.models.base import ModelFamily
+    from mmprolong.train.collate import Batch
+
+log = logging.getLogger(__name__)
+
+
+class FrozenVisionFeatures:
+    """``mm_encoder_outputs`` for a batch, each distinct image encoded once while it stays in ``max_bytes``."""
+
+    def __init__(self, family: "ModelFamily", max_bytes: int):
+        self.family = family
+        self.cache = FeatureCache(max_bytes)
+        self.images = self.encoded = 0
+
+    def __call__(self, model, batch: "Batch") -> dict:
+        grids = batch.image_grid_thw.split(1)
+        images = batch.pixel_values.split(batch.image_grid_thw.prod(dim=1).tolist())  # patches of each image
+        keys = [_digest(patches, grid) for patches, grid in zip(images, grids)]
+        found = {key: entry for key in dict.fromkeys(keys) if (entry := self.cache.get(key)) is not None}
+        missing = {key: i for i, key in enumerate(keys) if key not in found}  # key -> its last image
+        self.images += len(keys)
+        self.encoded += len(missing)
+        if missing:
+            with torch.no_grad():
+                output = model.model.get_image_features(torch.cat([images[i] for i in missing.values()]),
+                                                        torch.cat([grids[i] for i in missing.values()]))
+            for key, parts in zip(missing, self.family.image_feature_parts(output)):
+                found[key] = (parts,)
+                self.cache.put(key, found[key])
+        return {"image": self.family.image_encoder_output([found[key][0] for key in keys])}
+
+    def stats(self) -> dict:
+        return {"images": self.images, "encoded": self.encoded,
+                "reused": round(1 - self.encoded / self.images, 4) if self.images else 0.0,
+                "cache_mb": round(self.cache.bytes / 2**20, 1)}
+
+
+def _digest(patches: torch.Tensor, grid: torch.Tensor) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str((tuple(grid.flatten().tolist()), patches.dtype)).encode())
+    digest.update(patches.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.digest()
+
+
+def frozen_vision_applies(config, world) -> str | None:
+    """None when the features can be memoised for this run, else why not."""
+    if config.model.train_vision or config.model.train_merger:
+        return "the vision tower or merger is trained"
+    if world.distributed:
+        return "several processes (every rank must run the tower together)"
+    if config.parallel.fused_loss != "none":
+        return "the fused loss calls the model itself"
+    if config.parallel.vision_cache_mb <= 0:
+        return "parallel.vision_cache_mb is 0"
+    return None
