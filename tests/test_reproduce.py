@@ -62,7 +62,7 @@ def test_arms_share_the_budget_the_start_and_the_items(run):
     assert arms["mix-2:8"]["synth"]["task_mix"] == {"extract-single": 0.1, "extract-multi": 0.1, "reasoning": 0.8}
     for name in arms:
         trained = json.loads((out / "arms" / f"{name}-seed0" / "train" / "summary.json").read_text())
-        assert trained["tokens"] <= 16384 and trained["steps"] == 1
+        assert trained["tokens"] <= 16384 and trained["steps"] == 4  # one 4K row a step, as the quickstart
     for suite in ("niah", "synth-heldout"):
         ids = [[json.loads(line)["item_id"] for line in (out / d / f"eval-{suite}" / "items.jsonl").open()]
                for d in ("arms/balanced-seed0", "arms/mix-2:8-seed0")]

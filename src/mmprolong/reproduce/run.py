@@ -40,7 +40,7 @@ from mmprolong.train.run import shared_process_group
 
 SUITES = ("niah", "synth-heldout")
 START = "starting point"  # the reference row of every table
-CPU_TRAIN_TOKENS = 65_536  # per arm and seed on the CPU default: 4 steps of 4 rows of 4K (sizing below)
+CPU_TRAIN_TOKENS = 65_536  # per arm and seed on the CPU default: 16 steps of one 4K row (sizing below)
 
 
 # Sizing of the default, measured end to end from a fresh clone on this project's 2-core CPU (2026-12-01, with
@@ -63,7 +63,7 @@ class ReproduceConfig(Config):
                                          "them. Default: 2 for all six findings (56 minutes on a 2-core CPU), 1 "
                                          "for fewer (each finding alone within 15 minutes)")
     train_tokens: int | None = field(None, help="LongPT budget of every arm and seed, tokens; default: 65,536 on "
-                                                "the CPU default (4 steps of 4 rows of 4K), the recipe's own budget "
+                                                "the CPU default (16 steps of one 4K row), the recipe's own budget "
                                                 "with --recipe")
     lengths: list[int] | None = field(None, help="evaluation lengths, tokens; default: 1/2, 1, 2 and 4 times the "
                                                  "LongPT window (2K-16K on the CPU default)")
