@@ -78,7 +78,8 @@ def main() -> None:
         for name, model in (("starting point", shipped_path()), ("after LongPT", trained)):
             folder = args.work / f"indent-{indent}" / name.replace(" ", "-")
             config = {**base, "lengths": lengths, "items_per_cell": args.items, "seed": args.seed,
-                      "store_dir": str(args.run / "store"), "label": f"{name}, code at column {indent + 1}"}
+                      "store_dir": str(args.run / "store"),
+                      "label": f"{name}, code at column {cards.MARGIN + indent + 1}"}
             api.evaluate(model, folder, EvalConfig.from_dict(config), show_progress=False)
             cells = scores_of(folder)["single"]
             row = {"model": name, "indent": indent}
