@@ -175,7 +175,7 @@ def best_word(pred: str, gold: str) -> str:
     place, the first of equals; "" when ``pred`` has no word."""
     gold = gold.strip().lower()
     if not gold:
-        raise ValueError("characters_in_place needs a non-empty gold")
+        raise ValueError("characters_in_place and best_word need a non-empty gold")
     words = re.findall(r"[0-9a-z]+", str(pred).lower())
     return max(words, key=lambda word: sum(a == b for a, b in zip(word, gold)), default="")
 

@@ -6,7 +6,7 @@ about 8 times). On the quickstart's CPU the tower took a third of a training ste
 looked up by a digest of the image's patches. The images of a row missing from the cache are encoded together;
 each image attends only to itself in the tower, and on CPU in float32 an image's features came out bitwise the
 same alone or among others (measured on the quickstart's pages), so a resumed run, whose cache starts empty,
-computes what an uninterrupted one did (tests/train/test_frozen_vision.py checks it).
+computes what an uninterrupted one did (tests/train/test_train_resume.py checks it).
 
 One process only: under FSDP2 or DDP every rank must run the tower's forward together (its weights are gathered
 there), and a rank that skipped it would hang the others.
