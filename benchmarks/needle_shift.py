@@ -1,17 +1,19 @@
-"""Does a model read the needle's code, or only codes where the corpus prints them? The niah needle with its code
-moved along the card's grid: in the corpus (and the starting point's training) a note's code stands 2 columns in
-(``corpus.cards.INDENT``, the 4th of 24 columns, so its first digit shares a 28-px vision token with a space);
-here it also stands 1 or 3 columns in, which changes which two characters each vision token holds.
+"""Does a model read the needle's code wherever it stands, or only where the corpus prints codes? The niah needle
+with its code moved along the card's grid. In the corpus (and the starting point's training) a note's code stands
+2 columns in (``corpus.cards.INDENT``, the 4th of 24 columns, so its first digit shares a 28-px vision token with
+a space, as its last does). 0 or 4 columns in moves it a whole vision token left or right: each token holds the
+same two characters as in training, at another token column. 1 or 3 columns in moves it half a token: each token
+holds another pair of characters (the first two digits together).
 
     mmprolong quickstart --out runs/quickstart          # first: the store and the LongPT model
-    python benchmarks/needle_shift.py --run runs/quickstart [--indents 2,1,3] [--lengths 1k,2k,4k]
+    python benchmarks/needle_shift.py --run runs/quickstart [--indents 2,0,4,1,3] [--lengths 1k,2k,4k]
                                       [--items 6] [--seed 7] [--out benchmarks/results/needle_shift.json]
 
 Each model (the shipped starting point and RUN's LongPT model) answers niah with the quickstart's own evaluation
-settings on its store, at each indent, with another seed than the quickstart's (other needles). Rows: exact and
-code characters in place (%) per length, and, at the first length, each digit's share in place (the best word of
-the answer against the code, as ``eval.metrics.characters_in_place`` picks it). A reader of glyphs scores about
-the same at every indent; a model that learnt the corpus' layout falls to chance (10% a digit) off it.
+settings on its store, at each indent, with another seed than the quickstart's (other needles). Rows: per length,
+exact and code characters in place (%), and each character's share in place (``in_place_by_position``). A reader
+of glyphs scores about the same at every indent; one that learnt the corpus' layout falls to chance (10% a digit)
+off it.
 """
 
 from __future__ import annotations
@@ -28,37 +30,14 @@ from mmprolong import api
 from mmprolong.corpus import cards
 from mmprolong.eval import EvalConfig
 from mmprolong.eval.config import format_length, parse_length
-from mmprolong.eval.metrics import best_word
 from mmprolong.eval.suites import niah
 from mmprolong.startpoint import scores_of, shipped_path
-
-
-def digits_in_place(folder: Path, length: int) -> list[float]:
-    """Per position of the code, the share of answers at ``length`` with that character in place."""
-    gold = {}
-    with open(folder / "items.jsonl") as f:
-        for line in f:
-            item = json.loads(line)
-            gold[item["item_id"]] = item["answers"][0]
-    hits, n = None, 0
-    with open(folder / "results.jsonl") as f:
-        for line in f:
-            result = json.loads(line)
-            if result["length"] != length or result["status"] != "ok":
-                continue
-            code = gold[result["item_id"]]
-            word = best_word(result["prediction"], code)
-            hits = hits or [0] * len(code)
-            for i, char in enumerate(code):
-                hits[i] += i < len(word) and word[i] == char
-            n += 1
-    return [round(100 * h / n, 1) for h in hits] if n else []
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/quickstart"), help="a finished quickstart folder")
-    parser.add_argument("--indents", default=f"{cards.INDENT},1,3",
+    parser.add_argument("--indents", default=f"{cards.INDENT},0,4,1,3",
                         help="columns from the margin to the code's first digit (the corpus': %(default)s first)")
     parser.add_argument("--lengths", default="1k,2k,4k")
     parser.add_argument("--items", type=int, default=6, help="needles per (length, depth) cell")
@@ -88,7 +67,8 @@ def main() -> None:
                 row[f"exact {format_length(length)}"] = round(100 * cell["accuracy"], 1)
                 row[f"in place {format_length(length)}"] = round(100 * cell["in_place"], 1)
                 row[f"n {format_length(length)}"] = cell["n"]
-            row[f"digits in place at {format_length(lengths[0])}"] = digits_in_place(folder, lengths[0])
+                row[f"by place {format_length(length)}"] = [round(100 * share, 1)
+                                                            for share in cell["in_place_by_position"]]
             rows.append(row)
     report(rows, args.out, run=str(args.run), seed=args.seed, items_per_cell=args.items)
 

@@ -44,7 +44,7 @@ def test_report_has_every_section_and_figure(run):
         in report and f"n={reading['n']})" in report
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"mixture.png", "loss_trained.png", "accuracy.png", "accuracy_heldout.png", "heatmap_base.png",
-            "heatmap_trained.png"} <= set(figures)
+            "heatmap_trained.png", "code_places.png"} <= set(figures)
     for name in figures:
         assert (out / name).stat().st_size > 1000
     html = (out / "report.html").read_text()
@@ -95,9 +95,12 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         for length, cell in niah.items():
             assert cell["n"] == 5  # 5 depths x 1 needle
             assert 0 <= cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] <= 1
-            in_place = [json.loads(a["metadata"])["in_place"] for a in answers if a["length"] == int(length)]
-            assert cell["in_place"] == pytest.approx(sum(in_place) / 5, abs=1e-6)  # partial credit, per answer
+            meta = [json.loads(a["metadata"]) for a in answers if a["length"] == int(length)]
+            assert cell["in_place"] == pytest.approx(sum(m["in_place"] for m in meta) / 5, abs=1e-6)  # per answer
             assert 0 <= cell["in_place_ci95"][0] <= cell["in_place"] <= cell["in_place_ci95"][1] <= 1
+            places = cell["in_place_by_position"]  # per character of the 6-digit code; their mean is in_place
+            assert places == pytest.approx([sum(m["in_place_by_position"][i] for m in meta) / 5 for i in range(6)],
+                                           abs=1e-6) and sum(places) / 6 == pytest.approx(cell["in_place"], abs=1e-5)
         heldout = saved["scores"][model]["synth-heldout"]
         assert set(heldout) == {"extract-single", "extract-multi", "reasoning"}
         assert all(cell["n"] == 4 for task in heldout.values() for cell in task.values())  # 4 depths x 1
@@ -107,6 +110,8 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
     assert "| niah | single | 2K |" in report and shown in report
     shown = f"{100 * cell['in_place']:.1f} [{100 * cell['in_place_ci95'][0]:.1f}, {100 * cell['in_place_ci95'][1]:.1f}]"
     assert "| single | 2K | " in report and shown in report.split("code characters in place (%)", 1)[1]
+    places = " ".join(f"{100 * share:.0f}" for share in cell["in_place_by_position"])
+    assert places in report.split("by place in the code (%)", 1)[1]
 
 
 def test_rerun_finds_every_step_done(run):

@@ -365,7 +365,8 @@ def _collect_images(out: Path) -> dict[str, str]:
                "heatmap_base": out / "eval-base-niah" / "needle_heatmap.png",
                "heatmap_trained": out / "eval-trained-niah" / "needle_heatmap.png",
                "accuracy": out / "compare-niah" / "accuracy_vs_length.png",
-               "accuracy_heldout": out / "compare-heldout" / "accuracy_vs_length.png"}
+               "accuracy_heldout": out / "compare-heldout" / "accuracy_vs_length.png",
+               "code_places": out / "compare-niah" / "code_places.png"}
     found = {}
     for name, path in sources.items():
         if path.is_file():
@@ -457,7 +458,7 @@ def _fmt(value) -> str:
 
 
 def _eval_section(facts: dict, images: dict) -> Section:
-    from mmprolong.eval.report import IN_PLACE_NOTE, fmt_compared_in_place, fmt_interval
+    from mmprolong.eval.report import IN_PLACE_NOTE, fmt_compared_in_place, fmt_interval, fmt_places
 
     plan = facts["plan"]
     lengths, window = plan.niah_lengths, plan.window
@@ -478,13 +479,16 @@ def _eval_section(facts: dict, images: dict) -> Section:
         partial = [e for e in comparison["rows"] if any(v is not None for v in e["in_place"].values())]
         if partial:
             s.paragraphs.append(IN_PLACE_NOTE)
-            s.tables.append((["task", "length"] + [f"{r}: code characters in place (%)" for r in runs],
+            s.tables.append((["task", "length"] + [f"{r}: code characters in place (%)" for r in runs]
+                             + [f"{r}: by place in the code (%)" for r in runs],
                              [[e["task"], f"{e['length'] // 1024}K"] + [fmt_compared_in_place(e, r) for r in runs]
-                              for e in partial]))
+                              + [fmt_places(e["in_place_by_position"].get(r)) for r in runs] for e in partial]))
     for name, caption in (("accuracy", "Needle accuracy against length (dotted: code characters in place; "
                                        "dashed: LongPT window)"),
                           ("heatmap_base", "Needle heatmap, starting point"),
                           ("heatmap_trained", "Needle heatmap, after LongPT"),
+                          ("code_places", "Needle codes: the share of answers with each character of the code "
+                                          "in place, by length (which part of the code a model gets right)"),
                           ("accuracy_heldout", "Held-out synth tasks against length")):
         if name in images:
             s.images.append((images[name], caption))

@@ -13,7 +13,7 @@ from mmprolong.eval.metrics import (
     anls,
     best_word,
     char_similarity,
-    characters_in_place,
+    code_places,
     exact_match,
     generalized_acc_f1,
     judge_list_f1,
@@ -119,16 +119,16 @@ def test_substring_exact_match():
     assert substring_exact_match("It is 100.", ["10"]) == 1.0  # plain substring, as in MMLongBench
 
 
-def test_characters_in_place_counts_the_code_characters_of_the_best_word_at_their_place():
-    assert characters_in_place("507593", "507593") == 1.0
-    assert characters_in_place("The code is 114485.", "814485") == pytest.approx(5 / 6)  # first digit misread
-    assert characters_in_place("1 April, then 950124", "655124") == pytest.approx(4 / 6)  # the best word counts
-    assert characters_in_place("50759", "507593") == pytest.approx(5 / 6)  # a dropped last digit
-    assert characters_in_place("07593", "507593") == 0.0  # a dropped first digit shifts every place
-    assert characters_in_place("AB12cd", "ab12CD") == 1.0  # case-insensitive
-    assert characters_in_place("no code here", "507593") == 0.0 and characters_in_place("", "507593") == 0.0
+def test_code_places_marks_the_code_characters_of_the_best_word_at_their_place():
+    assert code_places("507593", "507593") == [1, 1, 1, 1, 1, 1]
+    assert code_places("The code is 114485.", "814485") == [0, 1, 1, 1, 1, 1]  # first digit misread
+    assert code_places("1 April, then 950124", "655124") == [0, 1, 0, 1, 1, 1]  # the best word counts
+    assert code_places("50759", "507593") == [1, 1, 1, 1, 1, 0]  # a dropped last digit
+    assert code_places("07593", "507593") == [0, 0, 0, 0, 0, 0]  # a dropped first digit shifts every place
+    assert code_places("AB12cd", " ab12CD ") == [1, 1, 1, 1, 1, 1]  # case-insensitive, gold stripped
+    assert code_places("no code here", "507593") == [0] * 6 and code_places("", "507593") == [0] * 6
     with pytest.raises(ValueError, match="non-empty gold"):
-        characters_in_place("507593", " ")
+        code_places("507593", " ")
     # the word it scores: the one with most characters in place, the first of equals, "" for no word
     assert best_word("1 April, then 950124", "655124") == "950124"
     assert best_word("Code 114485 or 814000", "814485") == "114485"  # 5 in place against 3

@@ -108,9 +108,13 @@ def _item(metric: str, answers, metadata=None, suite="mmniah"):
 
 def test_needle_codes_get_partial_credit_beside_sub_em_and_other_suites_do_not():
     score, details = score_item(_item("niah", ["814485"], suite="niah"), "Answer: 114485")
-    assert score == 0.0 and details == {"parsed": "114485", "in_place": 0.833333}
+    assert score == 0.0 and details == {"parsed": "114485", "in_place": 0.833333,
+                                        "in_place_by_position": [0.0, 1.0, 1.0, 1.0, 1.0, 1.0]}
     score, details = score_item(_item("niah-all", ["507593", "220017"], suite="niah"), "507593 and 920017")
     assert score == 0.5 and details["found"] == [1.0, 0.0] and details["in_place"] == pytest.approx(11 / 12, abs=1e-6)
+    assert details["in_place_by_position"] == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]  # per place, the mean over the needles
+    details = score_item(_item("niah-all", ["507593", "2200"], suite="niah"), "507593 2200")[1]
+    assert details["in_place"] == 1.0 and "in_place_by_position" not in details  # codes of two lengths
     assert "in_place" not in score_item(_item("niah", ["saffron"]), "answer: Saffron.")[1]  # MM-NIAH: text answers
 
 

@@ -85,8 +85,11 @@ def test_compare_runs_side_by_side(tmp_path):
 
 
 def _coded(length, depth, score, in_place, task="single"):
+    """A needle answer with a 6-digit code, its first round(6 * in_place) characters in place."""
     r = _result(task, length, depth, score)
-    return dataclasses.replace(r, item_id=f"{r.item_id}-{in_place}", metadata=json.dumps({"in_place": in_place}))
+    places = [float(i < round(6 * in_place)) for i in range(6)]
+    return dataclasses.replace(r, item_id=f"{r.item_id}-{in_place}",
+                               metadata=json.dumps({"in_place": in_place, "in_place_by_position": places}))
 
 
 def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_path):
@@ -101,11 +104,14 @@ def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_pat
     assert _row(rows, "niah", "single", 1024, 1.0)["in_place"] == 0.5
     assert _row(rows, "niah", "all", 1024, "all")["in_place"] == pytest.approx((0.75 + 0.0) / 2, abs=1e-6)
     assert "in_place" not in _row(summarize(hand_made()), "niah", "single", 8192, "all")  # answers without it
+    assert cell["in_place_by_position"] == [1.0, 0.5, 0.5, 0.0, 0.0, 0.0]  # 1/6 and 1/2 of the code: per place
+    assert _row(rows, "niah", "single", 1024, "all")["in_place_by_position"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+    assert "in_place_by_position" not in _row(rows, "niah", "all", 1024, "all")  # tasks are not pooled per place
 
     write_report(tmp_path / "base", results, label="base")
     md = (tmp_path / "base" / "table.md").read_text()
     assert "## niah single: characters of the code in place (%)" in md
-    assert "| 4K | 33.3 [0.0, 100.0] (n=2) |" in md and "| 1K | 75.0 [" in md
+    assert "| 4K | 33.3 [0.0, 100.0] (n=2) | 100 50 50 0 0 0 |" in md and "| 1K | 75.0 [" in md
 
     better = [_coded(4096, 0.0, 1.0, 1.0), _coded(4096, 1.0, 0.0, 5 / 6)]
     write_results(tmp_path / "trained", better)
@@ -115,6 +121,8 @@ def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_pat
     assert "## Needle codes: characters in place (%)" in md
     assert "| single | 4K | 33.3 [0.0, 100.0] (n=2) | 91.7 [" in md
     assert "| single | 1K | 75.0 [" in md and "| — |" in md  # the trained run has no 1K answers
+    assert "| single | 4K | 100 50 50 0 0 0 | 100 100 100 100 100 50 |" in md.split("by place in the code", 1)[1]
+    assert (tmp_path / "cmp" / "code_places.png").stat().st_size > 5000
     [entry] = [e for e in json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"]
                if (e["task"], e["length"]) == ("single", 4096)]
     assert entry["in_place"] == {"base-results": pytest.approx(1 / 3, abs=1e-6),

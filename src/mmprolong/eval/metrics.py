@@ -160,14 +160,16 @@ def substring_exact_match(pred: str, golds: str | Sequence[str]) -> float:
     return float(any(normalize_answer(g) in pred_norm for g in gold_alternatives(golds)))
 
 
-def characters_in_place(pred: str, gold: str) -> float:
-    """Partial credit for a code (ours, not a benchmark's): the share of ``gold``'s characters that the
-    best-matching word of ``pred`` (a run of letters and digits) has at the same position, case-insensitive:
-    gold "814485" and answer "Code 114485" score 5/6; a random 6-digit answer 1/10 on average. Sub-EM says whether
-    the needle was retrieved; this says how near an answer came, where sub-EM is 0 for nearly every answer (a model
-    that finds the note but misreads a digit scores near 1, one that answers from the wrong page near 0.1)."""
+def code_places(pred: str, gold: str) -> list[int]:
+    """Partial credit for a code (ours, not a benchmark's): per character of ``gold`` (stripped, case-insensitive),
+    1 where the best-matching word of ``pred`` (``best_word``) has it at the same position, else 0. Gold "814485"
+    and answer "Code 114485" give [0, 1, 1, 1, 1, 1]: 5/6 in place; a random 6-digit answer 1/10 on average.
+    Sub-EM says whether the needle was retrieved; the mean says how near an answer came, where sub-EM is 0 for
+    nearly every answer (a model that finds the note but misreads a digit scores near 1, one that answers from
+    the wrong page near 0.1), and the places say which part of the code it gets right."""
     gold = gold.strip().lower()
-    return sum(a == b for a, b in zip(best_word(pred, gold), gold)) / len(gold)
+    word = best_word(pred, gold)
+    return [int(i < len(word) and word[i] == char) for i, char in enumerate(gold)]
 
 
 def best_word(pred: str, gold: str) -> str:
@@ -175,7 +177,7 @@ def best_word(pred: str, gold: str) -> str:
     place, the first of equals; "" when ``pred`` has no word."""
     gold = gold.strip().lower()
     if not gold:
-        raise ValueError("characters_in_place and best_word need a non-empty gold")
+        raise ValueError("code_places and best_word need a non-empty gold")
     words = re.findall(r"[0-9a-z]+", str(pred).lower())
     return max(words, key=lambda word: sum(a == b for a, b in zip(word, gold)), default="")
 

@@ -8,8 +8,12 @@ means (for docvqa: the mean over the three datasets, as the paper reports). Ever
 (the share of the code's characters the answer has at their place) with ``in_place_ci95``: where sub-EM is 0 at
 every length it still shows how near a model came.
 
-Plots: the needle heatmap (depth x length, one panel per needle variant) and accuracy against length (one line
-per model). ``compare_runs(run_dirs, out_dir)`` puts several runs (e.g. base vs trained) side by side.
+Needle rows also carry ``in_place_by_position``: per character of the code, the share of answers with it in place
+(which part of the code a model gets right).
+
+Plots: the needle heatmap (depth x length, one panel per needle variant), accuracy against length (one line
+per model) and, comparing runs, the characters in place by place in the code (length x place, a panel per run).
+``compare_runs(run_dirs, out_dir)`` puts several runs (e.g. base vs trained) side by side.
 """
 
 from __future__ import annotations
@@ -64,9 +68,10 @@ def _mean_of_means(groups: list[list[float]]) -> tuple[float | None, list[float]
     return _mean([sum(g) / len(g) for g in groups]), _interval(mean_of_means95(groups)) if groups else None
 
 
-def _in_place(answered: list[EvalResult]) -> list:
-    """The answers' partial credit for needle codes (``scoring.score_item``), None for answers without one."""
-    return [json.loads(r.metadata).get("in_place") for r in answered]
+def _in_place(answered: list[EvalResult], key: str = "in_place") -> list:
+    """The answers' partial credit for needle codes (``scoring.score_item``: ``key`` "in_place" or
+    "in_place_by_position"), None for answers without one."""
+    return [json.loads(r.metadata).get(key) for r in answered]
 
 
 def _interval(bounds: tuple[float, float]) -> list[float]:
@@ -77,9 +82,13 @@ def _row(key: tuple, group: list[EvalResult]) -> dict:
     ok = [r.score for r in group if r.status == "ok"]
     row = {"suite": key[0], "task": key[1], "length": key[2], "depth": key[3], "n": len(group), "ok": len(ok),
            "errors": len(group) - len(ok), "score": _mean(ok), "ci95": _interval(interval95(ok)) if ok else None}
-    partial = _in_place([r for r in group if r.status == "ok"])
+    answered = [r for r in group if r.status == "ok"]
+    partial = _in_place(answered)
     if partial and None not in partial:  # needle codes (scoring.score_item): partial credit beside the score
         row["in_place"], row["in_place_ci95"] = _mean(partial), _interval(interval95(partial))
+    places = _in_place(answered, "in_place_by_position")
+    if places and None not in places and len({len(p) for p in places}) == 1:  # codes of one length: per place
+        row["in_place_by_position"] = [_mean(column) for column in zip(*places)]
     return row
 
 
@@ -124,9 +133,9 @@ def markdown_table(rows: Sequence[dict], *, title: str = "") -> str:
     partial = [row for row in rows if "in_place" in row and row["depth"] == ALL]
     for task in sorted({row["task"] for row in partial}):
         lines += ["", f"## niah {task}: characters of the code in place (%)", "", IN_PLACE_NOTE, "",
-                  "| length | in place % [95% interval] (answered) |", "| --- | --- |"]
-        lines += [f"| {format_length(row['length'])} | {fmt_in_place(row)} |" for row in partial
-                  if row["task"] == task]
+                  "| length | in place % [95% interval] (answered) | by place in the code (%) |", "| --- | --- | --- |"]
+        lines += [f"| {format_length(row['length'])} | {fmt_in_place(row)} | "
+                  f"{fmt_places(row.get('in_place_by_position'))} |" for row in partial if row["task"] == task]
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +146,11 @@ IN_PLACE_NOTE = ("Partial credit: the share of the code's characters that the an
 def fmt_in_place(row: dict) -> str:
     """A row's partial credit for needle codes, formatted as ``fmt_interval`` formats its score."""
     return fmt_interval({"score": row.get("in_place"), "ci95": row.get("in_place_ci95"), "ok": row["ok"]})
+
+
+def fmt_places(shares: list[float] | None) -> str:
+    """Per place in a code, the share of answers with that character in place: "63 93 93 100 100 67" (%)."""
+    return "—" if not shares else " ".join(f"{100 * share:.0f}" for share in shares)
 
 
 def fmt_compared_in_place(entry: dict, label: str) -> str:
@@ -181,6 +195,24 @@ def _save(fig, path: Path) -> Path:
 def plot_needle_heatmaps(panels: dict[str, dict[tuple, float | None]], path: str | Path, *, title: str = "",
                          ncols: int | None = None) -> Path:
     """One heatmap per panel (``ncols`` per row): depth (rows, 0% at the top) x length (columns), score 0-100."""
+    return _heatmaps(panels, path, title=title, ncols=ncols, rows=("needle depth", lambda d: f"{100 * d:.0f}%"),
+                     columns=("input length (tokens)", format_length), legend="score (%)")
+
+
+def plot_code_places(panels: dict[str, dict[int, list[float] | None]], path: str | Path, *, title: str = "",
+                     ncols: int | None = None) -> Path:
+    """One heatmap per panel (a model): length (rows) x place in the needle's code (columns), the share of answers
+    with that character in place, 0-100: a model that finds the note but misreads its first digits shows it."""
+    grids = {name: {(length, place): share for length, shares in by_len.items() if shares
+                    for place, share in enumerate(shares, start=1)} for name, by_len in panels.items()}
+    return _heatmaps(grids, path, title=title, ncols=ncols, rows=("input length (tokens)", format_length),
+                     columns=("character of the code", str), legend="answers with it in place (%)")
+
+
+def _heatmaps(panels: dict[str, dict[tuple, float | None]], path: str | Path, *, title: str, ncols: int | None,
+              rows: tuple, columns: tuple, legend: str) -> Path:
+    """Grids keyed (row value, column value) -> share 0..1, drawn 0-100 with the value in each cell; ``rows`` and
+    ``columns``: (axis label, tick label of a value)."""
     plt = _pyplot()
     import numpy as np
 
@@ -195,24 +227,24 @@ def plot_needle_heatmaps(panels: dict[str, dict[tuple, float | None]], path: str
     image = None
     for ax, name in zip(flat, names):
         grid = panels[name]
-        lengths = sorted({n for (_, n) in grid})
-        depths = sorted({d for (d, _) in grid})
-        data = np.full((len(depths), len(lengths)), np.nan)
-        for (d, n), score in grid.items():
-            if score is not None:
-                data[depths.index(d), lengths.index(n)] = 100 * score
+        ys = sorted({y for (y, _) in grid})
+        xs = sorted({x for (_, x) in grid})
+        data = np.full((len(ys), len(xs)), np.nan)
+        for (y, x), share in grid.items():
+            if share is not None:
+                data[ys.index(y), xs.index(x)] = 100 * share
         image = ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
-        ax.set_xticks(range(len(lengths)), [format_length(n) for n in lengths])
-        ax.set_yticks(range(len(depths)), [f"{100 * d:.0f}%" for d in depths])
-        ax.set_xlabel("input length (tokens)")
-        ax.set_ylabel("needle depth")
+        ax.set_xticks(range(len(xs)), [columns[1](x) for x in xs])
+        ax.set_yticks(range(len(ys)), [rows[1](y) for y in ys])
+        ax.set_xlabel(columns[0])
+        ax.set_ylabel(rows[0])
         ax.set_title(name, fontsize=9)
-        for i in range(len(depths)):
-            for j in range(len(lengths)):
+        for i in range(len(ys)):
+            for j in range(len(xs)):
                 text = "—" if np.isnan(data[i, j]) else f"{data[i, j]:.0f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=7)
     if image is not None:
-        fig.colorbar(image, ax=flat, shrink=0.8, label="score (%)")
+        fig.colorbar(image, ax=flat, shrink=0.8, label=legend)
     if title:
         fig.suptitle(title, fontsize=10)
     out = _save(fig, Path(path))
@@ -311,10 +343,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
     table = []
     for suite, task, length in keys:
         entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}, "ci95": {}, "ok": {},
-                 "in_place": {}, "in_place_ci95": {}}
+                 "in_place": {}, "in_place_ci95": {}, "in_place_by_position": {}}
         for label, rows in runs:
             match = [r for r in rows if (r["suite"], r["task"], r["length"], r["depth"]) == (suite, task, length, ALL)]
-            for field in ("score", "errors", "ci95", "ok", "in_place", "in_place_ci95"):
+            for field in ("score", "errors", "ci95", "ok", "in_place", "in_place_ci95", "in_place_by_position"):
                 entry["scores" if field == "score" else field][label] = match[0].get(field) if match else None
         table.append(entry)
     labels = [label for label, _ in runs]
@@ -331,6 +363,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
                   "| task | length | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
         lines += [f"| {e['task']} | {format_length(e['length'])} | "
                   + " | ".join(fmt_compared_in_place(e, lb) for lb in labels) + " |" for e in partial]
+    places = [e for e in table if any(e["in_place_by_position"].values())]
+    if places:
+        lines += ["", "## Needle codes: characters in place by place in the code (%)", "",
+                  "| task | length | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
+        lines += [f"| {e['task']} | {format_length(e['length'])} | "
+                  + " | ".join(fmt_places(e["in_place_by_position"][lb]) for lb in labels) + " |" for e in places]
     write_text_atomic(out / "compare.md", "\n".join(lines) + "\n")
     write_text_atomic(out / "compare.json", json.dumps({"runs": labels, "rows": table}, indent=1, sort_keys=True)
                       + "\n")
@@ -349,4 +387,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
     if panels:
         variants = max(len(_niah_grids(rows)) for _, rows in runs)
         files["needle_heatmaps"] = str(plot_needle_heatmaps(panels, out / "needle_heatmaps.png", ncols=variants))
+    places = {(label, task): by_length(rows, "niah", task, field="in_place_by_position") for label, rows in runs
+              for task in sorted({r["task"] for r in rows if r["suite"] == "niah" and r["task"] != ALL})}
+    places = {key: by_place for key, by_place in places.items() if any(by_place.values())}
+    if places:
+        variants = max(sum(key[0] == label for key in places) for label in labels)  # a row per run, or one row
+        files["code_places"] = str(plot_code_places({f"{label}: {task}": by_place for (label, task), by_place
+                                                     in places.items()}, out / "code_places.png",
+                                                    ncols=variants if variants > 1 else len(places)))
     return files

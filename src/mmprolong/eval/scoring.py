@@ -29,13 +29,16 @@ def score_item(item: EvalItem, prediction: str) -> tuple[float, dict]:
     scores them; binary-acc: the raw answer with the item's default label (metadata "default_label"); others:
     ``metrics.score`` of the parsed answer. Raises ValueError when the gold does not fit its metric (reported as
     the item's error). For the niah suite, details["in_place"] is partial credit: the mean over the needles of the
-    share of the code's characters the answer has at their place (``metrics.characters_in_place``)."""
+    share of the code's characters the answer has at their place (``metrics.code_places``), and where the
+    needles' codes are of one length, details["in_place_by_position"]: that share per character of the code."""
     parsed = parse_answer(prediction)
     golds = list(item.answers)
     details: dict = {"parsed": parsed}
     if item.suite == "niah":  # needle codes: partial credit beside sub-EM, the mean over the needles
-        details["in_place"] = round(sum(metrics.characters_in_place(prediction, gold) for gold in golds)
-                                    / len(golds), 6)
+        places = [metrics.code_places(prediction, gold) for gold in golds]
+        details["in_place"] = round(sum(sum(p) / len(p) for p in places) / len(places), 6)
+        if len({len(p) for p in places}) == 1:
+            details["in_place_by_position"] = [round(sum(column) / len(places), 6) for column in zip(*places)]
     if item.metric == "niah-all":
         found = [max(metrics.substring_exact_match(prediction, gold), metrics.substring_exact_match(parsed, gold))
                  for gold in golds]

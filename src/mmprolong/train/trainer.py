@@ -69,11 +69,13 @@ class StepCounts:
 
 class Trainer:
     def __init__(self, config: TrainConfig, world: World, *, model, tokenizer, image_processor, loader, optimizer,
-                 schedule: LRSchedule, micro_batches: int, loss_fn, sequence_parallel=None):
+                 schedule: LRSchedule, micro_batches: int, loss_fn, sequence_parallel=None,
+                 vision_features: FrozenVisionFeatures | None = None):
         self.config, self.world = config, world
         self.model, self.tokenizer, self.image_processor = model, tokenizer, image_processor
         self.loader, self.optimizer, self.schedule = loader, optimizer, schedule
         self.micro_batches, self.loss_fn, self.sp = micro_batches, loss_fn, sequence_parallel
+        self.vision_features = vision_features  # the memo loss_fn reads frozen vision features from, if any
         self.total_steps = config.schedule.total_steps
         self.checkpointer = Checkpointer(config.run_dir, rank=world.rank, world_size=world.world_size,
                                          keep_last=config.checkpoint.keep_last)
@@ -104,7 +106,7 @@ class Trainer:
         micro_batches = micro_batches_per_step(config, world.world_size)
         model, tokenizer, image_processor = load_model(config.model)
         loader = build_loader(config, world, tokenizer, image_processor, model.config)
-        model, loss_fn, sp = parallelize(model, config, world, tokenizer)
+        model, loss_fn, sp, vision_features = parallelize(model, config, world, tokenizer)
         optimizer = build_optimizer(model, config)
         s = config.schedule
         schedule = LRSchedule(optimizer, peak_lr=config.optim.lr, min_lr=s.min_lr, total=s.total_steps,
@@ -117,7 +119,7 @@ class Trainer:
                      counts["trainable"])
         return cls(config, world, model=model, tokenizer=tokenizer, image_processor=image_processor, loader=loader,
                    optimizer=optimizer, schedule=schedule, micro_batches=micro_batches, loss_fn=loss_fn,
-                   sequence_parallel=sp)
+                   sequence_parallel=sp, vision_features=vision_features)
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -353,8 +355,7 @@ class Trainer:
             "peak_memory_gb": peak_memory_gb(self.world.device), "last_checkpoint": self.last_checkpoint,
             "final_model": str(final) if final else None,
             # this session's vision-tower use when its features are memoised (train.frozen_vision), else None
-            "vision_features": images.stats() if (images := getattr(self.loss_fn, "keywords", {}).get("images"))
-            else None}
+            "vision_features": self.vision_features.stats() if self.vision_features is not None else None}
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if not self.world.distributed:
@@ -390,18 +391,19 @@ def build_loader(config: TrainConfig, world: World, tokenizer, image_processor, 
 
 
 def parallelize(model, config: TrainConfig, world: World, tokenizer):
-    """AC -> sequence parallel -> FSDP2 (or DDP), then onto the device. Returns (model, loss_fn, sp or None)."""
+    """AC -> sequence parallel -> FSDP2 (or DDP), then onto the device. Returns (model, loss_fn, sp or None, the
+    FrozenVisionFeatures memo loss_fn uses or None)."""
     p = config.parallel
     if p.activation_checkpointing:
         count = apply_activation_checkpointing(model, every_n_layers=p.activation_checkpointing_every_n_layers,
                                                offload=p.activation_checkpointing_offload)
         if world.is_main:
             log.info("activation checkpointing on %d layers and vision blocks", count)
-    loss_fn, sp = answer_loss_sum, None
+    loss_fn, sp, images = answer_loss_sum, None, None
     why_not = frozen_vision_applies(config, world)
     if why_not is None:
-        loss_fn = partial(answer_loss_sum, images=FrozenVisionFeatures(family_of_config(model.config),
-                                                                       config.parallel.vision_cache_mb << 20))
+        images = FrozenVisionFeatures(family_of_config(model.config), config.parallel.vision_cache_mb << 20)
+        loss_fn = partial(answer_loss_sum, images=images)
     elif world.is_main and not (config.model.train_vision or config.model.train_merger):
         log.info("vision features are not memoised: %s", why_not)
     if p.fused_loss == "liger":
@@ -420,7 +422,7 @@ def parallelize(model, config: TrainConfig, world: World, tokenizer):
         model.to(world.device)
         if world.distributed:
             model = apply_ddp(model, world.device)
-    return model, loss_fn, sp
+    return model, loss_fn, sp, images
 
 
 def build_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
