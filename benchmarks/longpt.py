@@ -3,9 +3,10 @@ what the starting point keeps at its window and gains beyond it.
 
     mmprolong quickstart --out runs/quickstart          # first: the data, the default LongPT, both evaluations
     python benchmarks/longpt.py --run runs/quickstart [--work runs/longpt] [--out benchmarks/results/longpt.json]
-                                [--variant 'NAME={"optim.lr": 1e-3, "schedule.min_lr": 1e-4}' ...]
+                                [--variant 'NAME={"optim.lr": 1e-3, "schedule.min_lr": 1e-4}' ...] [--data DIR]
 
-Each variant trains from the quickstart's starting point on its LongPT data (RUN/data-long) with its training
+Each variant trains from the quickstart's starting point on its LongPT data (RUN/data-long, or --data: e.g. the
+README's `mmprolong synth` of RUN's store with another --distribution) with its training
 config (RUN/train-long/config.yaml) plus the variant's overrides, then answers the quickstart's own evaluations
 (RUN/eval-trained-*/config.json: the same items, the same seed), so variants differ in training only (a
 variant with more tokens makes more passes over the same samples; for more distinct samples, run the quickstart
@@ -67,10 +68,11 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, value
 
 
-def run_variant(run: Path, work: Path, train: dict, overrides: dict) -> tuple[dict, dict]:
-    """Train (or resume) one variant, answer the quickstart's evaluations; (training summary, scores by suite)."""
+def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path) -> tuple[dict, dict]:
+    """Train (or resume) one variant on ``data``, answer the quickstart's evaluations; (training summary, scores by
+    suite)."""
     fields = merge_overrides(train, {**overrides, "logging.progress_bar": False})
-    summary = train_stage(work / "train", run / "data-long", fields, distributed_env())  # read when already done
+    summary = train_stage(work / "train", data, fields, distributed_env())  # read when already done
     scores = {}
     for suite in SUITES:
         eval_config = json.loads((run / f"eval-trained-{suite}" / "config.json").read_text())["config"]
@@ -100,8 +102,14 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                         help="a variant: its name and its overrides of the training config, dotted fields as "
                              "`mmprolong train` names them, e.g. optim.lr (repeatable; default: the sweep of issue 11)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="LongPT data of every variant (a `mmprolong synth` folder of RUN's store, e.g. another "
+                             "length distribution); default: RUN/data-long, the quickstart's own")
     args = parser.parse_args()
     run = args.run
+    data = args.data or run / "data-long"
+    if not (data / "manifest.json").is_file():
+        sys.exit(f"--data {data}: not a synth output folder (no manifest.json)")
     missing = [p for p in ["train-long/config.yaml", "train-long/summary.json", "data-long", "store"]
                + [f"eval-{m}-{s}/table.json" for m in ("base", "trained") for s in SUITES] if not (run / p).exists()]
     if missing:
@@ -115,7 +123,7 @@ def main() -> None:
                                      {s: scores_of(run / f"eval-trained-{s}") for s in SUITES})}
     for i, (name, overrides) in enumerate(variants.items()):
         print(f"[{i + 1}/{len(variants)}] {name}: {json.dumps(overrides)}", flush=True)
-        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides)
+        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data)
         results[name] = (overrides, summary, scores)
 
     rows = [row(name, changes, summary, scores) for name, (changes, summary, scores) in results.items()]
@@ -126,7 +134,7 @@ def main() -> None:
                             title="niah after LongPT variants (dotted: code characters in place)",
                             in_place={name: {int(n): c.get("in_place") for n, c in s["niah"].get("single", {}).items()}
                                       for name, (_, _, s) in results.items()})
-    report(rows, args.out, run=str(run), window=window, plot=str(plot),
+    report(rows, args.out, run=str(run), data=str(data), window=window, plot=str(plot),
            scores={name: scores for name, (_, _, scores) in results.items()})
 
 
