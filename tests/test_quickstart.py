@@ -101,6 +101,8 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
             places = cell["in_place_by_position"]  # per character of the 6-digit code; their mean is in_place
             assert places == pytest.approx([sum(m["in_place_by_position"][i] for m in meta) / 5 for i in range(6)],
                                            abs=1e-6) and sum(places) / 6 == pytest.approx(cell["in_place"], abs=1e-5)
+            assert all(0 <= low <= share <= high <= 1
+                       for share, (low, high) in zip(places, cell["in_place_by_position_ci95"]))
         heldout = saved["scores"][model]["synth-heldout"]
         assert set(heldout) == {"extract-single", "extract-multi", "reasoning"}
         assert all(cell["n"] == 4 for task in heldout.values() for cell in task.values())  # 4 depths x 1

@@ -478,7 +478,9 @@ def _eval_section(facts: dict, images: dict) -> Section:
         s.tables.append((["suite", "task", "length"] + [f"{r} (%)" for r in runs], rows))
         partial = [e for e in comparison["rows"] if any(v is not None for v in e["in_place"].values())]
         if partial:
-            s.paragraphs.append(IN_PLACE_NOTE)
+            s.paragraphs.append(IN_PLACE_NOTE + " By place in the code: the share of the row's answers with that "
+                                "digit in place (their 95% intervals are in quickstart.json, "
+                                "in_place_by_position_ci95).")
             s.tables.append((["task", "length"] + [f"{r}: code characters in place (%)" for r in runs]
                              + [f"{r}: by place in the code (%)" for r in runs],
                              [[e["task"], f"{e['length'] // 1024}K"] + [fmt_compared_in_place(e, r) for r in runs]

@@ -237,14 +237,16 @@ def fixed_check(model: str | Path, out: str | Path) -> dict:
 
 def scores_of(eval_dir: str | Path) -> dict:
     """An eval run's scores per task and length: ``{task: {length: {accuracy, n, ci95}}}`` (the run's table), and
-    for needle codes their partial credit, ``in_place`` with ``in_place_ci95`` and ``in_place_by_position``."""
+    for needle codes their partial credit, ``in_place`` with ``in_place_ci95`` and ``in_place_by_position`` with
+    ``in_place_by_position_ci95``."""
     rows = json.loads((Path(eval_dir) / "table.json").read_text())["rows"]
     scores: dict[str, dict[str, dict]] = {}
     for row in rows:
         if row["depth"] == "all" and row["task"] != "all" and row["score"] is not None:
             scores.setdefault(row["task"], {})[str(row["length"])] = {
                 "accuracy": row["score"], "n": row["ok"], "ci95": row["ci95"],
-                **{key: row[key] for key in ("in_place", "in_place_ci95", "in_place_by_position") if key in row}}
+                **{key: row[key] for key in ("in_place", "in_place_ci95", "in_place_by_position",
+                                             "in_place_by_position_ci95") if key in row}}
     return scores
 
 

@@ -105,6 +105,9 @@ def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_pat
     assert _row(rows, "niah", "all", 1024, "all")["in_place"] == pytest.approx((0.75 + 0.0) / 2, abs=1e-6)
     assert "in_place" not in _row(summarize(hand_made()), "niah", "single", 8192, "all")  # answers without it
     assert cell["in_place_by_position"] == [1.0, 0.5, 0.5, 0.0, 0.0, 0.0]  # 1/6 and 1/2 of the code: per place
+    for share, (low, high) in zip(cell["in_place_by_position"], cell["in_place_by_position_ci95"]):
+        assert 0 <= low <= share <= high <= 1
+    assert cell["in_place_by_position_ci95"][0] == [0.3424, 1.0]  # 2 of 2 in place: Wilson's interval, n=2
     assert _row(rows, "niah", "single", 1024, "all")["in_place_by_position"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
     assert "in_place_by_position" not in _row(rows, "niah", "all", 1024, "all")  # tasks are not pooled per place
 

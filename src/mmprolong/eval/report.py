@@ -9,7 +9,7 @@ means (for docvqa: the mean over the three datasets, as the paper reports). Ever
 every length it still shows how near a model came.
 
 Needle rows also carry ``in_place_by_position``: per character of the code, the share of answers with it in place
-(which part of the code a model gets right).
+(which part of the code a model gets right), with ``in_place_by_position_ci95``.
 
 Plots: the needle heatmap (depth x length, one panel per needle variant), accuracy against length (one line
 per model) and, comparing runs, the characters in place by place in the code (length x place, a panel per run).
@@ -89,6 +89,7 @@ def _row(key: tuple, group: list[EvalResult]) -> dict:
     places = _in_place(answered, "in_place_by_position")
     if places and None not in places and len({len(p) for p in places}) == 1:  # codes of one length: per place
         row["in_place_by_position"] = [_mean(column) for column in zip(*places)]
+        row["in_place_by_position_ci95"] = [_interval(interval95(column)) for column in zip(*places)]
     return row
 
 
