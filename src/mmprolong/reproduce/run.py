@@ -60,7 +60,7 @@ class ReproduceConfig(Config):
     findings: list[str] = field(default_factory=lambda: list(FINDINGS),
                                 help=f"findings to test: {', '.join(FINDINGS)}")
     seeds: int | None = field(None, help="training seeds per arm (each arm's mixture and data order); scores pool "
-                                         "them. Default: 2 for all six findings (56 minutes on a 2-core CPU), 1 "
+                                         "them. Default: 2 for all six findings (38-60 minutes on a 2-core CPU), 1 "
                                          "for fewer (each finding alone within 15 minutes)")
     train_tokens: int | None = field(None, help="LongPT budget of every arm and seed, tokens; default: 65,536 on "
                                                 "the CPU default (16 steps of one 4K row), the recipe's own budget "
