@@ -364,12 +364,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
                   "| task | length | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
         lines += [f"| {e['task']} | {format_length(e['length'])} | "
                   + " | ".join(fmt_compared_in_place(e, lb) for lb in labels) + " |" for e in partial]
-    places = [e for e in table if any(e["in_place_by_position"].values())]
-    if places:
+    placed = [e for e in table if any(e["in_place_by_position"].values())]  # rows with per-place shares
+    if placed:
         lines += ["", "## Needle codes: characters in place by place in the code (%)", "",
                   "| task | length | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
         lines += [f"| {e['task']} | {format_length(e['length'])} | "
-                  + " | ".join(fmt_places(e["in_place_by_position"][lb]) for lb in labels) + " |" for e in places]
+                  + " | ".join(fmt_places(e["in_place_by_position"][lb]) for lb in labels) + " |" for e in placed]
     write_text_atomic(out / "compare.md", "\n".join(lines) + "\n")
     write_text_atomic(out / "compare.json", json.dumps({"runs": labels, "rows": table}, indent=1, sort_keys=True)
                       + "\n")
