@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from mmprolong import api
 from mmprolong.config import merge_overrides
 from mmprolong.errors import ConfigError
-from mmprolong.quickstart import INGEST
+from mmprolong.eval.items import read_items
+from mmprolong.quickstart import INGEST, LOGN_WINDOW
 from mmprolong.startpoint import shipped_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,13 +45,17 @@ def test_report_has_every_section_and_figure(run):
         in report and f"n={reading['n']})" in report
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"mixture.png", "loss_trained.png", "accuracy.png", "accuracy_heldout.png", "heatmap_base.png",
-            "heatmap_trained.png", "code_places.png"} <= set(figures)
+            "heatmap_trained.png", "heatmap_base_logn.png", "heatmap_trained_logn.png", "code_places.png"} \
+        <= set(figures)
     for name in figures:
         assert (out / name).stat().st_size > 1000
     html = (out / "report.html").read_text()
     assert html.count("<img ") == len(figures) and "<table>" in html
-    # the eval tables name the two models, not their folders
+    # the eval tables name the models, not their folders; the needle's also the inference-time scaling
     assert "| starting point (%) | after LongPT (%) |" in report
+    scaled = f"log-length scaling W={LOGN_WINDOW:,} (%)"
+    assert f"| starting point (%) | after LongPT (%) | starting point, {scaled} | after LongPT, {scaled} |" \
+        in report and f"`attn_logn_window` W={LOGN_WINDOW:,}" in report
 
 
 def test_numbers_in_report_come_from_the_steps(run):
@@ -106,6 +111,18 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         heldout = saved["scores"][model]["synth-heldout"]
         assert set(heldout) == {"extract-single", "extract-multi", "reasoning"}
         assert all(cell["n"] == 4 for task in heldout.values() for cell in task.values())  # 4 depths x 1
+    # both models once more on the needles, with log-length scaling at inference: the same items, the same
+    # weights, the scaling recorded with the answers
+    for model in ("base", "trained"):
+        assert set(saved["scores"][f"{model}-logn"]) == {"niah"}
+        assert {n: c["n"] for n, c in saved["scores"][f"{model}-logn"]["niah"]["single"].items()} == \
+            {"1024": 5, "2048": 5}
+        plain, scaled = (json.loads((out / f"eval-{m}-niah" / "config.json").read_text())
+                         for m in (model, f"{model}-logn"))
+        assert scaled["backend"]["attn_logn_window"] == LOGN_WINDOW and "attn_logn_window" not in plain["backend"]
+        assert scaled["backend"]["weights"] == plain["backend"]["weights"]
+        assert [i.content_key() for i in read_items(out / f"eval-{model}-logn-niah" / "items.jsonl")] == \
+            [i.content_key() for i in read_items(out / f"eval-{model}-niah" / "items.jsonl")]  # needles: own files
     report = (out / "report.md").read_text()
     cell = saved["scores"]["trained"]["niah"]["single"]["2048"]
     shown = f"{100 * cell['accuracy']:.1f} [{100 * cell['ci95'][0]:.1f}, {100 * cell['ci95'][1]:.1f}] (n=5)"
@@ -157,6 +174,7 @@ def test_recipe_runs_on_two_processes(run, tmp_path):
     base_eval = json.loads((run_dir / "eval-base-niah" / "run.json").read_text())
     assert base_eval["items"] > 0 and base_eval["errors"] == 0
     assert (run_dir / "heatmap_trained.png").is_file() and (run_dir / "heatmap_base.png").is_file()
+    assert not list(run_dir.glob("eval-*-logn-niah"))  # a recipe's run is evaluated as the paper does
 
 
 def test_qwen3_vl_recipe_runs_on_two_processes(run, tmp_path):

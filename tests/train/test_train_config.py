@@ -84,6 +84,8 @@ BAD = [
     ({"parallel.sequence_parallel": "ring", "parallel.sp_degree": 2,
       "model.attn_implementation": "flash_attention_2"}, "parallel.sequence_parallel"),  # GPU only, device cpu
     ({"parallel.sp_degree": 2}, "parallel.sp_degree"),  # without a sequence_parallel kind
+    ({"model.attn_logn_window": 1024, "parallel.sequence_parallel": "kv_allgather", "parallel.sp_degree": 2},
+     "model.attn_logn_window"),  # sequence parallel replaces the kernel that applies it
     ({"parallel.sequence_parallel": "kv_allgather", "parallel.sp_degree": 3}, "parallel.sp_degree"),  # 512 % 3
     ({"parallel.fused_loss": "liger"}, "parallel.fused_loss"),  # GPU only
     ({"parallel.mixed_precision": "bfloat16"}, "parallel.mixed_precision"),  # GPU only

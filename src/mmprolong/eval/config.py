@@ -154,6 +154,10 @@ class EvalConfig(Config):
     rope_factor: float = field(4.0, help="rope_scaling factor (MMLongBench's YaRN for Qwen2.5-VL: 4)")
     original_max_positions: int = field(32768, help="positions the model was trained for, where scaling starts "
                                                     "(Qwen2.5-VL: 32768)")
+    attn_logn_window: int | None = field(
+        None, help="hf backend: log-length attention scaling at inference (ModelConfig.attn_logn_window: queries "
+                   "past token W sharpened by ln(i+1)/ln(W)); none: the model's own setting, 0: off. The paper "
+                   "runs without; it recovers retrieval a model lost beyond its window (benchmarks/logn.py)")
     label: str = field("", help="model name in tables and plots; empty: the model path or backend")
     cache_dir: str | None = field(None, help="answer cache folder (shareable between runs); none: OUT/cache")
     mmniah_tasks: list[str] = field(default_factory=lambda: list(MMNIAH_TASKS),
@@ -204,6 +208,11 @@ class EvalConfig(Config):
             raise ConfigError("length_tolerance", self.length_tolerance, "expected tokens >= 0, or -1 (one page)")
         if self.max_model_len == 0 or self.max_model_len < -1:
             raise ConfigError("max_model_len", self.max_model_len, "expected tokens > 0, or -1 (no limit)")
+        if self.attn_logn_window is not None and self.attn_logn_window < 0:
+            raise ConfigError("attn_logn_window", self.attn_logn_window, "expected 0 (off) or a window in tokens")
+        if self.attn_logn_window and self.backend != "hf":
+            raise ConfigError("attn_logn_window", self.attn_logn_window, f"the {self.backend} backend cannot apply "
+                                                                         "log-length scaling: use backend hf")
         if self.rope_factor < 1:
             raise ConfigError("rope_factor", self.rope_factor, "expected a factor >= 1 (4 extends 32K to 128K)")
         if self.original_max_positions < 1:

@@ -36,6 +36,12 @@ class ModelConfig(Config):
         "sdpa_packed", help="attention kernel. sdpa_packed: SDPA on each packed sample's own block (no L x L mask; "
                             "CPU or GPU); sdpa: SDPA with transformers' dense block-diagonal mask; "
                             "flash_attention_2: varlen kernel, needs a GPU and bfloat16")
+    attn_logn_window: int | None = field(
+        None, help="log-length attention scaling (Qwen-1's logn attention): a query at token i of its sample is "
+                   "multiplied by max(1, ln(i+1)/ln(W)), so attention stays sharp past the W tokens the model was "
+                   "trained at (set W to the starting point's window); recorded in the saved config.json and "
+                   "applied by mmprolong's sdpa_packed kernel only (not vLLM or flash-attn). 0: off; none: the "
+                   "checkpoint's setting (off for presets)")
     dtype: Literal["float32", "bfloat16", "float64"] = field(
         "float32", help="dtype the weights are loaded in (float32 + FSDP2 mixed precision is the usual choice)")
     min_pixels: int | None = field(None, help="fewest pixels of an image as the model sees it; none: the "
@@ -59,6 +65,12 @@ class ModelConfig(Config):
         if not (self.train_vision or self.train_merger or self.train_language):
             raise ConfigError("train_language", False, "nothing would be trainable: set one of train_vision, "
                                                        "train_merger, train_language")
+        if self.attn_logn_window is not None and self.attn_logn_window < 0:
+            raise ConfigError("attn_logn_window", self.attn_logn_window, "must be 0 (off) or a window in tokens")
+        if self.attn_logn_window and self.attn_implementation != "sdpa_packed":
+            raise ConfigError("attn_logn_window", self.attn_logn_window, "log-length scaling runs in the "
+                                                                         "sdpa_packed kernel: set "
+                                                                         "attn_implementation to sdpa_packed")
         if self.attn_implementation == "flash_attention_2" and self.dtype == "float64":
             raise ConfigError("attn_implementation", self.attn_implementation,
                               "flash_attention_2 runs in bfloat16/float16: use sdpa with float64")

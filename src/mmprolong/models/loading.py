@@ -17,6 +17,8 @@ Facts the trainer relies on (transformers 5.24, see /work/shared/STACK-NOTES.md)
 - ``use_cache`` is switched off in the loaded model's configs: with a cache the model silently stops detecting
   packed rows (every training forward also passes ``use_cache=False``). Saved models have it on again, so
   ``generate()`` decodes with a KV cache by default.
+- ``ModelConfig.attn_logn_window`` is written into the text config as ``attn_logn_window`` (an extra attribute
+  that config.json keeps); the ``sdpa_packed`` kernel reads it at every call (``models.attention``).
 """
 
 from __future__ import annotations
@@ -113,10 +115,16 @@ def _build(cfg: ModelConfig, edit_config: Callable | None):
     cfg.check_budget(family)
     if cfg.path is None:
         tokenizer = load_tokenizer()
+
+        def edit(config):
+            set_logn_window(config, cfg.attn_logn_window)
+            if edit_config is not None:
+                edit_config(config)
+
         model = build_preset_model(
             tokenizer, cfg.preset, seed=cfg.seed, rope_theta=cfg.rope_theta,
             max_position_embeddings=cfg.max_position_embeddings, attn_implementation=cfg.attn_implementation,
-            dtype=cfg.dtype, edit_config=edit_config)
+            dtype=cfg.dtype, edit_config=edit)
         image_processor = family.image_processor(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
     else:
         config = checkpoint_config(cfg)
@@ -129,7 +137,29 @@ def _build(cfg: ModelConfig, edit_config: Callable | None):
     problem = family.check_token_ids(model.config, tokenizer)
     if problem:
         raise DataError(problem)
+    from mmprolong.models import attention
+
+    window = logn_window(model.config)
+    if window and cfg.attn_implementation != attention.NAME:
+        raise ConfigError("attn_implementation", cfg.attn_implementation,
+                          f"{cfg.path} uses log-length attention scaling ({attention.LOGN_ATTR}={window}), which "
+                          f"only {attention.NAME} applies: set attn_implementation to {attention.NAME}")
     return model, tokenizer, image_processor
+
+
+def set_logn_window(config, window: int | None) -> None:
+    """Record ``ModelConfig.attn_logn_window`` in a model config's text config (``None`` keeps what is there)."""
+    from mmprolong.models import attention
+
+    if window is not None:
+        setattr(config.text_config, attention.LOGN_ATTR, int(window))
+
+
+def logn_window(config) -> int:
+    """The log-length scaling window a model config records (0: off)."""
+    from mmprolong.models import attention
+
+    return int(getattr(config.text_config, attention.LOGN_ATTR, 0) or 0)
 
 
 def checkpoint_config(cfg: ModelConfig):
@@ -144,6 +174,7 @@ def checkpoint_config(cfg: ModelConfig):
         config.text_config.rope_parameters["rope_theta"] = float(cfg.rope_theta)
     if cfg.max_position_embeddings is not None:
         config.text_config.max_position_embeddings = cfg.max_position_embeddings
+    set_logn_window(config, cfg.attn_logn_window)
     return config
 
 

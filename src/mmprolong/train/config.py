@@ -254,6 +254,10 @@ class TrainConfig(Config):
         if p.mixed_precision == "bfloat16" and m.dtype == "float64":
             raise ConfigError("parallel.mixed_precision", p.mixed_precision,
                               "bfloat16 compute contradicts model.dtype=float64: use mixed_precision 'none'")
+        if m.attn_logn_window and p.sequence_parallel != "none":
+            raise ConfigError("model.attn_logn_window", m.attn_logn_window,
+                              f"log-length scaling runs in sdpa_packed, which sequence_parallel "
+                              f"{p.sequence_parallel!r} replaces: set it to 0 or sequence_parallel to 'none'")
         if p.sequence_parallel == "ring" and m.attn_implementation != "flash_attention_2":
             raise ConfigError("model.attn_implementation", m.attn_implementation,
                               "sequence_parallel 'ring' runs on flash-attn: set flash_attention_2")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mmprolong.errors import ConfigError
+from mmprolong.models.loading import logn_window
 from mmprolong.train.collate import IGNORE_INDEX
 
 if TYPE_CHECKING:
@@ -278,8 +279,12 @@ class SequenceParallel:
     def install(self) -> None:
         from transformers import AttentionInterface
 
-        AttentionInterface.register(self.attn_name, self._attention)
         core = unwrap(self.model)
+        if logn_window(core.config):  # a checkpoint that records it (the config check sees only the field)
+            raise ConfigError("parallel.sequence_parallel", self.kind, "the model uses log-length attention "
+                                                                       "scaling (attn_logn_window), which only "
+                                                                       "sdpa_packed applies")
+        AttentionInterface.register(self.attn_name, self._attention)
         self._original_attn = core.config.text_config._attn_implementation
         core.config.text_config._attn_implementation = self.attn_name
         self._hook = core.model.language_model.register_forward_pre_hook(self._take_chunk, with_kwargs=True)

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from mmprolong.errors import ConfigError
 from mmprolong.eval.backends.base import (
     Answer,
@@ -39,6 +42,14 @@ def counting_family(config, model_path: str | None = None):
     return DEFAULT_FAMILY
 
 
+def checkpoint_logn_window(path: str) -> int:
+    """The log-length attention window a checkpoint's config.json records (0: none)."""
+    from mmprolong.models.attention import LOGN_ATTR
+
+    config = json.loads((Path(path) / "config.json").read_text())
+    return int(config.get("text_config", {}).get(LOGN_ATTR) or 0)
+
+
 def make_backend(model, config, *, api_key: str | None = None) -> Backend:
     """A Backend from ``model`` (a ModelConfig, a checkpoint folder, or None for the tiny preset) and ``config``."""
     from mmprolong.eval.rope_scaling import RopeScaling
@@ -66,6 +77,9 @@ def make_backend(model, config, *, api_key: str | None = None) -> Backend:
 
         if model.path is None:
             raise ConfigError("backend", "vllm", "vLLM needs a checkpoint folder; the tiny preset runs with hf")
+        if checkpoint_logn_window(model.path):
+            raise ConfigError("backend", "vllm", f"{model.path} was trained with log-length attention scaling "
+                                                 "(attn_logn_window), which vLLM does not apply: use backend hf")
         if config.max_model_len <= 0 or config.min_pixels is None or config.max_pixels is None:
             raise ConfigError("max_model_len", config.max_model_len, "vllm needs max_model_len, min_pixels and "
                                                                      "max_pixels set")
@@ -75,7 +89,7 @@ def make_backend(model, config, *, api_key: str | None = None) -> Backend:
 
     from mmprolong.eval.backends.hf import HFBackend
 
-    overrides = {k: getattr(config, k) for k in ("min_pixels", "max_pixels")
+    overrides = {k: getattr(config, k) for k in ("min_pixels", "max_pixels", "attn_logn_window")
               if getattr(config, k) is not None and getattr(model, k) is None}
     if config.family != "auto" and model.family == "auto":  # checked against the model's when it loads
         overrides["family"] = config.family

@@ -26,6 +26,7 @@ from mmprolong.eval.backends.base import Answer, GenerationSettings, SequentialB
 from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
 from mmprolong.models import family_of_config
 from mmprolong.models.features import FeatureCache
+from mmprolong.models.loading import logn_window
 from mmprolong.template import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ class HFBackend(SequentialBackend):
                 "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
                 "rope_parameters": json.loads(json.dumps(text.rope_parameters, default=str)),
                 "max_position_embeddings": text.max_position_embeddings, "pixels": list(self.pixel_budget())}
+            window = logn_window(self.model.config)
+            if window:  # absent when off, so answers cached before the setting existed stay valid
+                self._identity["attn_logn_window"] = window
         return self._identity
 
     def generate_one(self, item, loader, settings: GenerationSettings) -> Answer:
