@@ -4,6 +4,7 @@ what the starting point keeps at its window and gains beyond it.
     mmprolong quickstart --out runs/quickstart          # first: the data, the default LongPT, both evaluations
     python benchmarks/longpt.py --run runs/quickstart [--work runs/longpt] [--out benchmarks/results/longpt.json]
                                 [--variant 'NAME={"optim.lr": 1e-3, "schedule.min_lr": 1e-4}' ...] [--data DIR]
+                                [--eval-logn W]
 
 Each variant trains from the quickstart's starting point on its LongPT data (RUN/data-long, or --data: e.g. the
 README's `mmprolong synth` of RUN's store with another --distribution) with its training
@@ -15,7 +16,9 @@ starting point and the quickstart's own LongPT are the first two rows, from the 
 a variant's training resumes from its checkpoint and its answers come from the eval cache.
 
 Writes --out (one row per variant: steps, loss, niah accuracy and code characters in place per length, held-out
-synth accuracy per task and length; all in %, with every score's interval and item count under "scores") and,
+synth accuracy per task and length; all in %, with every score's interval and item count under "scores"; with
+--eval-logn W also each variant's niah with log-length attention scaling W at inference, as the quickstart's
+`-logn` evaluations) and,
 beside it, a plot of needle accuracy against length per variant (dotted: characters in place). About 4 minutes
 of training per 800K tokens and 2 minutes of evaluation per variant on a 2-core CPU: 70 minutes for the default
 sweep.
@@ -41,6 +44,7 @@ from mmprolong.startpoint import scores_of
 from mmprolong.train.launch import distributed_env
 
 SUITES = ("niah", "synth-heldout")
+LOGN_SUITE = "niah-logn"  # niah with log-length scaling at inference (--eval-logn)
 
 
 def default_variants(train: dict) -> dict[str, dict]:
@@ -68,15 +72,18 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, value
 
 
-def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path) -> tuple[dict, dict]:
-    """Train (or resume) one variant on ``data``, answer the quickstart's evaluations; (training summary, scores by
-    suite)."""
+def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
+                logn: int = 0) -> tuple[dict, dict]:
+    """Train (or resume) one variant on ``data``, answer the quickstart's evaluations (and niah with ``logn``
+    scaling, when set); (training summary, scores by suite)."""
     fields = merge_overrides(train, {**overrides, "logging.progress_bar": False})
     summary = train_stage(work / "train", data, fields, distributed_env())  # read when already done
     scores = {}
-    for suite in SUITES:
-        eval_config = json.loads((run / f"eval-trained-{suite}" / "config.json").read_text())["config"]
-        eval_config.update(store_dir=str(run / "store"), label=work.name)
+    for suite in SUITES + ((LOGN_SUITE,) if logn else ()):
+        eval_config = json.loads((run / f"eval-trained-{suite.removesuffix('-logn')}" / "config.json").read_text())
+        eval_config = {**eval_config["config"], "store_dir": str(run / "store"), "label": work.name}
+        if suite == LOGN_SUITE:
+            eval_config["attn_logn_window"] = logn
         api.evaluate(work / "train" / "final", work / suite, EvalConfig.from_dict(eval_config), show_progress=False)
         scores[suite] = scores_of(work / suite)
     return summary, scores
@@ -91,6 +98,9 @@ def row(name: str, changes: dict, summary: dict, scores: dict) -> dict:
     for task, cells in scores["synth-heldout"].items():
         for length, cell in sorted(cells.items(), key=lambda kv: int(kv[0])):
             out[f"{task} {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+    for length, cell in sorted(scores.get(LOGN_SUITE, {}).get("single", {}).items(), key=lambda kv: int(kv[0])):
+        out[f"logn niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+        out[f"logn in place {format_length(int(length))}"] = round(100 * cell["in_place"], 1)
     return out
 
 
@@ -105,6 +115,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="LongPT data of every variant (a `mmprolong synth` folder of RUN's store, e.g. another "
                              "length distribution); default: RUN/data-long, the quickstart's own")
+    parser.add_argument("--eval-logn", type=int, default=0, metavar="W",
+                        help="also answer niah with attn_logn_window W at inference (the starting point and the "
+                             "quickstart's LongPT: RUN's own -logn evaluations, which must have this W)")
     args = parser.parse_args()
     run = args.run
     data = args.data or run / "data-long"
@@ -118,12 +131,18 @@ def main() -> None:
     train = yaml.safe_load((run / "train-long" / "config.yaml").read_text())
     variants = dict(map(parse_variant, args.variant)) if args.variant else default_variants(train)
 
-    results = {"starting point": ({}, {}, {s: scores_of(run / f"eval-base-{s}") for s in SUITES}),
+    suites = {s: s for s in SUITES} | ({LOGN_SUITE: "logn-niah"} if args.eval_logn else {})  # -> RUN's folder
+    for model in ("base", "trained") if args.eval_logn else ():
+        saved = run / f"eval-{model}-logn-niah" / "config.json"
+        if not saved.is_file() or json.loads(saved.read_text())["config"]["attn_logn_window"] != args.eval_logn:
+            sys.exit(f"--eval-logn {args.eval_logn}: {saved} is not an evaluation with that window (the "
+                     "quickstart's own W is mmprolong.quickstart.LOGN_WINDOW)")
+    results = {"starting point": ({}, {}, {s: scores_of(run / f"eval-base-{f}") for s, f in suites.items()}),
                "quickstart LongPT": ({}, json.loads((run / "train-long" / "summary.json").read_text()),
-                                     {s: scores_of(run / f"eval-trained-{s}") for s in SUITES})}
+                                     {s: scores_of(run / f"eval-trained-{f}") for s, f in suites.items()})}
     for i, (name, overrides) in enumerate(variants.items()):
         print(f"[{i + 1}/{len(variants)}] {name}: {json.dumps(overrides)}", flush=True)
-        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data)
+        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data, args.eval_logn)
         results[name] = (overrides, summary, scores)
 
     rows = [row(name, changes, summary, scores) for name, (changes, summary, scores) in results.items()]

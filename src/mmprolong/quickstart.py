@@ -8,7 +8,8 @@ Steps (each resumable; rerunning the command skips what is done):
   4. synth    the LongPT mixture: balanced 1K-4K buckets, 8:2 extraction:reasoning          RUN/data-long
   5. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
               ``mmprolong.startpoint``) to 4K, with the RoPE base raised 4x as the paper raises 1e6 to 4e6
-  6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents
+  6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents;
+              then both on the same needles with log-length attention scaling at inference (RUN/eval-*-logn-niah)
   7. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
 
 ``rebuild_start=True`` first rebuilds the starting point from ``recipes/miniature-start.yaml`` into RUN/start
@@ -17,7 +18,8 @@ Steps (each resumable; rerunning the command skips what is done):
 With a recipe (``recipe=recipes/mmprolong-7b.yaml, model=PATH``) the same steps are the paper's run: the
 documents are the user's PDFs (or a generated corpus of 20-200 pages each), pages are rendered at the model's
 pixel budget, the mixture is synth's default fitted to the recipe's window, the given model is the starting
-point and is trained by the recipe, and both are evaluated at 1/2, 1, 2 and 4 times the window.
+point and is trained by the recipe, and both are evaluated at 1/2, 1, 2 and 4 times the window (as the paper
+evaluates: no scaling).
 Under torchrun, rank 0 makes the data while the other ranks wait, every rank trains, and rank 0 evaluates.
 """
 

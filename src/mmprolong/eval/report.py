@@ -19,6 +19,7 @@ per model) and, comparing runs, the characters in place by place in the code (le
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,7 +240,7 @@ def _heatmaps(panels: dict[str, dict[tuple, float | None]], path: str | Path, *,
         ax.set_yticks(range(len(ys)), [rows[1](y) for y in ys])
         ax.set_xlabel(columns[0])
         ax.set_ylabel(rows[0])
-        ax.set_title(name, fontsize=9)
+        ax.set_title(textwrap.fill(name, 36), fontsize=9)  # long run names would run into the next panel's
         for i in range(len(ys)):
             for j in range(len(xs)):
                 text = "—" if np.isnan(data[i, j]) else f"{data[i, j]:.0f}"
