@@ -3,10 +3,11 @@
 With ``model.train_vision`` and ``model.train_merger`` off, what the tower hands the language model for an image
 depends on its pixels only, and a LongPT mixture shows each page in many samples (the quickstart's: each page
 about 8 times). On the quickstart's CPU the tower took a third of a training step; memoised, its features are
-looked up by a digest of the image's patches. The images of a row missing from the cache are encoded together;
-each image attends only to itself in the tower, and on CPU in float32 an image's features came out bitwise the
-same alone or among others (measured on the quickstart's pages), so a resumed run, whose cache starts empty,
-computes what an uninterrupted one did (tests/train/test_train_resume.py checks it).
+looked up by a digest of the image's patches. Each image missing from the cache is encoded on its own: each
+image attends only to itself in the tower, but the tower's matmuls round differently with the number of patches
+they take at once (on one of the CPUs this project runs on, an image's features were not bitwise the same alone
+and among others), and features that depended on which images happened to be missing together would make a
+resumed run, whose cache starts empty, differ from an uninterrupted one (tests/train/test_train_resume.py).
 
 One process only: under FSDP2 or DDP every rank must run the tower's forward together (its weights are gathered
 there), and a rank that skipped it would hang the others.
@@ -45,13 +46,11 @@ class FrozenVisionFeatures:
         missing = {key: i for i, key in enumerate(keys) if key not in found}  # key -> its last image
         self.images += len(keys)
         self.encoded += len(missing)
-        if missing:
+        for key, i in missing.items():
             with torch.no_grad():
-                output = model.model.get_image_features(torch.cat([images[i] for i in missing.values()]),
-                                                        torch.cat([grids[i] for i in missing.values()]))
-            for key, parts in zip(missing, self.family.image_feature_parts(output)):
-                found[key] = (parts,)
-                self.cache.put(key, found[key])
+                (parts,) = self.family.image_feature_parts(model.model.get_image_features(images[i], grids[i]))
+            found[key] = (parts,)
+            self.cache.put(key, found[key])
         return {"image": self.family.image_encoder_output([found[key][0] for key in keys])}
 
     def stats(self) -> dict:
