@@ -15,9 +15,12 @@ the LongPT model, each as trained (window 0) and with ``attn_logn_window`` set a
 3. **selection** (rows under "selection"): the LongPT model on other needles (--select-seed, --select-items a
    depth, at --select-lengths) for every window, so the window the quickstart uses (``quickstart.LOGN_WINDOW``)
    is chosen on needles its report does not score.
+4. **heldout** (rows under "heldout"; ``--parts heldout`` alone: the file's rows): the quickstart's held-out synth
+   questions (RUN/eval-*-synth-heldout), both models, as trained and with --heldout-window: does the setting that
+   finds the needle also answer questions about documents, where other notes stand beside the one asked about?
 
 Writes --out (rows per model, window and length) and prints them. About 1 minute per probe model and setting and
-2-3 minutes per evaluation on a 2-core CPU (about 35 minutes for the defaults).
+2-3 minutes per evaluation on a 2-core CPU (about 35 minutes for the defaults, 5 for ``--parts heldout``).
 """
 
 from __future__ import annotations
@@ -32,14 +35,17 @@ from common import report
 from transformers import AttentionInterface
 
 from mmprolong import api
+from mmprolong.corpus.cards import NOTE_ATTRIBUTE
 from mmprolong.eval import EvalConfig
 from mmprolong.eval.backends import make_backend, template_parts
 from mmprolong.eval.config import format_length, niah_config
-from mmprolong.eval.items import read_items
+from mmprolong.eval.items import read_items, read_results
 from mmprolong.eval.pages import ImageLoader
 from mmprolong.models.attention import scale_queries, sdpa_packed_forward
 from mmprolong.models.config import ModelConfig
+from mmprolong.quickstart import LOGN_WINDOW
 from mmprolong.startpoint import scores_of
+from mmprolong.synth.store import load_documents
 
 PLACES = 6  # digits of a needle code
 PROBE_KEYS = ("teacher-forced digit right (%)", "head", "needle attention (%)")
@@ -110,29 +116,18 @@ def probe(model: ModelConfig, items_path: Path, lengths: list[int]) -> list[dict
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, default=Path("runs/quickstart"), help="a finished quickstart folder")
-    parser.add_argument("--work", type=Path, default=None, help="evaluation folders (default RUN/logn)")
-    parser.add_argument("--windows", default="1024,512,256,128", help="attn_logn_window values to try at inference")
-    parser.add_argument("--probe-lengths", default="1024,4096")
-    parser.add_argument("--select-seed", type=int, default=7)
-    parser.add_argument("--select-items", type=int, default=6, help="needles per (length, depth): 5 depths")
-    parser.add_argument("--select-lengths", default="1024,4096,8192")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/logn.json"))
-    args = parser.parse_args()
-    run, work = args.run, args.work or args.run / "logn"
-    missing = [p for p in ("eval-base-niah/config.json", "eval-trained-niah/config.json", "train-long/final")
-               if not (run / p).exists()]
-    if missing:
-        sys.exit(f"--run {run}: not a finished quickstart (missing {', '.join(missing)})")
-    windows = [int(w) for w in args.windows.split(",")]
-    probe_lengths = [int(n) for n in args.probe_lengths.split(",")]
+def saved_eval(run: Path, name: str, suite: str) -> tuple[str, dict]:
+    """The checkpoint folder a quickstart evaluation answered with, and its evaluation config on RUN's store."""
+    saved = json.loads((run / f"eval-{name}-{suite}" / "config.json").read_text())
+    return saved["backend"]["model"], {**saved["config"], "store_dir": str(run / "store")}
+
+
+def needle_rows(run: Path, work: Path, windows: list[int], probe_lengths: list[int],
+                args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """Parts 1-3: (rows per model, window and length; selection rows)."""
     rows, selection = [], []
     for name in ("base", "trained"):
-        saved = json.loads((run / f"eval-{name}-niah" / "config.json").read_text())
-        path = saved["backend"]["model"]  # the checkpoint folder the quickstart evaluated
-        eval_config = {**saved["config"], "store_dir": str(run / "store")}
+        path, eval_config = saved_eval(run, name, "niah")
         for window in [0, *windows]:
             model = ModelConfig(path=path, attn_logn_window=window)
             print(f"{name}, attn_logn_window {window}", flush=True)
@@ -159,8 +154,92 @@ def main() -> None:
                                       "exact (%)": round(100 * cell["accuracy"], 1),
                                       "ci95": [round(100 * v, 1) for v in cell["ci95"]], "n": cell["n"],
                                       "digits in place (%)": round(100 * cell["in_place"], 1)})
-    report(rows, args.out, run=str(run), windows=windows, selection_seed=args.select_seed, selection=selection)
+    return rows, selection
 
+
+def note_code(text: str) -> str | None:
+    """The code a page states when it is a note card (the line under its label), else None."""
+    lines = text.splitlines()
+    label = NOTE_ATTRIBUTE.capitalize()
+    return lines[lines.index(label) + 1] if label in lines[:-1] else None
+
+
+def code_questions(folder: Path, texts: dict) -> dict[int, dict]:
+    """Per length, over the held-out extract-single questions that ask for a note's code (their evidence page is a
+    note card): how many, the mean number of note cards in their context (look-alikes, each with a code of its
+    own), and how many answers are another note's code, read whole from the wrong card."""
+    answers = {r.item_id: r.prediction.strip() for r in read_results(folder)}
+    cells: dict[int, dict] = {}
+    for item in read_items(folder / "items.jsonl"):
+        codes = [note_code(texts.get((image.doc_id, image.page_index), "")) for image in item.images]
+        if item.task != "extract-single" or not item.evidence or codes[item.evidence[0]] is None:
+            continue
+        cell = cells.setdefault(item.length, {"code questions": 0, "notes": 0, "another note's code": 0})
+        cell["code questions"] += 1
+        cell["notes"] += sum(code is not None for code in codes)
+        cell["another note's code"] += answers.get(item.item_id) in set(codes) - {None, codes[item.evidence[0]]}
+    return {length: {"code questions": c["code questions"],
+                     "notes in context": round(c["notes"] / c["code questions"], 1),
+                     "answer another note's code": c["another note's code"]} for length, c in cells.items()}
+
+
+def heldout_rows(run: Path, work: Path, window: int) -> list[dict]:
+    """Part 4: the quickstart's held-out synth scores per model, task and length, as trained and with ``window``;
+    extract-single rows also say how its code questions went (``code_questions``)."""
+    texts = {(d.doc_id, i): t for d in load_documents(run / "store") for i, t in enumerate(d.page_texts)}
+    rows = []
+    for name in ("base", "trained"):
+        path, eval_config = saved_eval(run, name, "synth-heldout")
+        for w in (0, window):
+            folder = run / f"eval-{name}-synth-heldout" if w == 0 else work / f"heldout-{name}-w{w}"
+            if w:
+                print(f"{name}, held-out synth, attn_logn_window {w}", flush=True)
+                api.evaluate(ModelConfig(path=path, attn_logn_window=w), folder,
+                             EvalConfig.from_dict({**eval_config, "label": f"{name} w{w}"}), show_progress=False)
+            codes = code_questions(folder, texts)
+            for task, cells in sorted(scores_of(folder).items()):
+                for length, cell in sorted(cells.items(), key=lambda kv: int(kv[0])):
+                    extra = codes.get(int(length), {}) if task == "extract-single" else {}
+                    rows.append({"model": name, "attn_logn_window": w, "task": task,
+                                 "length": format_length(int(length)), "accuracy (%)": round(100 * cell["accuracy"], 1),
+                                 "ci95": [round(100 * v, 1) for v in cell["ci95"]], "n": cell["n"],
+                                 **{k: extra.get(k, "") for k in ("code questions", "notes in context",
+                                                                  "answer another note's code")}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/quickstart"), help="a finished quickstart folder")
+    parser.add_argument("--work", type=Path, default=None, help="evaluation folders (default RUN/logn)")
+    parser.add_argument("--parts", default="needle,heldout",
+                        help="needle: probe, needles and selection (1-3); heldout: held-out synth questions (4)")
+    parser.add_argument("--windows", default="1024,512,256,128", help="attn_logn_window values to try at inference")
+    parser.add_argument("--probe-lengths", default="1024,4096")
+    parser.add_argument("--select-seed", type=int, default=7)
+    parser.add_argument("--select-items", type=int, default=6, help="needles per (length, depth): 5 depths")
+    parser.add_argument("--select-lengths", default="1024,4096,8192")
+    parser.add_argument("--heldout-window", type=int, default=LOGN_WINDOW,
+                        help="attn_logn_window for the held-out synth questions (default: the quickstart's)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/logn.json"))
+    args = parser.parse_args()
+    run, work = args.run, args.work or args.run / "logn"
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"needle", "heldout"}:
+        sys.exit(f"--parts {args.parts}: give needle, heldout or both, comma-separated")
+    suites = [s for part, s in (("needle", "niah"), ("heldout", "synth-heldout")) if part in parts]
+    needed = ["train-long/final"] + [f"eval-{m}-{s}/config.json" for m in ("base", "trained") for s in suites]
+    missing = [p for p in needed if not (run / p).exists()]
+    if missing:
+        sys.exit(f"--run {run}: not a finished quickstart (missing {', '.join(missing)})")
+    windows = [int(w) for w in args.windows.split(",")]
+    rows, selection = (needle_rows(run, work, windows, [int(n) for n in args.probe_lengths.split(",")], args)
+                       if "needle" in parts else ([], []))
+    heldout = heldout_rows(run, work, args.heldout_window) if "heldout" in parts else []
+    context = {"windows": windows, "selection_seed": args.select_seed, "selection": selection} if rows else {}
+    report(rows or heldout, args.out, run=str(run), **context,
+           **({"heldout_window": args.heldout_window} if heldout else {}),
+           **({"heldout": heldout} if rows and heldout else {}))
 
 if __name__ == "__main__":
     main()
