@@ -31,21 +31,20 @@ import sys
 from pathlib import Path
 
 import torch
+from code_questions import KEYS, code_questions, page_texts
 from common import report
 from transformers import AttentionInterface
 
 from mmprolong import api
-from mmprolong.corpus.cards import NOTE_ATTRIBUTE
 from mmprolong.eval import EvalConfig
 from mmprolong.eval.backends import make_backend, template_parts
 from mmprolong.eval.config import format_length, niah_config
-from mmprolong.eval.items import read_items, read_results
+from mmprolong.eval.items import read_items
 from mmprolong.eval.pages import ImageLoader
 from mmprolong.models.attention import scale_queries, sdpa_packed_forward
 from mmprolong.models.config import ModelConfig
 from mmprolong.quickstart import LOGN_WINDOW
 from mmprolong.startpoint import scores_of
-from mmprolong.synth.store import load_documents
 
 PLACES = 6  # digits of a needle code
 PROBE_KEYS = ("teacher-forced digit right (%)", "head", "needle attention (%)")
@@ -157,36 +156,10 @@ def needle_rows(run: Path, work: Path, windows: list[int], probe_lengths: list[i
     return rows, selection
 
 
-def note_code(text: str) -> str | None:
-    """The code a page states when it is a note card (the line under its label), else None."""
-    lines = text.splitlines()
-    label = NOTE_ATTRIBUTE.capitalize()
-    return lines[lines.index(label) + 1] if label in lines[:-1] else None
-
-
-def code_questions(folder: Path, texts: dict) -> dict[int, dict]:
-    """Per length, over the held-out extract-single questions that ask for a note's code (their evidence page is a
-    note card): how many, the mean number of note cards in their context (look-alikes, each with a code of its
-    own), and how many answers are another note's code, read whole from the wrong card."""
-    answers = {r.item_id: r.prediction.strip() for r in read_results(folder)}
-    cells: dict[int, dict] = {}
-    for item in read_items(folder / "items.jsonl"):
-        codes = [note_code(texts.get((image.doc_id, image.page_index), "")) for image in item.images]
-        if item.task != "extract-single" or not item.evidence or codes[item.evidence[0]] is None:
-            continue
-        cell = cells.setdefault(item.length, {"code questions": 0, "notes": 0, "another note's code": 0})
-        cell["code questions"] += 1
-        cell["notes"] += sum(code is not None for code in codes)
-        cell["another note's code"] += answers.get(item.item_id) in set(codes) - {None, codes[item.evidence[0]]}
-    return {length: {"code questions": c["code questions"],
-                     "notes in context": round(c["notes"] / c["code questions"], 1),
-                     "answer another note's code": c["another note's code"]} for length, c in cells.items()}
-
-
 def heldout_rows(run: Path, work: Path, window: int) -> list[dict]:
     """Part 4: the quickstart's held-out synth scores per model, task and length, as trained and with ``window``;
     extract-single rows also say how its code questions went (``code_questions``)."""
-    texts = {(d.doc_id, i): t for d in load_documents(run / "store") for i, t in enumerate(d.page_texts)}
+    texts = page_texts(run / "store")
     rows = []
     for name in ("base", "trained"):
         path, eval_config = saved_eval(run, name, "synth-heldout")
@@ -203,8 +176,7 @@ def heldout_rows(run: Path, work: Path, window: int) -> list[dict]:
                     rows.append({"model": name, "attn_logn_window": w, "task": task,
                                  "length": format_length(int(length)), "accuracy (%)": round(100 * cell["accuracy"], 1),
                                  "ci95": [round(100 * v, 1) for v in cell["ci95"]], "n": cell["n"],
-                                 **{k: extra.get(k, "") for k in ("code questions", "notes in context",
-                                                                  "answer another note's code")}})
+                                 **{k: extra.get(k, "") for k in KEYS}})
     return rows
 
 

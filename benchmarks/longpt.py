@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from code_questions import code_questions, page_texts
 from common import report
 
 from mmprolong import api
@@ -89,7 +90,8 @@ def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
     return summary, scores
 
 
-def row(name: str, changes: dict, summary: dict, scores: dict) -> dict:
+def row(name: str, changes: dict, summary: dict, scores: dict, codes: dict) -> dict:
+    """One variant's row; ``codes``: ``code_questions`` of its held-out evaluation."""
     out = {"variant": name, "changes": json.dumps(changes, sort_keys=True) if changes else "",
            "steps": summary.get("steps", ""), "final_loss": round(summary["final_loss"], 3) if summary else ""}
     for length, cell in sorted(scores["niah"].get("single", {}).items(), key=lambda kv: int(kv[0])):
@@ -98,6 +100,9 @@ def row(name: str, changes: dict, summary: dict, scores: dict) -> dict:
     for task, cells in scores["synth-heldout"].items():
         for length, cell in sorted(cells.items(), key=lambda kv: int(kv[0])):
             out[f"{task} {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+    for length, cell in sorted(codes.items()):  # right code answers with one note in context / with several
+        out[f"code questions {format_length(length)}: right, one note / several"] = (
+            f"{cell['right, one note']} / {cell['right, several notes']}")
     for length, cell in sorted(scores.get(LOGN_SUITE, {}).get("single", {}).items(), key=lambda kv: int(kv[0])):
         out[f"logn niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
         out[f"logn in place {format_length(int(length))}"] = round(100 * cell["in_place"], 1)
@@ -137,6 +142,8 @@ def main() -> None:
         if not saved.is_file() or json.loads(saved.read_text())["config"]["attn_logn_window"] != args.eval_logn:
             sys.exit(f"--eval-logn {args.eval_logn}: {saved} is not an evaluation with that window (the "
                      "quickstart's own W is mmprolong.quickstart.LOGN_WINDOW)")
+    heldout = {"starting point": run / "eval-base-synth-heldout",  # each model's held-out answers
+               "quickstart LongPT": run / "eval-trained-synth-heldout"}
     results = {"starting point": ({}, {}, {s: scores_of(run / f"eval-base-{f}") for s, f in suites.items()}),
                "quickstart LongPT": ({}, json.loads((run / "train-long" / "summary.json").read_text()),
                                      {s: scores_of(run / f"eval-trained-{f}") for s, f in suites.items()})}
@@ -144,8 +151,11 @@ def main() -> None:
         print(f"[{i + 1}/{len(variants)}] {name}: {json.dumps(overrides)}", flush=True)
         summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data, args.eval_logn)
         results[name] = (overrides, summary, scores)
+        heldout[name] = args.work / f"variant-{i}" / "synth-heldout"
 
-    rows = [row(name, changes, summary, scores) for name, (changes, summary, scores) in results.items()]
+    texts = page_texts(run / "store")
+    rows = [row(name, changes, summary, scores, code_questions(heldout[name], texts))
+            for name, (changes, summary, scores) in results.items()]
     window = train["data"]["max_seq_len"]
     plot = args.out.with_suffix(".png")
     plot_accuracy_vs_length({name: {int(n): c["accuracy"] for n, c in s["niah"].get("single", {}).items()}
