@@ -50,8 +50,9 @@ def test_the_shipped_starting_point_reproduces_its_recorded_check(tmp_path):
 def test_the_recipe_in_the_repository_is_valid_and_keeps_the_vision_tower_frozen_in_every_stage(tmp_path):
     recipe = startpoint.load_recipe(REPO / "recipes" / "miniature-start.yaml")
     recipe.validate()
-    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2"] and recipe.model["preset"] == "mini"
-    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers"]
+    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2", "docs"]
+    assert recipe.model["preset"] == "mini"
+    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers", "world"]
     assert recipe.corpora["registers"]["register_gap"] > 0  # notes stand among other cards, as the needle does
     for index in range(len(recipe.stages)):  # the recipe's model section reaches the later stages too
         model = startpoint.stage_train_config(recipe, index, tmp_path).model
@@ -96,6 +97,47 @@ def test_a_rebuild_finds_everything_done(built):
     weights = (final / "model.safetensors").read_bytes()
     assert startpoint.build(recipe, out, show_progress=False) == final
     assert (final / "model.safetensors").read_bytes() == weights
+
+
+MORE = {"name": "more", "synth": {"target_tokens": 1024, "buckets": [256, 1025], "budget_tokens": 6000, "seed": 3,
+                                  "task_mix": {"extract-single": 1.0}},
+        "train": {"device": "cpu", "optim": {"lr": 1e-3}, "logging": {"progress_bar": False},
+                  "schedule": {"budget_tokens": 2048, "global_batch_tokens": 2048, "min_lr": 1e-4}}}
+
+
+def test_a_build_resumed_from_a_built_start_trains_only_the_stages_added_since(built, tmp_path):
+    _, _, first = built
+    before = json.loads((first / startpoint.CARD_JSON).read_text())
+    recipe = startpoint.StartRecipe.from_dict({**TINY_RECIPE, "stages": TINY_RECIPE["stages"] + [MORE]})
+    final = startpoint.build(recipe, tmp_path, resume_from=first, show_progress=False)
+    assert not (tmp_path / "train-read").exists() and not (tmp_path / "train-vqa").exists()
+    assert not (tmp_path / "corpus-other").exists()  # only the resumed stages used it
+    more = yaml.safe_load((tmp_path / "train-more" / "config.yaml").read_text())
+    assert more["model"]["path"] == str(first)  # the new stage continues the built weights
+    card = json.loads((final / startpoint.CARD_JSON).read_text())
+    assert card["stages"][:2] == before["stages"] and card["stages"][2]["stage"] == "more"
+    assert card["stages"][2]["steps"] == 1
+    assert card["resumed_from"] == {"stages": ["read", "vqa"], "date": before["date"], "hardware": before["hardware"]}
+    assert card["seconds"]["stage read"] == before["seconds"]["stage read"] and card["seconds"]["stage more"] > 0
+    assert (final / "loss-read.png").read_bytes() == (first / "loss-read.png").read_bytes()
+    assert "Built in two runs: stages read, vqa on" in (final / "README.md").read_text()
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"stages": TINY_RECIPE["stages"]}, "stages"),  # nothing added
+    ({"stages": [TINY_RECIPE["stages"][0], {**TINY_RECIPE["stages"][1], "synth": {}}, MORE]}, "stages"),
+    ({"stages": TINY_RECIPE["stages"] + [MORE], "window": 2048}, "window"),
+    ({"stages": TINY_RECIPE["stages"] + [MORE], "corpora": {"other": {"docs": 5, "seed": 6}}}, "corpora.other"),
+])
+def test_a_resume_from_another_recipe_is_refused_naming_the_field(built, change, field, tmp_path):
+    _, _, first = built
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[")):
+        startpoint.build(startpoint.StartRecipe.from_dict({**TINY_RECIPE, **change}), tmp_path / "out",
+                         resume_from=first, show_progress=False)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="resume_from"):
+        startpoint.build(startpoint.StartRecipe.from_dict({**TINY_RECIPE, "stages": TINY_RECIPE["stages"] + [MORE]}),
+                         tmp_path / "out", resume_from=tmp_path, show_progress=False)
 
 
 def test_install_copies_a_built_model_and_refuses_anything_else(built, tmp_path):

@@ -169,7 +169,7 @@ def _cmd_tokenizer_train(args) -> int:
 def _cmd_start_build(args) -> int:
     from mmprolong import startpoint
 
-    final = startpoint.build(startpoint.load_recipe(args.recipe), args.out,
+    final = startpoint.build(startpoint.load_recipe(args.recipe), args.out, resume_from=args.resume_from,
                              show_progress=distributed_env()["rank"] == 0)
     print(f"starting point: {final} (model card: {final / 'README.md'})")
     if args.install:
@@ -308,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     start_build = start_sub.add_parser("build", help="rebuild it from its recipe: corpus, data, training, model card")
     start_build.add_argument("--recipe", type=Path, default=Path("recipes/miniature-start.yaml"))
     start_build.add_argument("--out", type=Path, default=Path("runs/start"), help="build folder (resumable)")
+    start_build.add_argument("--resume-from", type=Path, default=None, metavar="BUILT",
+                             help="a starting point built earlier from this recipe's first stages (its card's "
+                                  "recipe the same but for the stages added since): train only the stages after "
+                                  "them, from its weights")
     start_build.add_argument("--install", action="store_true",
                              help="copy the result into the package (src/mmprolong/assets/start)")
     start_build.set_defaults(func=_cmd_start_build)

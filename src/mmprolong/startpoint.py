@@ -4,14 +4,18 @@ The paper starts LongPT from Qwen2.5-VL-7B-Instruct, a model that already reads 
 In the miniature that part is played by the ``mini`` preset (a real Qwen2.5-VL of 2.5M parameters) trained by
 mmprolong on large-print documents (``corpus.cards``) at 1,024 tokens: first to read (transcribe single pages),
 then to answer questions about short documents, then (on a second corpus, ``corpora``) to find a note among other
-cards. It ships inside the package (``assets/start``: bf16 safetensors,
-tokenizer, image processor, model card), so the quickstart starts from it offline.
+cards, then (on a third, the quickstart's kind of documents) to answer the questions its LongPT asks. It ships
+inside the package (``assets/start``: bf16 safetensors, tokenizer, image processor, model card), so the quickstart
+starts from it offline.
 
     mmprolong start build --recipe recipes/miniature-start.yaml --out runs/start [--install]
 
 rebuilds it: corpus -> ingest -> for each stage, synth then train (each stage continues from the one before)
 -> evaluation (niah and held-out synth tasks at 1x, 2x and 4x the window) -> model card. Each step is resumable:
 a rerun skips what is done. ``--install`` copies the result into the package (for maintainers).
+``--resume-from BUILT`` continues a starting point built earlier (its card's recipe the same but for stages added
+after its own): its stages are taken as done, with their records and times from its card, and the build trains
+only the stages after them, so a recipe can grow by a stage without hours of rebuilding.
 """
 
 from __future__ import annotations
@@ -129,55 +133,100 @@ def load_recipe(path: str | Path) -> StartRecipe:
     return StartRecipe.from_yaml(path)
 
 
-def stage_train_config(recipe: StartRecipe, index: int, out: Path):
+def stage_train_config(recipe: StartRecipe, index: int, out: Path, previous: Path | None = None):
     """The TrainConfig of stage ``index``: the recipe's fields, this build's folders, and the model it starts from
-    (the preset for the first stage, the previous stage's final model after)."""
+    (the preset for the first stage, ``previous`` or else the previous stage's final model after)."""
     from mmprolong.train.config import TrainConfig
 
     stage = recipe.stages[index]
     model = dict(recipe.model) if index == 0 else {
         **{k: v for k, v in recipe.model.items() if k not in ("preset", "seed")},
-        "path": str(out / f"train-{recipe.stages[index - 1].name}" / "final")}
+        "path": str(previous or out / f"train-{recipe.stages[index - 1].name}" / "final")}
     folders = {"run_dir": str(out / f"train-{stage.name}"), "data.data_dir": str(out / f"data-{stage.name}"),
                "data.max_seq_len": recipe.window}
     fields = merge_overrides({**stage.train, "model": {**model, **stage.train.get("model", {})}}, folders)
     return TrainConfig.from_dict(fields, prefix=f"stages[{index}].train.", validate=False)
 
 
-def build(recipe: StartRecipe, out_dir: str | Path, *, show_progress: bool = True) -> Path:
-    """Make the starting point into ``out_dir`` (resumable); returns the folder of the final model."""
+def resumed_stages(recipe: StartRecipe, built: Path) -> dict:
+    """The card of a starting point built earlier, checked to be this recipe's first stages: the same corpus,
+    ingest, window and model, its stages the same as this recipe's first ones and their corpora the same. A
+    ConfigError names the first field that differs."""
+    card_path = Path(built) / CARD_JSON
+    if not card_path.is_file():
+        raise ConfigError("resume_from", str(built), "not a built starting point (no card.json)")
+    card = json.loads(card_path.read_text())
+    before, now = card["recipe"], recipe.to_dict()
+    done = len(before["stages"])
+    for key in ("corpus", "ingest", "window", "model"):
+        if before[key] != now[key]:
+            raise ConfigError(key, now[key], f"differs from the resumed build's ({before[key]}): rebuild from scratch")
+    if done >= len(now["stages"]) or before["stages"] != now["stages"][:done]:
+        raise ConfigError("stages", [s["name"] for s in now["stages"]],
+                          f"must begin with the resumed build's stages ({[s['name'] for s in before['stages']]}) "
+                          "unchanged and add at least one")
+    for name in {s["corpus"] for s in before["stages"]} - {""}:
+        if before["corpora"][name] != now["corpora"].get(name):
+            raise ConfigError(f"corpora.{name}", now["corpora"].get(name),
+                              f"differs from the resumed build's ({before['corpora'][name]})")
+    return card
+
+
+def build(recipe: StartRecipe, out_dir: str | Path, *, resume_from: str | Path | None = None,
+          show_progress: bool = True) -> Path:
+    """Make the starting point into ``out_dir`` (resumable); returns the folder of the final model.
+    ``resume_from``: a starting point built earlier from this recipe's first stages (``resumed_stages``); only
+    the stages after them are trained, from its weights."""
     from mmprolong import api
     from mmprolong.ingest import IngestConfig
     from mmprolong.synth.config import SynthConfig
 
     recipe.validate()
+    resumed = resumed_stages(recipe, Path(resume_from)) if resume_from is not None else None
+    done = len(resumed["stages"]) if resumed else 0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out / "timings.json")
+    if resumed:  # the card's time, once: what the whole build cost
+        clock.totals = {**{k: v for k, v in resumed["seconds"].items() if k != "evaluation"}, **clock.totals}
+    needed = {""} | {stage.corpus for stage in recipe.stages[done:]}  # the main corpus: the evaluation's
     for name, options in {"": recipe.corpus, **recipe.corpora}.items():
-        api.make_corpus(_folder(out, "corpus", name), **options, show_progress=show_progress)
-        api.ingest(_folder(out, "corpus", name), _folder(out, "store", name), IngestConfig.from_dict(recipe.ingest),
-                   show_progress=show_progress)
+        if name in needed:
+            api.make_corpus(_folder(out, "corpus", name), **options, show_progress=show_progress)
+            api.ingest(_folder(out, "corpus", name), _folder(out, "store", name),
+                       IngestConfig.from_dict(recipe.ingest), show_progress=show_progress)
     clock.lap("corpus and ingest")
-    runs = []
-    for index, stage in enumerate(recipe.stages):
+    records = list(resumed["stages"]) if resumed else []
+    for index, stage in enumerate(recipe.stages[done:], start=done):
         data = out / f"data-{stage.name}"
         if not (data / "summary.json").is_file():
             api.synth(_folder(out, "store", stage.corpus), data, SynthConfig.from_dict(stage.synth),
                       show_progress=show_progress)
-        config = stage_train_config(recipe, index, out)
+        config = stage_train_config(recipe, index, out, Path(resume_from) if resumed and index == done else None)
         summary_path = Path(config.run_dir) / "summary.json"
         if not (summary_path.is_file() and (Path(config.run_dir) / "final").is_dir()):
             api.train(config)
-        runs.append({"stage": stage.name, "data": json.loads((data / "summary.json").read_text()),
-                     "train": json.loads(summary_path.read_text())})
+        records.append(stage_record(stage.name, json.loads((data / "summary.json").read_text()),
+                                    json.loads(summary_path.read_text())))
         clock.lap(f"stage {stage.name}")
     final = out / f"train-{recipe.stages[-1].name}" / "final"
     scores = evaluate_start(final, out, recipe, show_progress=show_progress)
     check = fixed_check(final, out / "check")
     clock.lap("evaluation")
-    write_card(final, out, recipe, runs, scores, check, clock.totals)
+    losses = {r["stage"]: out / f"train-{r['stage']}" / "loss.png" for r in records[done:]}
+    if resumed:
+        losses |= {r["stage"]: Path(resume_from) / f"loss-{r['stage']}.png" for r in resumed["stages"]}
+        resumed = {"stages": [r["stage"] for r in resumed["stages"]], "date": resumed["date"],
+                   "hardware": resumed["hardware"]}
+    write_card(final, recipe, records, scores, check, clock.totals, losses, resumed)
     return final
+
+
+def stage_record(name: str, data: dict, train: dict) -> dict:
+    """What the model card keeps of a stage: its data and its training."""
+    return {"stage": name, "samples": data["samples"], "tokens": data["tokens"], "steps": train.get("steps"),
+            "trained_tokens": train.get("tokens"), "first_loss": train.get("first_loss"),
+            "final_loss": train.get("final_loss")}
 
 
 def _folder(out: Path, kind: str, corpus: str) -> Path:
@@ -250,9 +299,11 @@ def scores_of(eval_dir: str | Path) -> dict:
     return scores
 
 
-def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], scores: dict, check: dict,
-               seconds: dict[str, float]) -> None:
-    """card.json (everything machine-readable) and README.md (the model card) beside the model."""
+def write_card(final: Path, recipe: StartRecipe, stages: list[dict], scores: dict, check: dict,
+               seconds: dict[str, float], losses: dict[str, Path], resumed: dict | None = None) -> None:
+    """card.json (everything machine-readable) and README.md (the model card) beside the model; ``losses``: each
+    stage's loss curve, copied beside it; ``resumed``: the earlier build this one continued (its stages, date and
+    hardware)."""
     from mmprolong.models.config import ModelConfig
     from mmprolong.models.loading import load_model, parameter_counts
 
@@ -260,17 +311,12 @@ def write_card(final: Path, out: Path, recipe: StartRecipe, runs: list[dict], sc
     card = {"recipe": recipe.to_dict(), "parameters": parameter_counts(model)["total"],
             "command": "mmprolong start build --recipe recipes/miniature-start.yaml --out runs/start",
             "hardware": f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cores()} cores, torch CPU",
-            "date": time.strftime("%Y-%m-%d"), "seconds": seconds,
-            "stages": [{"stage": r["stage"], "samples": r["data"]["samples"], "tokens": r["data"]["tokens"],
-                        "steps": r["train"].get("steps"), "trained_tokens": r["train"].get("tokens"),
-                        "first_loss": r["train"].get("first_loss"), "final_loss": r["train"].get("final_loss")}
-                       for r in runs],
-            "scores": scores, "check": check}
+            "date": time.strftime("%Y-%m-%d"), "seconds": seconds, "stages": stages, "scores": scores,
+            "check": check, **({"resumed_from": resumed} if resumed else {})}
     (final / CARD_JSON).write_text(json.dumps(card, indent=1, sort_keys=True, default=str) + "\n")
-    for r in runs:
-        loss = out / f"train-{r['stage']}" / "loss.png"
+    for stage, loss in losses.items():
         if loss.is_file():
-            shutil.copyfile(loss, final / f"loss-{r['stage']}.png")
+            shutil.copyfile(loss, final / f"loss-{stage}.png")
     (final / "README.md").write_text(model_card(card))
 
 
@@ -283,6 +329,10 @@ def model_card(card: dict) -> str:
              f"large-print pages at a {recipe['window']:,}-token window: the miniature of the instruct model the "
              "paper starts LongPT from. The quickstart continues it to 4x the window.", "",
              f"Rebuild: `{card['command']}` ({card['date']}, {card['hardware']}).", "",
+             *([f"Built in two runs: stages {', '.join(card['resumed_from']['stages'])} on "
+                f"{card['resumed_from']['date']} ({card['resumed_from']['hardware']}), the others on {card['date']} "
+                "from those weights (`--resume-from`); a rebuild from scratch runs them all.", ""]
+               if card.get("resumed_from") else []),
              f"Data: the large-print corpus ({recipe['corpus']})"
              + "".join(f"; for the stages that name it, `{name}` ({options})"
                        for name, options in recipe.get("corpora", {}).items())
