@@ -105,6 +105,9 @@ MORE = {"name": "more", "synth": {"target_tokens": 1024, "buckets": [256, 1025],
                   "schedule": {"budget_tokens": 2048, "global_batch_tokens": 2048, "min_lr": 1e-4}}}
 
 
+MORE_AGAIN = {**MORE, "name": "again", "synth": {**MORE["synth"], "seed": 4}}
+
+
 def test_a_build_resumed_from_a_built_start_trains_only_the_stages_added_since(built, tmp_path):
     _, _, first = built
     before = json.loads((first / startpoint.CARD_JSON).read_text())
@@ -117,10 +120,23 @@ def test_a_build_resumed_from_a_built_start_trains_only_the_stages_added_since(b
     card = json.loads((final / startpoint.CARD_JSON).read_text())
     assert card["stages"][:2] == before["stages"] and card["stages"][2]["stage"] == "more"
     assert card["stages"][2]["steps"] == 1
-    assert card["resumed_from"] == {"stages": ["read", "vqa"], "date": before["date"], "hardware": before["hardware"]}
+    first_run = {"stages": ["read", "vqa"], "date": before["date"], "hardware": before["hardware"]}
+    assert card["resumed_from"] == [first_run]
     assert card["seconds"]["stage read"] == before["seconds"]["stage read"] and card["seconds"]["stage more"] > 0
     assert (final / "loss-read.png").read_bytes() == (first / "loss-read.png").read_bytes()
-    assert "Built in two runs: stages read, vqa on" in (final / "README.md").read_text()
+    assert f"Built in 2 runs: stages read, vqa on {before['date']}" in (final / "README.md").read_text()
+    # a third run continues the second: the card names all three, each with the stages it trained
+    recipe = startpoint.StartRecipe.from_dict({**TINY_RECIPE, "stages": TINY_RECIPE["stages"] + [MORE, MORE_AGAIN]})
+    third = startpoint.build(recipe, tmp_path / "third", resume_from=final, show_progress=False)
+    assert not (tmp_path / "third" / "train-more").exists()
+    card3 = json.loads((third / startpoint.CARD_JSON).read_text())
+    assert [s["stage"] for s in card3["stages"]] == ["read", "vqa", "more", "again"]
+    assert card3["resumed_from"] == [first_run, {"stages": ["more"], "date": card["date"],
+                                                 "hardware": card["hardware"]}]
+    assert "Built in 3 runs: stages read, vqa on" in (third / "README.md").read_text()
+    # a card written before the runs were a list (one run, a dict) is read the same way
+    legacy = {**card, "resumed_from": first_run}
+    assert startpoint.earlier_runs(legacy) == card3["resumed_from"]
 
 
 @pytest.mark.parametrize("change, field", [

@@ -182,13 +182,13 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, resume_from: str | Path |
     from mmprolong.synth.config import SynthConfig
 
     recipe.validate()
-    resumed = resumed_stages(recipe, Path(resume_from)) if resume_from is not None else None
-    done = len(resumed["stages"]) if resumed else 0
+    built = resumed_stages(recipe, Path(resume_from)) if resume_from is not None else None
+    done = len(built["stages"]) if built else 0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out / "timings.json")
-    if resumed:  # the card's time, once: what the whole build cost
-        clock.totals = {**{k: v for k, v in resumed["seconds"].items() if k != "evaluation"}, **clock.totals}
+    if built:  # the card's time, once: what the whole build cost
+        clock.totals = {**{k: v for k, v in built["seconds"].items() if k != "evaluation"}, **clock.totals}
     needed = {""} | {stage.corpus for stage in recipe.stages[done:]}  # the main corpus: the evaluation's
     for name, options in {"": recipe.corpus, **recipe.corpora}.items():
         if name in needed:
@@ -196,13 +196,13 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, resume_from: str | Path |
             api.ingest(_folder(out, "corpus", name), _folder(out, "store", name),
                        IngestConfig.from_dict(recipe.ingest), show_progress=show_progress)
     clock.lap("corpus and ingest")
-    records = list(resumed["stages"]) if resumed else []
+    records = list(built["stages"]) if built else []
     for index, stage in enumerate(recipe.stages[done:], start=done):
         data = out / f"data-{stage.name}"
         if not (data / "summary.json").is_file():
             api.synth(_folder(out, "store", stage.corpus), data, SynthConfig.from_dict(stage.synth),
                       show_progress=show_progress)
-        config = stage_train_config(recipe, index, out, Path(resume_from) if resumed and index == done else None)
+        config = stage_train_config(recipe, index, out, Path(resume_from) if built and index == done else None)
         summary_path = Path(config.run_dir) / "summary.json"
         if not (summary_path.is_file() and (Path(config.run_dir) / "final").is_dir()):
             api.train(config)
@@ -214,12 +214,26 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, resume_from: str | Path |
     check = fixed_check(final, out / "check")
     clock.lap("evaluation")
     losses = {r["stage"]: out / f"train-{r['stage']}" / "loss.png" for r in records[done:]}
-    if resumed:
-        losses |= {r["stage"]: Path(resume_from) / f"loss-{r['stage']}.png" for r in resumed["stages"]}
-        resumed = {"stages": [r["stage"] for r in resumed["stages"]], "date": resumed["date"],
-                   "hardware": resumed["hardware"]}
-    write_card(final, recipe, records, scores, check, clock.totals, losses, resumed)
+    if built:
+        losses |= {r["stage"]: Path(resume_from) / f"loss-{r['stage']}.png" for r in built["stages"]}
+    write_card(final, recipe, records, scores, check, clock.totals, losses, earlier_runs(built) if built else None)
     return final
+
+
+def continued_runs(card: dict) -> list[dict]:
+    """The runs a built starting point's card says its build continued ({stages, date, hardware} each), oldest
+    first; a card written before a build could continue one that was itself continued has a single run, a dict."""
+    runs = card.get("resumed_from") or []
+    return [runs] if isinstance(runs, dict) else list(runs)
+
+
+def earlier_runs(card: dict) -> list[dict]:
+    """The runs that trained a built starting point's stages, oldest first: those its build continued, then its
+    own."""
+    before = continued_runs(card)
+    named = {stage for run in before for stage in run["stages"]}
+    own = [r["stage"] for r in card["stages"] if r["stage"] not in named]
+    return before + [{"stages": own, "date": card["date"], "hardware": card["hardware"]}]
 
 
 def stage_record(name: str, data: dict, train: dict) -> dict:
@@ -300,10 +314,9 @@ def scores_of(eval_dir: str | Path) -> dict:
 
 
 def write_card(final: Path, recipe: StartRecipe, stages: list[dict], scores: dict, check: dict,
-               seconds: dict[str, float], losses: dict[str, Path], resumed: dict | None = None) -> None:
+               seconds: dict[str, float], losses: dict[str, Path], resumed: list[dict] | None = None) -> None:
     """card.json (everything machine-readable) and README.md (the model card) beside the model; ``losses``: each
-    stage's loss curve, copied beside it; ``resumed``: the earlier build this one continued (its stages, date and
-    hardware)."""
+    stage's loss curve, copied beside it; ``resumed``: the earlier runs this one continued (``earlier_runs``)."""
     from mmprolong.models.config import ModelConfig
     from mmprolong.models.loading import load_model, parameter_counts
 
@@ -324,15 +337,16 @@ def model_card(card: dict) -> str:
     from mmprolong.eval.report import fmt_in_place, fmt_interval
 
     recipe = card["recipe"]
+    runs = continued_runs(card)
     lines = ["# mmprolong starting point (mini Qwen2.5-VL)", "",
              f"A Qwen2.5-VL of {card['parameters']:,} parameters (the `mini` preset) trained by mmprolong to read "
              f"large-print pages at a {recipe['window']:,}-token window: the miniature of the instruct model the "
              "paper starts LongPT from. The quickstart continues it to 4x the window.", "",
              f"Rebuild: `{card['command']}` ({card['date']}, {card['hardware']}).", "",
-             *([f"Built in two runs: stages {', '.join(card['resumed_from']['stages'])} on "
-                f"{card['resumed_from']['date']} ({card['resumed_from']['hardware']}), the others on {card['date']} "
-                "from those weights (`--resume-from`); a rebuild from scratch runs them all.", ""]
-               if card.get("resumed_from") else []),
+             *([f"Built in {len(runs) + 1} runs: "
+                + "; ".join(f"stages {', '.join(r['stages'])} on {r['date']} ({r['hardware']})" for r in runs)
+                + f"; the others on {card['date']}, each run from the weights of the one before (`--resume-from`); "
+                "a rebuild from scratch runs them all.", ""] if runs else []),
              f"Data: the large-print corpus ({recipe['corpus']})"
              + "".join(f"; for the stages that name it, `{name}` ({options})"
                        for name, options in recipe.get("corpora", {}).items())
