@@ -16,7 +16,7 @@ from mmprolong import api
 from mmprolong.config import merge_overrides
 from mmprolong.errors import ConfigError
 from mmprolong.eval.items import read_items
-from mmprolong.quickstart import INGEST, LOGN_WINDOW
+from mmprolong.quickstart import INGEST, LOGN_WINDOW, cpu_plan
 from mmprolong.startpoint import shipped_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,6 +145,14 @@ def test_rerun_finds_every_step_done(run):
         assert run_json["errors"] == 0
     totals = json.loads((out / "timings.json").read_text())
     assert totals["train"] >= first["timings_s"]["train"]
+
+
+def test_needles_with_scaling_stop_at_twice_the_window():
+    # the default grid's 16K costs as much as 1K-8K together; the scaled runs skip it, the plain ones keep it
+    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=None, niah_items=1, heldout_items=1)
+    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and plan.logn_lengths == [1024, 2048, 4096, 8192]
+    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=[2048, 16384], niah_items=1, heldout_items=1)
+    assert plan.logn_lengths == [2048] and plan.logn_window == LOGN_WINDOW
 
 
 def test_recipe_runs_on_two_processes(run, tmp_path):

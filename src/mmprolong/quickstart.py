@@ -9,7 +9,8 @@ Steps (each resumable; rerunning the command skips what is done):
   5. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
               ``mmprolong.startpoint``) to 4K, with the RoPE base raised 4x as the paper raises 1e6 to 4e6
   6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents;
-              then both on the same needles with log-length attention scaling at inference (RUN/eval-*-logn-niah)
+              then both on the same needles up to 8K with log-length attention scaling at inference
+              (RUN/eval-*-logn-niah)
   7. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
 
 ``rebuild_start=True`` first rebuilds the starting point from ``recipes/miniature-start.yaml`` into RUN/start
@@ -30,7 +31,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,9 @@ MODELS = {"base": "starting point", "trained": "after LongPT"}
 # (benchmarks/results/logn.json). Trained with the scaling instead, LongPT learns it away (longpt-logn.json).
 LOGN_WINDOW = 256
 LOGN = "-logn"
+# ... at up to 2x the LongPT window: a 16K needle costs as much as 1K-8K together (attention grows with the square
+# of the length: 51 of the 91 s of one niah run), and with the scaling both models answered 0-7% there
+LOGN_MAX_LENGTH = 2 * LONG_WINDOW
 
 
 @dataclass
@@ -89,7 +93,8 @@ class Plan:
     niah_items: int  # per (length, depth) cell
     heldout_items: int  # per task and length
     description: str  # the training paragraph of the report
-    logn_window: int = 0  # >0: both models' niah again with EvalConfig.attn_logn_window = this
+    logn_window: int = 0  # >0: both models' niah again with EvalConfig.attn_logn_window = this,
+    logn_lengths: list[int] = field(default_factory=list)  # at these of niah_lengths
 
 
 def window_grid(window: int) -> list[int]:
@@ -130,6 +135,7 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
         niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
         heldout_items=heldout_items, logn_window=LOGN_WINDOW,
+        logn_lengths=[n for n in niah_lengths or NIAH_LENGTHS if n <= LOGN_MAX_LENGTH],
         description=f"Starting point: {'RUN/start (rebuilt)' if rebuild_start else base}, a mini Qwen2.5-VL trained "
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
@@ -238,7 +244,7 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
         return {"rank": env["rank"], "final_loss": trained.get("final_loss")}
     models = {"base": base_model, "trained": out / "train-long" / "final"}
     suites = {name: ("niah", "synth-heldout") for name in models}
-    if plan.logn_window:
+    if plan.logn_window and plan.logn_lengths:
         for name in list(models):
             models[name + LOGN], suites[name + LOGN] = models[name], ("niah",)
     evals = {name: {suite: evaluate_suite(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
@@ -368,8 +374,8 @@ def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Pl
 
     seed = plan.long_synth["seed"]
     if suite == "niah":
-        config = niah_config(plan.niah_lengths, plan.niah_items, store_dir=str(store), seed=seed, label=label,
-                             attn_logn_window=logn_window)
+        config = niah_config(plan.logn_lengths if logn_window else plan.niah_lengths, plan.niah_items,
+                             store_dir=str(store), seed=seed, label=label, attn_logn_window=logn_window)
     else:
         config = heldout_config(plan.heldout_lengths, plan.heldout_items, store_dir=str(store), seed=seed,
                                 heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction, label=label)
@@ -498,15 +504,15 @@ def _eval_section(facts: dict, images: dict) -> Section:
         f"depth) and synth tasks about documents that neither model was trained on, for the starting point and "
         "the model after LongPT. Each score is a percentage with its 95% interval and the number of items "
         "answered; scores are whatever the models achieve.")
-    if plan.logn_window:
+    if plan.logn_window and plan.logn_lengths:
         s.paragraphs.append(
-            f"Both models also answer the needles with log-length attention scaling at inference "
-            f"(`attn_logn_window` W={plan.logn_window:,}: the query of a token i past W is multiplied by "
-            f"ln(i+1)/ln(W); the paper evaluates without): the same items and weights, sharper attention. Beyond "
-            f"the window the LongPT model's reading head spreads its attention over every page for the answer's "
-            f"first digits, which then come out at chance (benchmarks/results/logn.json); trained with the "
-            f"scaling, LongPT learns it away (benchmarks/results/longpt-logn.json), so it is an inference setting "
-            f"here.")
+            f"Both models also answer the needles at {', '.join(f'{n // 1024}K' for n in plan.logn_lengths)} with "
+            f"log-length attention scaling at inference (`attn_logn_window` W={plan.logn_window:,}: the query of "
+            f"a token i past W is multiplied by ln(i+1)/ln(W); the paper evaluates without): the same items and "
+            f"weights, sharper attention. Beyond the window the LongPT model's reading head spreads its attention "
+            f"over every page for the answer's first digits, which then come out at chance "
+            f"(benchmarks/results/logn.json); trained with the scaling, LongPT learns it away "
+            f"(benchmarks/results/longpt-logn.json), so it is an inference setting here.")
     for comparison in facts["comparisons"].values():
         runs = comparison["runs"]
         rows = [[e["suite"], e["task"], f"{e['length'] // 1024}K"]
