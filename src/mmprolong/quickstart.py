@@ -93,8 +93,8 @@ class Plan:
     niah_items: int  # per (length, depth) cell
     heldout_items: int  # per task and length
     description: str  # the training paragraph of the report
-    logn_window: int = 0  # >0: both models' niah again with EvalConfig.attn_logn_window = this,
-    logn_lengths: list[int] = field(default_factory=list)  # at these of niah_lengths
+    logn_window: int = 0  # >0: both models' niah again with EvalConfig.attn_logn_window = this ...
+    logn_lengths: list[int] = field(default_factory=list)  # ... at these lengths (of niah_lengths); none: not at all
 
 
 def window_grid(window: int) -> list[int]:
@@ -109,6 +109,7 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
     if start is not None and not (Path(start) / "config.json").is_file():
         raise ConfigError("start", os.fspath(start), "not a model folder (no config.json)")
     base = None if rebuild_start else Path(start) if start is not None else shipped_path()
+    lengths = niah_lengths or NIAH_LENGTHS
     long_train = {"seed": seed, "device": "cpu",
                   # max_pixels: the budget the store was rendered at. The vision tower and merger stay as the
                   # starting point has them (frozen there too: trained, a tower this small loses the glyphs;
@@ -133,9 +134,9 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         # 4 false matches among 18 training documents; none at 5 words, where 196 of 213 pages have text).
         decontam={"min_page_words": 5}, base_model=base,
         start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
-        niah_lengths=niah_lengths or NIAH_LENGTHS, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
+        niah_lengths=lengths, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
         heldout_items=heldout_items, logn_window=LOGN_WINDOW,
-        logn_lengths=[n for n in niah_lengths or NIAH_LENGTHS if n <= LOGN_MAX_LENGTH],
+        logn_lengths=[n for n in lengths if n <= LOGN_MAX_LENGTH],
         description=f"Starting point: {'RUN/start (rebuilt)' if rebuild_start else base}, a mini Qwen2.5-VL trained "
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
