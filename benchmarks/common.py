@@ -1,4 +1,5 @@
-"""What every benchmark does last: print its rows as a Markdown table and write them, dated, as JSON."""
+"""What every benchmark does last: print its rows as a Markdown table and write them, dated, as JSON; and the
+columns of one model's scores (as ``mmprolong.startpoint.scores_of`` and quickstart.json hold them) in such a row."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import platform
 import time
 from pathlib import Path
+
+from mmprolong.eval.config import format_length
 
 
 def report(rows: list[dict], out: Path, **context) -> None:
@@ -19,3 +22,17 @@ def report(rows: list[dict], out: Path, **context) -> None:
                "date": time.strftime("%Y-%m-%d"),
                **context, "rows": rows}
     out.write_text(json.dumps(payload, indent=1) + "\n")
+
+
+def score_columns(suites: dict, prefix: str = "") -> dict:
+    """``{suite: {task: {length: cell}}}`` -> niah exact and code characters in place per length, then held-out
+    synth accuracy per task and length, in %, each column named ``prefix`` + what it is."""
+    out = {}
+    for length, cell in sorted(suites.get("niah", {}).get("single", {}).items(), key=lambda kv: int(kv[0])):
+        out[f"{prefix}niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+        out[f"{prefix}in place {format_length(int(length))}"] = (round(100 * cell["in_place"], 1)
+                                                                 if "in_place" in cell else "")
+    for task, cells in suites.get("synth-heldout", {}).items():
+        for length, cell in sorted(cells.items(), key=lambda kv: int(kv[0])):
+            out[f"{prefix}{task} {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+    return out

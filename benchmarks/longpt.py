@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 from code_questions import code_questions, page_texts
-from common import report
+from common import report, score_columns
 
 from mmprolong import api
 from mmprolong.config import merge_overrides
@@ -94,12 +94,7 @@ def row(name: str, changes: dict, summary: dict, scores: dict, codes: dict) -> d
     """One variant's row; ``codes``: ``code_questions`` of its held-out evaluation."""
     out = {"variant": name, "changes": json.dumps(changes, sort_keys=True) if changes else "",
            "steps": summary.get("steps", ""), "final_loss": round(summary["final_loss"], 3) if summary else ""}
-    for length, cell in sorted(scores["niah"].get("single", {}).items(), key=lambda kv: int(kv[0])):
-        out[f"niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
-        out[f"in place {format_length(int(length))}"] = round(100 * cell["in_place"], 1) if "in_place" in cell else ""
-    for task, cells in scores["synth-heldout"].items():
-        for length, cell in sorted(cells.items(), key=lambda kv: int(kv[0])):
-            out[f"{task} {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+    out.update(score_columns(scores))
     for length, cell in sorted(codes.items()):  # right code answers with one note in context / with several
         out[f"code questions {format_length(length)}: right, one note / several"] = (
             f"{cell['right, one note']} / {cell['right, several notes']}")

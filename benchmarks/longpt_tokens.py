@@ -23,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import report
+from common import report, score_columns
 
 from mmprolong import api
 from mmprolong.eval.config import format_length
@@ -45,18 +45,13 @@ def run_scale(work: Path, scale: int, seed: int) -> Path:
     return out
 
 
-def row(scale: int, run: Path) -> dict:
-    result = json.loads((run / "quickstart.json").read_text())
+def row(scale: int, run: Path, scores: dict) -> dict:
+    """One run's row; ``scores``: its quickstart.json's, by model."""
     train = json.loads((run / "train-long" / "summary.json").read_text())
     out = {"scale": scale, "docs": DOCS * scale, "samples": train["samples_kept"], "tokens": train["tokens"],
            "steps": train["steps"], "LongPT s": round(train["seconds"]), "final_loss": round(train["final_loss"], 3)}
-    for model, suites in result["scores"].items():
-        for length, cell in sorted(suites["niah"]["single"].items(), key=lambda kv: int(kv[0])):
-            out[f"{model} niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
-            out[f"{model} in place {format_length(int(length))}"] = round(100 * cell["in_place"], 1)
-        for task, cells in suites.get("synth-heldout", {}).items():
-            for length, cell in sorted(cells.items(), key=lambda kv: int(kv[0])):
-                out[f"{model} {task} {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+    for model, suites in scores.items():
+        out.update(score_columns(suites, prefix=f"{model} "))
     return out
 
 
@@ -70,11 +65,10 @@ def plot(rows: list[dict], scores: dict[int, dict], path: Path) -> None:
     tokens = {r["scale"]: r["tokens"] for r in rows}
     fig, axes = plt.subplots(1, len(PANELS), figsize=(11, 3.8), sharey=True)
     for ax, (model, title) in zip(axes, PANELS.items()):
-        lengths = sorted({int(n) for s in scores.values() for n in s.get(model, {}).get("niah", {}).get("single", {})})
-        for length in lengths:
-            points = [(tokens[k], 100 * s[model]["niah"]["single"][str(length)]["accuracy"])
-                      for k, s in sorted(scores.items()) if str(length) in s.get(model, {}).get("niah", {})
-                      .get("single", {})]
+        niah = {k: s.get(model, {}).get("niah", {}).get("single", {}) for k, s in sorted(scores.items())}
+        for length in sorted({int(n) for cells in niah.values() for n in cells}):
+            points = [(tokens[k], 100 * cells[str(length)]["accuracy"]) for k, cells in niah.items()
+                      if str(length) in cells]
             style = "-" if length <= LONG_WINDOW else "--"  # dashed: beyond the LongPT window
             ax.plot([t / 1e6 for t, _ in points], [a for _, a in points], marker="o", linestyle=style,
                     label=format_length(length))
@@ -104,10 +98,10 @@ def main() -> None:
     if any(k < 1 for k in args.scales):
         parser.error(f"--scales {args.scales}: each is a whole multiple of at least 1")
     runs = {k: run_scale(args.work, k, args.seed) for k in sorted(set(args.scales))}
-    rows = [row(k, run) for k, run in runs.items()]
+    scores = {k: json.loads((run / "quickstart.json").read_text())["scores"] for k, run in runs.items()}
+    rows = [row(k, run, scores[k]) for k, run in runs.items()]
     columns = dict.fromkeys(c for r in rows for c in r)  # a run of older code may have scaled runs at 16K too
     rows = [{c: r.get(c, "") for c in columns} for r in rows]
-    scores = {k: json.loads((run / "quickstart.json").read_text())["scores"] for k, run in runs.items()}
     path = args.out.with_suffix(".png")
     plot(rows, scores, path)
     report(rows, args.out, seed=args.seed, runs={k: str(run) for k, run in runs.items()}, plot=str(path),
