@@ -120,3 +120,25 @@ def test_layout_refuses_evidence_longer_than_the_bucket(template):
                             evidence=(Evidence(page=0, quote="page 0"), Evidence(page=29, quote="page 29")))
     assert layout_sample(candidate, doc, [], bucket=Bucket(200, 400), target_tokens=300, depth=0.5,
                          template=template) == "evidence longer than the bucket"
+
+
+
+def test_a_question_naming_no_page_takes_no_filler_that_names_its_entity(template):
+    """Another register's note on the same archive could hold another code: without a page anchor the question
+    would not say which one it asks about, so such a filler is left out; with an anchor it may stay."""
+    doc = _doc("main", 4)
+    rival = DocumentView(doc_id="rival", source="rival.pdf", page_texts=("ORION  archive\nSecret code\n111111",) * 6,
+                         page_tokens=(50,) * 6)
+    fillers = [rival] + [_doc(f"f{i}", 6) for i in range(5)]
+    evidence = (Evidence(page=2, quote="page 2", label="Orion archive"),)
+    for question, rival_kept in (("What is the secret code of Orion archive?", False),
+                                 ("What is the secret code of Orion archive on page {page:2}?", True)):
+        candidate = QACandidate(doc_id="main", task="extract-single", question=question, answer_value="x",
+                                answer_format="String", operation="lookup", evidence=evidence)
+        docs_used = set()
+        for depth in (0.0, 0.5, 1.0):
+            layout = layout_sample(candidate, doc, fillers, bucket=Bucket(1500, 2000), target_tokens=1800,
+                                   depth=depth, template=template)
+            assert layout.tokens in Bucket(1500, 2000)
+            docs_used |= {p.doc_id for p in layout.pages}
+        assert ("rival" in docs_used) == rival_kept, question

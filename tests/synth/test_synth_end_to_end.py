@@ -1,6 +1,7 @@
 """Synth on the embedded corpus: planned shares met, exact lengths, every answer re-checked, deterministic,
 resumable after kill -9."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -183,3 +184,50 @@ def test_multi_items_sets_how_many_facts_an_extract_multi_question_asks_for(stor
     for bad in ([1, 4], [4, 3], [3]):
         with pytest.raises(ConfigError, match="multi_items"):
             _config(multi_items=bad).validate()
+
+
+def test_anchor_share_drops_the_place_only_from_questions_the_document_answers_one_way(store):
+    """anchor_share 0 asks about the same facts as the default; a question loses its anchor only when the document
+    gives its entity and attribute a single value (else it would be ambiguous without one)."""
+    from mmprolong.errors import ConfigError
+    from mmprolong.synth.generators import QARequest
+    from mmprolong.synth.generators.factory import make_generator
+    from mmprolong.synth.generators.truth import TruthOracle
+
+    docs = load_documents(store / "store", truth_dir=store / "pdfs")
+    requests = [QARequest(doc=d, task="extract-single", seed=s, target_tokens=4096) for d in docs for s in range(12)]
+    anchored = make_generator(_config()).propose_many(requests)
+    bare = make_generator(_config(anchor_share=0.0)).propose_many(requests)
+    dropped = kept = 0
+    for request, a, b in zip(requests, anchored, bare):
+        assert a.evidence == b.evidence and a.answer_value == b.answer_value
+        if a.generator != "truth":
+            assert b.question == a.question
+            continue
+        assert " on page" in a.question or " in the section" in a.question
+        fact = next(f for f in request.doc.truth.document.facts if f.fact_id == a.extra["facts"][0])
+        values = [f.value for f in request.doc.truth.document.facts
+                  if (f.entity, f.attribute) == (fact.entity, fact.attribute)]
+        if all(values_equal(v, values[0]) for v in values):
+            unit = f" (in {fact.unit})" if fact.unit else ""
+            assert b.question == f"What is the {fact.attribute} of {fact.entity}{unit}?"
+            dropped += 1
+        else:
+            assert b.question == a.question
+            kept += 1
+        assert verify(b, request.doc.page_texts, request.doc.truth) is None
+    assert dropped >= 20 and kept == 0  # the embedded corpus gives each entity and attribute one value
+    # A document that gives every fact a second value elsewhere: every question keeps its anchor.
+    doc = next(d for d in docs if d.truth is not None)
+    truth = doc.truth.document
+    twins = tuple(dataclasses.replace(f, fact_id=f"{f.fact_id}-b", value=f"{f.value}1",
+                                      page=(f.page + 1) % truth.num_pages) for f in truth.facts)
+    clash = dataclasses.replace(doc, truth=TruthOracle(dataclasses.replace(truth, facts=truth.facts + twins)))
+    requests = [QARequest(doc=clash, task="extract-single", seed=s, target_tokens=4096) for s in range(12)]
+    pairs = zip(make_generator(_config()).propose_many(requests),
+                make_generator(_config(anchor_share=0.0)).propose_many(requests))
+    for a, b in pairs:
+        assert b.question == a.question, (a.question, b.question)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="anchor_share"):
+            _config(anchor_share=bad).validate()

@@ -32,6 +32,11 @@ class SynthConfig(Config):
         default_factory=lambda: list(MULTI_ITEMS),
         help="[least, most] facts one extract-multi question asks for, each on its own page (offline generator; the "
              "page window can allow fewer)")
+    anchor_share: float = field(
+        1.0, help="share of ground-truth extract-single questions that say where their fact is (on page K, in the "
+                  "section S, on pages K-L), as the paper's do; the others name only the entity and attribute, where "
+                  "the document gives that pair one value, and their samples take no filler document that names the "
+                  "entity (an ablation: niah's question names no place)")
     short_share: float = field(0.0, help="share of tokens in short samples below the first bucket (paper: 0)")
     short_tokens: int = field(4096, help="upper length of short samples, tokens")
     budget_tokens: int | None = field(
@@ -77,6 +82,8 @@ class SynthConfig(Config):
         if self.distribution == "custom" and (self.bucket_weights is None
                                               or len(self.bucket_weights) != len(self.boundaries()) - 1):
             raise ConfigError("bucket_weights", self.bucket_weights, "give one weight per bucket with custom")
+        if not 0 <= self.anchor_share <= 1:
+            raise ConfigError("anchor_share", self.anchor_share, "must be in [0, 1]")
         if self.short_share and self.short_tokens >= self.boundaries()[0]:
             raise ConfigError("short_tokens", self.short_tokens, "must be below the first bucket boundary")
         for name in ("unit_tokens", "workers", "max_attempts"):

@@ -4,7 +4,9 @@ The sequence is a window over [filler documents..., the document, filler documen
 the first to the last page that the evidence or the question names are always kept whole; pages before
 and after are added so the first evidence page sits at the requested depth and the exact token count
 (ChatTemplate.count) falls inside the bucket. Filler documents are other documents of the store,
-unrelated to the question, as the paper pads inputs beyond the window. Pure: same inputs, same layout.
+unrelated to the question, as the paper pads inputs beyond the window: when the question names no page, a filler
+that names one of its entities (another register's note on the same archive) is left out, since it could hold
+another answer. Pure: same inputs, same layout.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from mmprolong.records import PageRef
 from mmprolong.synth.documents import DocumentView
 from mmprolong.synth.plan import Bucket
-from mmprolong.synth.qa import QACandidate, anchored_pages, render_question
+from mmprolong.synth.qa import QACandidate, anchored_pages, normalize_text, render_question
 from mmprolong.template import ChatTemplate
 from mmprolong.tokens import IMAGE_WRAPPER_TOKENS
 
@@ -52,13 +54,21 @@ def _streams(doc: DocumentView, first: int, last: int, fillers: Sequence[Documen
     return left, right
 
 
+def _names_an_entity(filler: DocumentView, candidate: QACandidate) -> bool:
+    labels = [normalize_text(e.label) for e in candidate.evidence if e.label]
+    return any(label in normalize_text(text) for text in filler.page_texts for label in labels)
+
+
 def layout_sample(candidate: QACandidate, doc: DocumentView, fillers: Sequence[DocumentView], *,
                   bucket: Bucket, target_tokens: int, depth: float, template: ChatTemplate) -> Layout | str:
     """A Layout, or the reason none fits (a string, counted by the caller)."""
     if candidate.task == "ocr-full":
         first, last = candidate.extra["pages"]
         return _finish(candidate, doc, [], [_ref(doc, p) for p in range(first, last + 1)], [], bucket, template)
-    named = set(candidate.evidence_pages) | set(anchored_pages(candidate.question))
+    anchors = anchored_pages(candidate.question)
+    if not anchors:
+        fillers = [f for f in fillers if not _names_an_entity(f, candidate)]
+    named = set(candidate.evidence_pages) | set(anchors)
     first, last = min(named), max(named)
     core = [_ref(doc, p) for p in range(first, last + 1)]
     fixed = template.count([candidate.question], candidate.answer) + sum(_cost(r) for r in core)

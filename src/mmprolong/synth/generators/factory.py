@@ -47,4 +47,5 @@ def make_generator(config, *, api_key: str | None = None) -> QAGenerator:
         endpoint = EndpointGenerator(EndpointConfig.from_dict(config.endpoint, prefix="endpoint."), api_key=api_key)
         return FirstOf([endpoint, TextLayerGenerator(tasks=("ocr-full", "ocr-needle"))])
     items = tuple(config.multi_items)
-    return FirstOf([TruthGenerator(multi_items=items), TextLayerGenerator(multi_items=items)])
+    truth = TruthGenerator(multi_items=items, anchor_share=config.anchor_share)
+    return FirstOf([truth, TextLayerGenerator(multi_items=items)])

@@ -2,7 +2,9 @@
 
 Facts are (entity, attribute, value) on a page; groups are facts that share an attribute across
 entities and pages. Questions carry explicit anchors as in the paper ("on page 12", "in the section
-'Results'", "on pages 20-25"), so they are unambiguous in the whole long input.
+'Results'", "on pages 20-25"), so they are unambiguous in the whole long input. An extract-single question can
+go without one (``anchor_share`` < 1, an ablation: niah's question names no place) when the document gives its
+entity and attribute one value only; synth's layout then keeps out filler documents that name the entity.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from mmprolong.synth.generators import QARequest, evidence_window
-from mmprolong.synth.qa import MULTI_ITEMS, Evidence, QACandidate
+from mmprolong.synth.qa import MULTI_ITEMS, Evidence, QACandidate, values_equal
 
 NUMERIC = ("integer", "float")
 
@@ -28,8 +30,6 @@ class TruthOracle:
             self._values.setdefault((f.page, f.entity), []).append(f.value)
 
     def vouches(self, page: int, label: str | None, value: object) -> bool:
-        from mmprolong.synth.qa import values_equal
-
         return any(values_equal(v, value) for v in self._values.get((page, label), ()))
 
 
@@ -38,8 +38,9 @@ class TruthGenerator:
 
     name = "truth"
 
-    def __init__(self, multi_items: tuple[int, int] = MULTI_ITEMS):
+    def __init__(self, multi_items: tuple[int, int] = MULTI_ITEMS, anchor_share: float = 1.0):
         self.multi_items = multi_items  # facts per extract-multi question: (least, most)
+        self.anchor_share = anchor_share  # extract-single questions that say where their fact is
 
     def propose_many(self, requests: Sequence[QARequest]) -> list[QACandidate | None]:
         return [self.propose(r) for r in requests]
@@ -49,7 +50,8 @@ class TruthGenerator:
         if truth is None:
             return None
         rng = random.Random(request.seed)
-        make = {"extract-single": _extract_single, "extract-multi": partial(_extract_multi, items=self.multi_items),
+        make = {"extract-single": partial(_extract_single, anchor_share=self.anchor_share),
+                "extract-multi": partial(_extract_multi, items=self.multi_items),
                 "aggregate": _aggregate, "reasoning": _reasoning}.get(request.task)
         if make is None:
             return None
@@ -64,6 +66,10 @@ class _Scope:
 
     def __init__(self, truth, facts):
         self.num_pages, self.facts = truth.num_pages, facts
+        # Values of each (entity, attribute) in the whole document: a question without an anchor must have one.
+        self.values: dict[tuple[str, str], list] = {}
+        for f in truth.facts:
+            self.values.setdefault((f.entity, f.attribute), []).append(f.value)
         inside = {f.fact_id for f in facts}
         self.groups = {name: [i for i in ids if i in inside] for name, ids in truth.groups.items()}
         self.complete = {name for name, ids in truth.groups.items() if set(ids) <= inside}
@@ -85,6 +91,10 @@ def _anchor(fact, num_pages: int, rng: random.Random) -> str:
     return f" on pages {{page:{low}}}-{{page:{high}}}"
 
 
+def _one_value(values: list) -> bool:
+    return all(values_equal(v, values[0]) for v in values)
+
+
 def _unit(fact) -> str:
     return f" (in {fact.unit})" if fact.unit else ""
 
@@ -93,11 +103,15 @@ def _format_of(fact) -> str:
     return {"integer": "Integer", "float": "Float", "list": "List"}.get(fact.value_type, "String")
 
 
-def _extract_single(truth, doc_id: str, rng: random.Random) -> QACandidate | None:
+def _extract_single(truth, doc_id: str, rng: random.Random, *, anchor_share: float) -> QACandidate | None:
     if not truth.facts:
         return None
     fact = rng.choice(truth.facts)
+    # Drawn whatever the share, so that datasets at two shares ask about the same facts in the same places.
+    anchored = rng.random() < anchor_share
     anchor = _anchor(fact, truth.num_pages, rng)
+    if not anchored and _one_value(truth.values[(fact.entity, fact.attribute)]):
+        anchor = ""
     question = f"What is the {fact.attribute} of {fact.entity}{anchor}{_unit(fact)}?"
     return QACandidate(doc_id=doc_id, task="extract-single", question=question, answer_value=fact.value,
                        answer_format=_format_of(fact), operation="lookup", evidence=(_evidence(fact),),
