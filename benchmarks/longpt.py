@@ -11,7 +11,10 @@ README's `mmprolong synth` of RUN's store with another --distribution) with its 
 config (RUN/train-long/config.yaml) plus the variant's overrides, then answers the quickstart's own evaluations
 (RUN/eval-trained-*/config.json: the same items, the same seed), so variants differ in training only (a
 variant with more tokens makes more passes over the same samples; for more distinct samples, run the quickstart
-with a larger --train-tokens and --docs and point --run at it). The
+with a larger --train-tokens and --docs and point --run at it). A variant whose overrides name `synth.` fields
+(e.g. '{"synth.anchor_share": 0, "synth.seed": 2, "seed": 2}') trains instead on its own LongPT data: RUN's
+synth config (RUN/data-long/manifest.json) with those fields changed, made from RUN's store into the variant's
+folder. The
 starting point and the quickstart's own LongPT are the first two rows, from the quickstart's folders. Resumable:
 a variant's training resumes from its checkpoint and its answers come from the eval cache.
 
@@ -42,6 +45,7 @@ from mmprolong.eval.config import format_length
 from mmprolong.eval.report import plot_accuracy_vs_length
 from mmprolong.quickstart import train_stage
 from mmprolong.startpoint import scores_of
+from mmprolong.synth.config import SynthConfig
 from mmprolong.train.launch import distributed_env
 
 SUITES = ("niah", "synth-heldout")
@@ -73,10 +77,24 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, value
 
 
+def synth_variant(run: Path, out: Path, overrides: dict) -> Path:
+    """RUN's LongPT data made again with ``overrides`` of its synth config, into ``out`` (resumed when there)."""
+    manifest = json.loads((run / "data-long" / "manifest.json").read_text())
+    fields = {**manifest["config"], "truth_dir": manifest["truth_dir"]}
+    if fields.get("exclude"):  # the quickstart's decontamination list, recorded relative to where it ran
+        fields["exclude"] = str(run / "decontam" / "exclude-training.txt")
+    api.synth(run / "store", out, SynthConfig.from_dict(merge_overrides(fields, overrides)), show_progress=False)
+    return out
+
+
 def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
                 logn: int = 0) -> tuple[dict, dict]:
-    """Train (or resume) one variant on ``data``, answer the quickstart's evaluations (and niah with ``logn``
-    scaling, when set); (training summary, scores by suite)."""
+    """Train (or resume) one variant on ``data`` (or on its own data, for ``synth.`` overrides), answer the
+    quickstart's evaluations (and niah with ``logn`` scaling, when set); (training summary, scores by suite)."""
+    synth = {k.removeprefix("synth."): v for k, v in overrides.items() if k.startswith("synth.")}
+    if synth:
+        data = synth_variant(run, work / "data", synth)
+    overrides = {k: v for k, v in overrides.items() if not k.startswith("synth.")}
     fields = merge_overrides(train, {**overrides, "logging.progress_bar": False})
     summary = train_stage(work / "train", data, fields, distributed_env())  # read when already done
     scores = {}
@@ -111,7 +129,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/longpt.json"))
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                         help="a variant: its name and its overrides of the training config, dotted fields as "
-                             "`mmprolong train` names them, e.g. optim.lr (repeatable; default: the sweep of issue 11)")
+                             "`mmprolong train` names them, e.g. optim.lr, and of RUN's synth config as synth.FIELD "
+                             "(repeatable; default: the sweep of issue 11)")
     parser.add_argument("--data", type=Path, default=None,
                         help="LongPT data of every variant (a `mmprolong synth` folder of RUN's store, e.g. another "
                              "length distribution); default: RUN/data-long, the quickstart's own")

@@ -96,6 +96,11 @@ class Plan:
     logn_window: int = 0  # >0: both models' niah again with EvalConfig.attn_logn_window = this ...
     logn_lengths: list[int] = field(default_factory=list)  # ... at these lengths (of niah_lengths); none: not at all
 
+    @property
+    def evaluates_logn(self) -> bool:
+        """Whether both models answer the needles a second time with log-length scaling."""
+        return bool(self.logn_window and self.logn_lengths)
+
 
 def window_grid(window: int) -> list[int]:
     """Evaluation lengths around a LongPT window: 1/2, 1, 2 and 4 times it (inside, at, and beyond it)."""
@@ -245,7 +250,7 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
         return {"rank": env["rank"], "final_loss": trained.get("final_loss")}
     models = {"base": base_model, "trained": out / "train-long" / "final"}
     suites = {name: ("niah", "synth-heldout") for name in models}
-    if plan.logn_window and plan.logn_lengths:
+    if plan.evaluates_logn:
         for name in list(models):
             models[name + LOGN], suites[name + LOGN] = models[name], ("niah",)
     evals = {name: {suite: evaluate_suite(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
@@ -505,7 +510,7 @@ def _eval_section(facts: dict, images: dict) -> Section:
         f"depth) and synth tasks about documents that neither model was trained on, for the starting point and "
         "the model after LongPT. Each score is a percentage with its 95% interval and the number of items "
         "answered; scores are whatever the models achieve.")
-    if plan.logn_window and plan.logn_lengths:
+    if plan.evaluates_logn:
         s.paragraphs.append(
             f"Both models also answer the needles at {', '.join(f'{n // 1024}K' for n in plan.logn_lengths)} with "
             f"log-length attention scaling at inference (`attn_logn_window` W={plan.logn_window:,}: the query of "
