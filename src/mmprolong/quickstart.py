@@ -60,8 +60,12 @@ INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0, 
 QUICK_CORPUS = {"min_pages": 20, "max_pages": 60, "layout": "large-print", "register_share": 0.6,
                 "specimen_share": 0.2, "register_gap": 10}
 HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
+# LongPT's extract-single questions name no place (synth's anchor_share 0; the paper's name one): niah asks for a
+# note by its name alone, and questions that say "on page 7" let LongPT find the evidence by counting images. After
+# LongPT at 4K, four paired runs (two worlds, two seeds each): with anchors 13 / 13 / 33 / 27%, without 47 / 13 /
+# 53 / 47% (pooled 22% -> 40% of 60 needles; at 1K 83% -> 80%; benchmarks/results/anchor-share*.json)
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
-              "heldout_fraction": HELDOUT_FRACTION}
+              "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
 MODELS = {"base": "starting point", "trained": "after LongPT"}
 # Both models answer the needles a second time with log-length attention scaling at inference ("NAME-logn"):
@@ -146,7 +150,7 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
                     f"with the base raised to {LONG_THETA:g} (vision tower and merger frozen, as in the starting "
-                    f"point), loss on answers only, packed rows.")
+                    f"point), loss on answers only, packed rows; its extract-single questions name no page, as niah's.")
 
 
 def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
