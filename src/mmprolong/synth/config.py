@@ -36,7 +36,7 @@ class SynthConfig(Config):
         1.0, help="share of ground-truth extract-single questions that say where their fact is (on page K, in the "
                   "section S, on pages K-L), as the paper's do; the others name only the entity and attribute, where "
                   "the document gives that pair one value, and their samples take no filler document that names the "
-                  "entity (an ablation: niah's question names no place)")
+                  "entity (the quickstart uses 0: niah's question names no place)")
     short_share: float = field(0.0, help="share of tokens in short samples below the first bucket (paper: 0)")
     short_tokens: int = field(4096, help="upper length of short samples, tokens")
     budget_tokens: int | None = field(

@@ -3,7 +3,7 @@
 Facts are (entity, attribute, value) on a page; groups are facts that share an attribute across
 entities and pages. Questions carry explicit anchors as in the paper ("on page 12", "in the section
 'Results'", "on pages 20-25"), so they are unambiguous in the whole long input. An extract-single question can
-go without one (``anchor_share`` < 1, an ablation: niah's question names no place) when the document gives its
+go without one (``anchor_share`` < 1, as niah asks and the quickstart trains) when the document gives its
 entity and attribute one value only; synth's layout then keeps out filler documents that name the entity.
 """
 
