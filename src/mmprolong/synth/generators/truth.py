@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from functools import partial
+from functools import cached_property, partial
 
 from mmprolong.synth.generators import QARequest, evidence_window
 from mmprolong.synth.qa import MULTI_ITEMS, Evidence, QACandidate, values_equal
@@ -31,6 +31,15 @@ class TruthOracle:
 
     def vouches(self, page: int, label: str | None, value: object) -> bool:
         return any(values_equal(v, value) for v in self._values.get((page, label), ()))
+
+    @cached_property
+    def one_value(self) -> set[tuple[str, str]]:
+        """(entity, attribute) pairs the whole document gives one value: only these can be asked without an anchor
+        (computed once a document, when a question first needs it)."""
+        by_pair: dict[tuple[str, str], list] = {}
+        for f in self.document.facts:
+            by_pair.setdefault((f.entity, f.attribute), []).append(f.value)
+        return {pair for pair, values in by_pair.items() if all(values_equal(v, values[0]) for v in values)}
 
 
 class TruthGenerator:
@@ -57,19 +66,15 @@ class TruthGenerator:
             return None
         window = evidence_window(request, rng)
         facts = [f for f in truth.facts if f.page in window]
-        return make(_Scope(truth, facts), request.doc.doc_id, rng)
+        return make(_Scope(truth, facts, request.doc.truth.one_value), request.doc.doc_id, rng)
 
 
 class _Scope:
     """The truth seen through a page window: the facts inside it, each group cut to its members inside, and
     the groups that lie wholly inside (only those can be aggregated: a total must include every member)."""
 
-    def __init__(self, truth, facts):
-        self.num_pages, self.facts = truth.num_pages, facts
-        # Values of each (entity, attribute) in the whole document: a question without an anchor must have one.
-        self.values: dict[tuple[str, str], list] = {}
-        for f in truth.facts:
-            self.values.setdefault((f.entity, f.attribute), []).append(f.value)
+    def __init__(self, truth, facts, one_value: set[tuple[str, str]]):
+        self.num_pages, self.facts, self.one_value = truth.num_pages, facts, one_value
         inside = {f.fact_id for f in facts}
         self.groups = {name: [i for i in ids if i in inside] for name, ids in truth.groups.items()}
         self.complete = {name for name, ids in truth.groups.items() if set(ids) <= inside}
@@ -91,10 +96,6 @@ def _anchor(fact, num_pages: int, rng: random.Random) -> str:
     return f" on pages {{page:{low}}}-{{page:{high}}}"
 
 
-def _one_value(values: list) -> bool:
-    return all(values_equal(v, values[0]) for v in values)
-
-
 def _unit(fact) -> str:
     return f" (in {fact.unit})" if fact.unit else ""
 
@@ -110,7 +111,7 @@ def _extract_single(truth, doc_id: str, rng: random.Random, *, anchor_share: flo
     # Drawn whatever the share, so that datasets at two shares ask about the same facts in the same places.
     anchored = rng.random() < anchor_share
     anchor = _anchor(fact, truth.num_pages, rng)
-    if not anchored and _one_value(truth.values[(fact.entity, fact.attribute)]):
+    if not anchored and (fact.entity, fact.attribute) in truth.one_value:
         anchor = ""
     question = f"What is the {fact.attribute} of {fact.entity}{anchor}{_unit(fact)}?"
     return QACandidate(doc_id=doc_id, task="extract-single", question=question, answer_value=fact.value,
