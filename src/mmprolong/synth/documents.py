@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+
+from mmprolong.synth.qa import normalize_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,3 +30,9 @@ class DocumentView:
     @property
     def page_count(self) -> int:
         return len(self.page_texts)
+
+    @cached_property
+    def normalized_pages(self) -> tuple[str, ...]:
+        """Page texts as ``qa.normalize_text`` compares them, once per document (a filler is checked against
+        every question that names no page)."""
+        return tuple(normalize_text(text) for text in self.page_texts)

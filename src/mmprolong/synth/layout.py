@@ -56,7 +56,7 @@ def _streams(doc: DocumentView, first: int, last: int, fillers: Sequence[Documen
 
 def _names_an_entity(filler: DocumentView, candidate: QACandidate) -> bool:
     labels = [normalize_text(e.label) for e in candidate.evidence if e.label]
-    return any(label in normalize_text(text) for text in filler.page_texts for label in labels)
+    return any(label in text for text in filler.normalized_pages for label in labels)
 
 
 def layout_sample(candidate: QACandidate, doc: DocumentView, fillers: Sequence[DocumentView], *,
