@@ -5,9 +5,12 @@ import json
 import pytest
 from eval_fixtures import FakeBackend
 
+from mmprolong import api
+from mmprolong.errors import ConfigError
 from mmprolong.eval import EvalConfig, evaluate
 from mmprolong.eval.items import read_items, read_results
 from mmprolong.eval.pages import StorePages, span
+from mmprolong.ingest import IngestConfig
 from mmprolong.split import heldout_score, heldout_split, is_heldout
 
 
@@ -79,3 +82,34 @@ def test_ocr_tasks_are_scored_as_transcripts(tmp_path, store_dir):
                                                                                         "max_new_tokens": 8}))
     assert short["errors"] == 4
     assert all("transcript longer than max_new_tokens=8" in r.error for r in read_results(tmp_path / "short"))
+
+
+@pytest.fixture(scope="module")
+def truth_store(tmp_path_factory):
+    """A generated corpus with its ground truth (the store remembers where: synth-heldout finds the truth files)."""
+    root = tmp_path_factory.mktemp("truth")
+    api.make_corpus(root / "pdfs", docs=8, seed=3, min_pages=20, max_pages=30, show_progress=False)
+    api.ingest(root / "pdfs", root / "store", IngestConfig(max_pixels=96 * 28 * 28, max_dpi=72.0, workers=2),
+               show_progress=False)
+    return root / "store"
+
+
+def test_heldout_questions_can_be_asked_in_the_training_form(tmp_path, truth_store):
+    """heldout_anchor_share 0 asks about the same held-out facts without saying where they are (the form the
+    quickstart trains on); the default asks the paper's anchored questions, with the items and cache fingerprint
+    it had before the field existed."""
+    fields = dict(suite="synth-heldout", store_dir=str(truth_store), heldout_fraction=0.5, depth_steps=2,
+                  lengths=[1024], heldout_tasks=["extract-single"], items_per_cell=4, max_new_tokens=8)
+    paper, bare = EvalConfig(**fields), EvalConfig(**fields, heldout_anchor_share=0.0)
+    assert "heldout_anchor_share" not in paper.item_fields() and bare.item_fields()["heldout_anchor_share"] == 0.0
+    for name, config in (("paper", paper), ("bare", bare)):
+        summary = evaluate(FakeBackend(answer="42"), out_dir=tmp_path / name, config=config)
+        assert summary["items"] == 8 and summary["errors"] == 0
+    anchored, plain = (read_items(tmp_path / name / "items.jsonl") for name in ("paper", "bare"))
+    for a, b in zip(anchored, plain):
+        assert json.loads(a.metadata)["doc"] == json.loads(b.metadata)["doc"] and a.answers == b.answers
+        assert " on page" in a.question or " in the section" in a.question
+        assert " on page" not in b.question and " in the section" not in b.question
+        assert a.question.split(" of ")[0] == b.question.split(" of ")[0]  # the same attribute asked
+    with pytest.raises(ConfigError, match="heldout_anchor_share"):
+        EvalConfig(**fields, heldout_anchor_share=1.5).validate()

@@ -126,6 +126,10 @@ class EvalConfig(Config):
                                      help="synth-heldout: synth tasks to ask (extract-single, extract-multi, "
                                           "aggregate, reasoning; ocr-full, ocr-needle: transcription, scored by "
                                           "character similarity, with max_new_tokens >= the transcript)")
+    heldout_anchor_share: float = field(
+        1.0, help="synth-heldout: share of extract-single questions that say where their fact is (synth's "
+                  "anchor_share; 1 = the paper's form). Ask held-out questions in the form the model was trained on, "
+                  "or in both, to tell reading from the question's form")
     truth_dir: str | None = field(None, help="synth-heldout: folder of the corpus' *.truth.json files; none: the "
                                              "folder the store was ingested from, as synth does")
     length_tolerance: int = field(-1, help="an item may be this many tokens short of its length; -1 = one page "
@@ -204,6 +208,8 @@ class EvalConfig(Config):
             raise ConfigError("heldout_tasks", self.heldout_tasks, f"expected some of {', '.join(HELDOUT_TASKS)}")
         if not 0 < self.heldout_fraction < 1:
             raise ConfigError("heldout_fraction", self.heldout_fraction, "expected a share in (0, 1), e.g. 0.05")
+        if not 0 <= self.heldout_anchor_share <= 1:
+            raise ConfigError("heldout_anchor_share", self.heldout_anchor_share, "must be in [0, 1]")
         if self.length_tolerance < -1:
             raise ConfigError("length_tolerance", self.length_tolerance, "expected tokens >= 0, or -1 (one page)")
         if self.max_model_len == 0 or self.max_model_len < -1:
@@ -286,4 +292,6 @@ class EvalConfig(Config):
                 "docvqa_source", "longdocurl_pages")
         if self.suite == "mmniah":  # only then, so the fingerprints of the other suites' runs stay as they were
             keys += ("mmniah_tasks", "mmniah_questions")
+        if self.heldout_anchor_share != 1.0:  # likewise
+            keys += ("heldout_anchor_share",)
         return {k: getattr(self, k) for k in keys}

@@ -40,7 +40,7 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
     docs = ctx.store.documents(truth_dir=config.truth_dir or _ingested_folder(config.store_dir))
     _, held_ids = heldout_split([d.doc_id for d in docs], config.heldout_fraction)
     held = [d for d in docs if d.doc_id in set(held_ids)]
-    generator = FirstOf([TruthGenerator(), TextLayerGenerator()])
+    generator = FirstOf([TruthGenerator(anchor_share=config.heldout_anchor_share), TextLayerGenerator()])
     tolerance = ctx.tolerance([t + 2 for d in docs for t in d.page_tokens])
     if "ocr-full" in config.heldout_tasks:  # its sample grows by whole pages and their transcripts, no fillers
         transcribed = ctx.tolerance([t + 2 + len(ctx.template.text_ids(x)) for d in held
