@@ -130,3 +130,19 @@ def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_pat
                if (e["task"], e["length"]) == ("single", 4096)]
     assert entry["in_place"] == {"base-results": pytest.approx(1 / 3, abs=1e-6),
                                  "trained": pytest.approx(11 / 12, abs=1e-6)}
+
+
+def test_accuracy_plot_draws_intervals_and_runs_deterministically(tmp_path):
+    """Error bars and per-run dots change the figure; a length without an interval gets none; same data, same
+    bytes."""
+    from mmprolong.eval.report import plot_accuracy_vs_length
+
+    series = {"seeds": {1024: 0.9, 4096: 0.4}, "one run": {1024: 0.5, 4096: 0.0}}
+    bars = {"seeds": {1024: [0.8, 1.0], 4096: [0.1, 0.7]}, "one run": {1024: None, 4096: None}}
+    runs = {"seeds": {1024: [1.0, 0.8], 4096: [0.2, 0.6]}}
+    plain = plot_accuracy_vs_length(series, tmp_path / "plain.png").read_bytes()
+    first = plot_accuracy_vs_length(series, tmp_path / "a.png", intervals=bars, runs=runs).read_bytes()
+    again = plot_accuracy_vs_length(series, tmp_path / "b.png", intervals=bars, runs=runs).read_bytes()
+    without_dots = plot_accuracy_vs_length(series, tmp_path / "c.png", intervals=bars).read_bytes()
+    assert first == again
+    assert len({plain, first, without_dots}) == 3

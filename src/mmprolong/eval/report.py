@@ -256,22 +256,38 @@ def _heatmaps(panels: dict[str, dict[tuple, float | None]], path: str | Path, *,
 
 def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: str | Path, *, title: str = "",
                             training_length: int | None = None,
-                            in_place: dict[str, dict[int, float | None]] | None = None) -> Path:
+                            in_place: dict[str, dict[int, float | None]] | None = None,
+                            intervals: dict[str, dict[int, list[float] | None]] | None = None,
+                            runs: dict[str, dict[int, list[float]]] | None = None) -> Path:
     """A line per series (model, or suite/task): score (%) against length on a log2 axis; where ``in_place`` has
-    the series' name, its partial credit for needle codes as a dotted line of the same colour."""
+    the series' name, its partial credit for needle codes as a dotted line of the same colour; where ``intervals``
+    has it, error bars (low, high); where ``runs`` has it, each run's score as a dot (a series pooled over runs)."""
     plt = _pyplot()
     entries = len(series) + sum(any(v is not None for v in p.values()) for p in (in_place or {}).values())
     beside = entries > 6  # a long legend goes beside the axes, not over the lines
     fig, ax = plt.subplots(figsize=(9.5 if beside else 6.0, 3.8))
     lengths = sorted({n for s in series.values() for n in s})
-    for name, points in series.items():
-        xs = [n for n in lengths if points.get(n) is not None]
-        [line] = ax.plot(xs, [100 * points[n] for n in xs], marker="o", label=name)
+    for i, (name, points) in enumerate(series.items()):
+        present = [n for n in lengths if points.get(n) is not None]
+        ys = [100 * points[n] for n in present]
+        bars = (intervals or {}).get(name)
+        # with error bars, series stand side by side so that their bars do not hide each other
+        shift = 2 ** (0.05 * (i - (len(series) - 1) / 2)) if bars is not None else 1.0
+        xs = [n * shift for n in present]
+        if bars is not None:
+            bounds = [bars.get(n) or [y / 100] * 2 for n, y in zip(present, ys)]
+            errors = [[y - 100 * b[0] for b, y in zip(bounds, ys)], [100 * b[1] - y for b, y in zip(bounds, ys)]]
+            line = ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name).lines[0]
+        else:
+            [line] = ax.plot(xs, ys, marker="o", label=name)
+        for x, n in zip(xs, present):
+            scores = (runs or {}).get(name, {}).get(n, [])
+            ax.scatter([x] * len(scores), [100 * s for s in scores], s=12, alpha=0.5, color=line.get_color())
         partial = (in_place or {}).get(name, {})
-        xs = [n for n in lengths if partial.get(n) is not None]
-        if xs:
-            ax.plot(xs, [100 * partial[n] for n in xs], marker="x", linestyle=":", color=line.get_color(),
-                    label=f"{name}: code characters in place")
+        scored = [n for n in lengths if partial.get(n) is not None]
+        if scored:
+            ax.plot([n * shift for n in scored], [100 * partial[n] for n in scored], marker="x", linestyle=":",
+                    color=line.get_color(), label=f"{name}: code characters in place")
     if training_length:
         ax.axvline(training_length, color="grey", linestyle="--", linewidth=1, label="training length")
     ax.set_xscale("log", base=2)
