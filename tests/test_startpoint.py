@@ -50,9 +50,10 @@ def test_the_shipped_starting_point_reproduces_its_recorded_check(tmp_path):
 def test_the_recipe_in_the_repository_is_valid_and_keeps_the_vision_tower_frozen_in_every_stage(tmp_path):
     recipe = startpoint.load_recipe(REPO / "recipes" / "miniature-start.yaml")
     recipe.validate()
-    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2", "docs"]
+    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2", "docs", "unanchored"]
     assert recipe.model["preset"] == "mini"
-    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers", "world"]
+    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers", "world", "world"]
+    assert recipe.stages[-1].synth["anchor_share"] == 0  # its questions name no place, as niah's and LongPT's
     assert recipe.corpora["registers"]["register_gap"] > 0  # notes stand among other cards, as the needle does
     for index in range(len(recipe.stages)):  # the recipe's model section reaches the later stages too
         model = startpoint.stage_train_config(recipe, index, tmp_path).model
