@@ -31,7 +31,8 @@ def run(tmp_path_factory):
 
 # 14 documents: the first with a fact-card deck among the held-out ones (the 14th), so every held-out task has items
 # (on the quickstart's corpus most documents are registers, which carry no reasoning questions)
-SMALL = dict(docs=14, train_tokens=32_768, niah_lengths=[1024, 2048], niah_items=1, heldout_items=1)
+SMALL = dict(docs=14, train_tokens=32_768, niah_lengths=[1024, 2048], niah_items=1, heldout_items=1,
+             logn_window=LOGN_WINDOW)
 
 
 def test_report_has_every_section_and_figure(run):
@@ -145,14 +146,29 @@ def test_rerun_finds_every_step_done(run):
         assert run_json["errors"] == 0
     totals = json.loads((out / "timings.json").read_text())
     assert totals["train"] >= first["timings_s"]["train"]
+    # the same run without the scaling: its scores and heatmaps leave the report, the plain ones stay as they were
+    plain = api.quickstart(out, **{**SMALL, "logn_window": 0}, show_progress=False)
+    assert set(plain["scores"]) == {"base", "trained"} and plain["scores"]["trained"] == first["scores"]["trained"]
+    report = (out / "report.md").read_text()
+    assert "heatmap_trained.png" in report and "_logn.png" not in report and "log-length scaling" not in report
 
 
-def test_needles_with_scaling_stop_at_twice_the_window():
-    # the default grid's 16K costs as much as 1K-8K together; the scaled runs skip it, the plain ones keep it
+def test_needles_with_scaling_only_when_asked_and_up_to_twice_the_window(tmp_path):
+    # off by default (the paper evaluates without); asked for, the default grid's 16K, which costs as much as 1K-8K
+    # together, is left to the plain runs
     plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=None, niah_items=1, heldout_items=1)
-    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and plan.logn_lengths == [1024, 2048, 4096, 8192]
-    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=[2048, 16384], niah_items=1, heldout_items=1)
-    assert plan.logn_lengths == [2048] and plan.logn_window == LOGN_WINDOW
+    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and not plan.evaluates_logn
+    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=None, niah_items=1, heldout_items=1,
+                    logn_window=LOGN_WINDOW)
+    assert plan.logn_lengths == [1024, 2048, 4096, 8192] and plan.logn_window == LOGN_WINDOW
+    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=[2048, 16384], niah_items=1, heldout_items=1,
+                    logn_window=LOGN_WINDOW)
+    assert plan.logn_lengths == [2048] and plan.evaluates_logn
+    with pytest.raises(ConfigError, match="logn_window"):
+        api.quickstart(tmp_path, logn_window=-1, show_progress=False)
+    with pytest.raises(ConfigError, match="logn_window"):
+        api.quickstart(tmp_path, recipe=REPO / "recipes" / "debug-cpu.yaml", logn_window=LOGN_WINDOW,
+                       show_progress=False)
 
 
 def test_recipe_runs_on_two_processes(run, tmp_path):

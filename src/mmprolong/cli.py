@@ -183,6 +183,7 @@ def _cmd_quickstart(args) -> int:
     summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
                              niah_lengths=args.niah_lengths, niah_items=args.niah_items,
                              heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
+                             logn_window=args.attn_logn_window,
                              rebuild_start=args.rebuild_start, start=args.start,
                              show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
@@ -330,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="needles per (length, depth) cell")
     quick.add_argument("--heldout-items", type=int, default=defaults["heldout_items"].default,
                        help="held-out synth items per task and length")
+    quick.add_argument("--attn-logn-window", type=int, default=0, metavar="W",
+                       help="both models also answer the needles up to 8K with log-length attention scaling at "
+                            "inference past W tokens (256 measured best here; 0, the default: off, as the paper "
+                            "evaluates)")
     quick.add_argument("--start", type=Path, default=None,
                        help="start LongPT from this checkpoint instead of the shipped starting point (e.g. one you "
                             "rebuilt with `mmprolong start build`)")
