@@ -1,5 +1,5 @@
 """Needle accuracy of several models on many needles, and pooled over runs of one setting: tells differences
-between models (starting points, LongPT seeds and settings) from the noise of the quickstart's 15 needles a length.
+between models (starting points, LongPT seeds and settings) from the noise of a single run's few needles a length.
 
     mmprolong quickstart --out runs/quickstart          # first: the store and the needles' settings
     python benchmarks/niah_models.py --run runs/quickstart --model 'NAME=PATH' [--model ...]
@@ -8,7 +8,7 @@ between models (starting points, LongPT seeds and settings) from the noise of th
         [--out benchmarks/results/niah-models.json]
 
 Each model answers the quickstart's niah (its store, haystacks and question: RUN/eval-trained-niah/config.json)
-with --items needles per (length, depth) cell drawn with --seed; the quickstart draws 3 with seed 0, so another
+with --items needles per (length, depth) cell drawn with --seed; the quickstart draws 5 with seed 0, so another
 seed asks needles none of its numbers came from. A group (LongPT runs of one setting on several seeds, say) is
 reported two ways per length: pooled over all its needles (Wilson), which says how well these runs did, and over
 its runs (Student-t of the runs' accuracies), which says how well a run of the setting does, seed to seed.
@@ -157,7 +157,7 @@ def main() -> None:
                         help="models (by --model name) to report together, e.g. one setting's seeds (repeatable)")
     parser.add_argument("--compare", action="append", default=[], metavar="A,B",
                         help="two groups (or models) to compare, A minus B (repeatable)")
-    parser.add_argument("--items", type=int, default=10, help="needles per (length, depth) cell (quickstart: 3)")
+    parser.add_argument("--items", type=int, default=10, help="needles per (length, depth) cell (quickstart: 5)")
     parser.add_argument("--seed", type=int, default=1, help="the needles' seed (quickstart: 0)")
     parser.add_argument("--lengths", default="1k,2k,4k,8k")
     parser.add_argument("--attn-logn-window", type=int, default=None, metavar="W",
