@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="needles per (length, depth) cell")
     quick.add_argument("--heldout-items", type=int, default=defaults["heldout_items"].default,
                        help="held-out synth items per task and length")
-    quick.add_argument("--attn-logn-window", type=int, default=0, metavar="W",
+    quick.add_argument("--attn-logn-window", type=int, default=defaults["logn_window"].default, metavar="W",
                        help="both models also answer the needles up to 8K with log-length attention scaling at "
                             "inference past W tokens (256 measured best here; 0, the default: off, as the paper "
                             "evaluates)")

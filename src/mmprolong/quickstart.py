@@ -419,14 +419,14 @@ def _collect_images(out: Path, *, logn: bool) -> dict[str, str]:
     sources = {"mixture": out / "data-long" / "mixture.png", "loss_trained": out / "train-long" / "loss.png",
                "heatmap_base": out / "eval-base-niah" / "needle_heatmap.png",
                "heatmap_trained": out / "eval-trained-niah" / "needle_heatmap.png",
-               "heatmap_base_logn": out / f"eval-base{LOGN}-niah" / "needle_heatmap.png",
-               "heatmap_trained_logn": out / f"eval-trained{LOGN}-niah" / "needle_heatmap.png",
                "accuracy": out / "compare-niah" / "accuracy_vs_length.png",
                "accuracy_heldout": out / "compare-heldout" / "accuracy_vs_length.png",
                "code_places": out / "compare-niah" / "code_places.png"}
+    if logn:
+        sources |= {f"heatmap_{name}_logn": out / f"eval-{name}{LOGN}-niah" / "needle_heatmap.png" for name in MODELS}
     found = {}
     for name, path in sources.items():
-        if path.is_file() and (logn or not name.endswith("_logn")):
+        if path.is_file():
             shutil.copyfile(path, out / f"{name}.png")
             found[name] = f"{name}.png"
     return found
