@@ -26,7 +26,7 @@ from common import report
 
 from mmprolong import api
 from mmprolong.ingest import IngestConfig
-from mmprolong.quickstart import INGEST
+from mmprolong.quickstart import INGEST, WORKERS
 
 
 def normalise(text: str) -> str:
@@ -87,8 +87,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("tesseract") is None:
         sys.exit("tesseract is not installed: apt-get install tesseract-ocr")
-    budgets = {"quickstart (128 tokens, 72 dpi)": IngestConfig(**INGEST),
-               "paper (144 dpi, 1280 tokens)": IngestConfig(workers=INGEST["workers"])}
+    budgets = {"quickstart (128 tokens, 72 dpi)": IngestConfig(**INGEST, workers=WORKERS),
+               "paper (144 dpi, 1280 tokens)": IngestConfig(workers=WORKERS)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -16,19 +16,20 @@ row, as if unpacked to one long sample), ``sdpa_packed`` (``mmprolong.train.atte
 own block (cost ~ the sum of the samples' squares), as flash-attention varlen does on a GPU
 (``--attn flash_attention_2``: padded and packed both run on it).
 
-``--gpu-7b``: a random-weight model of Qwen2.5-VL-7B's architecture built on the meta device and materialised on
-the GPU (bfloat16, flash_attention_2, activation checkpointing on every decoder layer and vision block), trained
-on one packed row per step holding one document of page images (1,232 vision tokens each) and text, with the
-answer tokens at the end. One process: forward + backward only (AdamW states of 7B parameters do not fit one GPU
-beside 128K activations). Under torchrun: FSDP2 (bf16 compute, fp32 master weights and reduction) and the AdamW
-step. MFU = model FLOPs / (seconds x peak bf16 FLOP/s per GPU); model FLOPs = 6 x (non-embedding parameters) x
-tokens + causal attention 6 x L^2 x hidden per decoder layer (+ the vision tower's 6 x params x patches and its
-attention), recomputation not counted.
+``--gpu-7b``: a random-weight model of Qwen2.5-VL-7B's architecture built on the meta device and materialised on the
+GPU (bfloat16, flash_attention_2 where flash-attn is installed, else SDPA; activation checkpointing on every decoder
+layer and vision block), trained on one packed row per step holding one document of page images (1,232 vision tokens
+each) and text, with the answer tokens at the end. One process: forward + backward only (AdamW states of 7B
+parameters do not fit one GPU beside 128K activations). Under torchrun: FSDP2 (bf16 compute, fp32 master weights and
+reduction) and the AdamW step. MFU = model FLOPs / (seconds x peak bf16 FLOP/s per GPU); model FLOPs = 6 x
+(non-embedding parameters) x tokens + causal attention 6 x L^2 x hidden per decoder layer (+ the vision tower's 6 x
+params x patches and its attention), recomputation not counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -320,7 +321,9 @@ def gpu_7b(args) -> dict:
     device = "cpu" if args.dry_run_cpu else "cuda"
     world = init_distributed(env["rank"], env["world_size"], env["local_rank"],
                              dims=ParallelDims(env["world_size"]), device=device, backend="auto")
-    attn = "sdpa" if args.dry_run_cpu else "flash_attention_2"
+    # flash-attention where it is installed; else SDPA, which on one document a row (no packing here) runs
+    # torch's own flash kernel in bfloat16
+    attn = "flash_attention_2" if not args.dry_run_cpu and importlib.util.find_spec("flash_attn") else "sdpa"
     name = "cpu" if args.dry_run_cpu else torch.cuda.get_device_name()
     peak = args.peak_tflops * 1e12 if args.peak_tflops else next(
         (v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)

@@ -16,7 +16,7 @@ from mmprolong import api
 from mmprolong.config import merge_overrides
 from mmprolong.errors import ConfigError
 from mmprolong.eval.items import read_items
-from mmprolong.quickstart import INGEST, LOGN_WINDOW, cpu_plan
+from mmprolong.quickstart import INGEST, LOGN_WINDOW, cpu_plan, recipe_plan
 from mmprolong.startpoint import shipped_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,6 +169,22 @@ def test_needles_with_scaling_only_when_asked_and_up_to_twice_the_window(tmp_pat
     with pytest.raises(ConfigError, match="logn_window"):
         api.quickstart(tmp_path, recipe=REPO / "recipes" / "debug-cpu.yaml", logn_window=LOGN_WINDOW,
                        show_progress=False)
+
+
+def test_device_is_where_longpt_trains(tmp_path):
+    # auto (the default): the GPU when there is one; with a recipe, auto keeps the recipe's own setting
+    options = dict(docs=14, seed=0, train_tokens=32_768, niah_lengths=None, niah_items=1, heldout_items=1)
+    assert cpu_plan(**options).long_train["device"] == "auto"
+    assert cpu_plan(**options, device="cuda").long_train["device"] == "cuda"
+    recipe = REPO / "recipes" / "debug-cpu.yaml"
+    assert yaml.safe_load(recipe.read_text())["device"] == "cpu"
+    options = dict(model=shipped_path(), pdfs=None, docs=14, seed=0, niah_lengths=None, niah_items=1,
+                   heldout_items=1)
+    assert recipe_plan(recipe, **options).long_train["device"] == "cpu"
+    assert recipe_plan(recipe, **options, device="cuda").long_train["device"] == "cuda"
+    with pytest.raises(ConfigError, match="device"):
+        api.quickstart(tmp_path / "a", device="tpu", show_progress=False)
+    assert not (tmp_path / "a").exists()
 
 
 def test_recipe_runs_on_two_processes(run, tmp_path):

@@ -183,7 +183,7 @@ def _cmd_quickstart(args) -> int:
     summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
                              niah_lengths=args.niah_lengths, niah_items=args.niah_items,
                              heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
-                             logn_window=args.attn_logn_window,
+                             logn_window=args.attn_logn_window, device=args.device,
                              rebuild_start=args.rebuild_start, start=args.start,
                              show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
+    from mmprolong.quickstart import DEVICES
     from mmprolong.quickstart import quickstart as quickstart_function
     from mmprolong.reproduce import ReproduceConfig
     from mmprolong.synth.config import SynthConfig
@@ -335,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="both models also answer the needles up to 8K with log-length attention scaling at "
                             "inference past W tokens (256 measured best here; 0, the default: off, as the paper "
                             "evaluates)")
+    quick.add_argument("--device", choices=DEVICES, default=defaults["device"].default,
+                       help="where LongPT trains: auto (the default: the GPU when there is one), cpu or cuda; "
+                            "evaluation takes the GPU when there is one")
     quick.add_argument("--start", type=Path, default=None,
                        help="start LongPT from this checkpoint instead of the shipped starting point (e.g. one you "
                             "rebuilt with `mmprolong start build`)")

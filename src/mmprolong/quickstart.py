@@ -49,7 +49,9 @@ START_WINDOW, LONG_WINDOW = 1024, 4096
 START_THETA, LONG_THETA = 10_000.0, 40_000.0  # the starting point's base, raised 4x as the paper's 1e6 -> 4e6
 NIAH_LENGTHS = [1024, 2048, 4096, 8192, 16384]
 HELDOUT_LENGTHS = [1024, 2048, 4096]
-INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0, "workers": 2}  # 128 tokens a page
+INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0}  # 128 tokens a page
+WORKERS = os.cpu_count() or 1  # ingest and synth processes (their outputs are the same bytes for any count)
+DEVICES = ("auto", "cpu", "cuda")  # LongPT's (TrainConfig.device); evaluation takes the GPU when there is one
 # The starting point's world (its `registers` corpus): archive registers whose notes stand among catalogue cards,
 # as the needle stands in its haystack, so LongPT's extract-single questions about a register ask for the kind of
 # retrieval niah measures. On the default shares (15% registers, notes only) the starting point answered 12.5% of
@@ -114,14 +116,14 @@ def window_grid(window: int) -> list[int]:
 
 def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
              heldout_items: int, rebuild_start: bool = False, start: str | Path | None = None,
-             logn_window: int = 0) -> Plan:
+             logn_window: int = 0, device: str = "auto") -> Plan:
     from mmprolong.startpoint import shipped_path
 
     if start is not None and not (Path(start) / "config.json").is_file():
         raise ConfigError("start", os.fspath(start), "not a model folder (no config.json)")
     base = None if rebuild_start else Path(start) if start is not None else shipped_path()
     lengths = niah_lengths or NIAH_LENGTHS
-    long_train = {"seed": seed, "device": "cpu",
+    long_train = {"seed": seed, "device": device,
                   # max_pixels: the budget the store was rendered at. The vision tower and merger stay as the
                   # starting point has them (frozen there too: trained, a tower this small loses the glyphs;
                   # benchmarks/vision_probe.py)
@@ -139,7 +141,8 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         corpus={"docs": docs, "seed": seed, **QUICK_CORPUS}, pdfs=None,
         # as many sample tokens as LongPT trains on: one pass over distinct samples (each page is asked about in
         # several of them, at other positions and with other questions), not a few passes over a small mixture
-        ingest=INGEST, long_synth={**LONG_SYNTH, "budget_tokens": train_tokens, "seed": seed, "workers": 2},
+        ingest={**INGEST, "workers": WORKERS},
+        long_synth={**LONG_SYNTH, "budget_tokens": train_tokens, "seed": seed, "workers": WORKERS},
         # Large-print cards carry 5-30 words a page: at decontaminate's default (20) most pages count as text-less
         # and are matched by image, where same-template register cards look alike (measured on the default run:
         # 4 false matches among 18 training documents; none at 5 words, where 196 of 213 pages have text).
@@ -156,7 +159,7 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
 
 
 def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
-                niah_lengths: list[int] | None, niah_items: int, heldout_items: int) -> Plan:
+                niah_lengths: list[int] | None, niah_items: int, heldout_items: int, device: str = "auto") -> Plan:
     """The paper's run (or any recipe): the given model is the starting point, trained as the recipe says."""
     import yaml
 
@@ -167,8 +170,10 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
     recipe = Path(recipe)
     if not recipe.is_file():
         raise ConfigError("recipe", str(recipe), "file not found")
-    fields = merge_overrides(yaml.safe_load(recipe.read_text()) or {}, {"model.path": os.fspath(model)} if model
-                             else {})
+    overrides = {"model.path": os.fspath(model)} if model else {}
+    if device != "auto":
+        overrides["device"] = device
+    fields = merge_overrides(yaml.safe_load(recipe.read_text()) or {}, overrides)
     config = TrainConfig.from_dict(fields, validate=False)
     config.validate_settings()  # refuse a bad recipe now, not after the data is made
     micro_batches_per_step(config, distributed_env()["world_size"])
@@ -196,7 +201,7 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
                niah_lengths: list[int] | None = None, niah_items: int = 5, heldout_items: int = 16,
                recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
                rebuild_start: bool = False, start: str | Path | None = None, logn_window: int = 0,
-               show_progress: bool = True) -> dict:
+               device: str = "auto", show_progress: bool = True) -> dict:
     """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
 
     ``train_tokens``: LongPT's token budget; ``niah_lengths``: needle lengths (default 1K..16K); ``niah_items``:
@@ -205,12 +210,16 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
     instead of using the shipped one; ``start``: a starting point of your own (e.g. one rebuilt before);
     ``logn_window``: >0, both models also answer the needles up to 2x the LongPT window with log-length attention
     scaling at inference (``EvalConfig.attn_logn_window``; ``LOGN_WINDOW`` is the value measured best).
+    ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
+    recipe, ``auto`` keeps the recipe's own setting.
     ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint) and optionally ``pdfs`` (the user's
     documents) runs that recipe instead of the CPU default; ``train_tokens`` is then the recipe's own budget."""
     if rebuild_start and start is not None:
         raise ConfigError("start", os.fspath(start), "give a starting point or rebuild one, not both")
     if logn_window < 0:
         raise ConfigError("logn_window", logn_window, "must be >= 0 (0: off)")
+    if device not in DEVICES:
+        raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
     if recipe is not None:
         if logn_window:
             raise ConfigError("logn_window", logn_window, "goes with the CPU default: a recipe's run is evaluated "
@@ -219,14 +228,14 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
             raise ConfigError("rebuild_start" if rebuild_start else "start", True,
                               "goes with the CPU default: a recipe starts from --model")
         plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=docs, seed=seed, niah_lengths=niah_lengths,
-                           niah_items=niah_items, heldout_items=heldout_items)
+                           niah_items=niah_items, heldout_items=heldout_items, device=device)
     elif model is not None or pdfs is not None:
         raise ConfigError("recipe", None, "--model and --pdfs go with --recipe (the default starts from the "
                                           "shipped starting point)")
     else:
         plan = cpu_plan(docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
                         niah_items=niah_items, heldout_items=heldout_items, rebuild_start=rebuild_start, start=start,
-                        logn_window=logn_window)
+                        logn_window=logn_window, device=device)
     return run_plan(Path(out_dir), plan, show_progress=show_progress)
 
 

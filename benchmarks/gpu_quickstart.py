@@ -1,0 +1,102 @@
+"""The quickstart on one GPU: its default run, then LongPT with k times the documents and tokens (one pass over
+k times as many distinct samples, k times the steps): the smallest k of --scales first, then the largest that the
+time left allows, and so on.
+
+    python benchmarks/gpu_quickstart.py --work runs/gpu [--scales 1 4 8 16] [--budget-s 480] [--logn 256]
+                                        [--out benchmarks/results/gpu-quickstart.json]
+
+Each scale is `mmprolong quickstart --device cuda --docs 24k --train-tokens 800000k` in its own folder (the same
+seed, so k=1 is the CPU front door's run on another device). A scale runs only if its predicted time (the last
+run's data steps and training scaled by k, plus its evaluation) fits what is left of --budget-s; the JSON (one row
+per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores with intervals
+under "scores") is rewritten after every run, so a run cut short keeps the ones before it. Beside it, a plot of
+needle accuracy against length per scale (dotted: code characters in place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from common import report, score_columns
+
+from mmprolong import api
+from mmprolong.eval.report import plot_accuracy_vs_length
+
+DATA_STEPS = ("corpus", "ingest", "decontaminate", "synth")
+
+
+def predict(t: dict, k_last: int, k: int) -> float:
+    """Seconds a run at scale ``k`` should take, from the seconds per step ``t`` of the run at ``k_last``: data and
+    training grow with the documents and tokens, evaluation (a fixed grid) does not."""
+    grows = sum(t.get(s, 0.0) for s in DATA_STEPS) + t["train"]
+    return grows * k / k_last + t["eval"] + t.get("report", 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/gpu-quickstart"))
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--budget-s", type=float, default=480.0, help="seconds for all scales together")
+    parser.add_argument("--docs", type=int, default=24, help="documents at k=1 (the quickstart's default)")
+    parser.add_argument("--train-tokens", type=int, default=800_000, help="LongPT tokens at k=1 (the default)")
+    parser.add_argument("--niah-items", type=int, default=5)
+    parser.add_argument("--heldout-items", type=int, default=16)
+    parser.add_argument("--logn", type=int, default=0, help="--attn-logn-window of every run (0: off)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu-quickstart.json"))
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    rows, scores, last, k_last = [], {}, None, None
+    todo = sorted(set(args.scales))
+    while todo:
+        # the smallest scale first (it times the others), then the largest that fits
+        left = args.budget_s - (time.perf_counter() - start)
+        fits = [k for k in todo if last is None or predict(last, k_last, k) <= left]
+        if not fits:
+            print(f"skipped k={todo}: predicted {predict(last, k_last, todo[0]):.0f} s or more, {left:.0f} s left",
+                  flush=True)
+            break
+        k = fits[0] if last is None else fits[-1]
+        todo.remove(k)
+        summary = api.quickstart(args.work / f"k{k}", docs=args.docs * k, train_tokens=args.train_tokens * k,
+                                 niah_items=args.niah_items, heldout_items=args.heldout_items,
+                                 logn_window=args.logn, device=args.device, show_progress=False)
+        run = args.work / f"k{k}"
+        trained = json.loads((run / "train-long" / "summary.json").read_text())
+        t = json.loads((run / "timings.json").read_text())  # summed over invocations: a resumed run's full cost
+        rows.append({"k": k, "docs": args.docs * k, "LongPT tokens": args.train_tokens * k,
+                     "steps": trained["steps"], "LongPT tokens/s": round(args.train_tokens * k / t["train"]),
+                     "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"],
+                     "eval s": t["eval"], "total s": summary["total_all_invocations_s"],
+                     **score_columns(summary["scores"]["base"], "start "),
+                     **score_columns(summary["scores"]["trained"])})
+        scores[f"k={k}"] = summary["scores"]
+        last, k_last = t, k
+        # asked after the run: CUDA is then set up in this process anyway (ingest and synth fork workers)
+        device = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else "cpu"
+        report(rows, args.out, device=device, torch=torch.__version__, transformers=transformers.__version__,
+               budget_s=args.budget_s, scores=scores)
+        plot(scores, args.out.with_suffix(".png"), device)
+
+
+def plot(scores: dict, path: Path, device: str) -> None:
+    series, in_place, intervals = {}, {}, {}
+    first = next(iter(scores))
+    for name, by_model in [(f"starting point ({first})", scores[first]["base"])] + [
+            (f"after LongPT, {k}", s["trained"]) for k, s in scores.items()]:
+        cells = {int(n): c for n, c in by_model["niah"]["single"].items()}
+        series[name] = {n: c["accuracy"] for n, c in cells.items()}
+        in_place[name] = {n: c.get("in_place") for n, c in cells.items()}
+        intervals[name] = {n: c["ci95"] for n, c in cells.items()}
+    plot_accuracy_vs_length(series, path, title=f"niah, LongPT with k times the documents and tokens ({device})",
+                            training_length=4096, in_place=in_place, intervals=intervals)
+
+
+if __name__ == "__main__":
+    main()
