@@ -4,7 +4,7 @@ between models (starting points, LongPT seeds and settings) from the noise of a 
     mmprolong quickstart --out runs/quickstart          # first: the store and the needles' settings
     python benchmarks/niah_models.py --run runs/quickstart --model 'NAME=PATH' [--model ...]
         [--group 'LABEL=NAME,NAME,...' ...] [--compare 'LABEL,LABEL' ...] [--items 10] [--seed 1]
-        [--lengths 1k,2k,4k,8k] [--attn-logn-window W] [--work runs/niah-models]
+        [--lengths 1k,2k,4k,8k] [--attn-logn-window W] [--haystack blank] [--work runs/niah-models]
         [--out benchmarks/results/niah-models.json]
 
 Each model answers the quickstart's niah (its store, haystacks and question: RUN/eval-trained-niah/config.json)
@@ -13,7 +13,10 @@ seed asks needles none of its numbers came from. A group (LongPT runs of one set
 reported two ways per length: pooled over all its needles (Wilson), which says how well these runs did, and over
 its runs (Student-t of the runs' accuracies), which says how well a run of the setting does, seed to seed.
 --compare A,B adds, per length, A's accuracy minus B's with 95% intervals both ways (Newcombe over needles,
-Welch over runs). Resumable: answers come from each model's eval cache.
+Welch over runs). Resumable: answers come from each model's eval cache. --haystack blank hides the same needles
+among blank cards instead of the store's pages (cards of the corpus' size with a page label and nothing else,
+ingested at the quickstart's budget into WORK/blank-store): whether a model's misses at length come from what the
+other pages say or from the length itself.
 
 Writes --out (a row per model, then per group: exact answers and code characters in place per length, in %; the
 intervals, counts and accuracy by depth under "scores"; the comparisons under "compare") and beside it a plot of
@@ -46,14 +49,36 @@ def parse_pair(text: str, flag: str, example: str) -> tuple[str, str]:
 
 
 def ask(run: Path, folder: Path, name: str, model: str, items: int, seed: int, lengths: list[int],
-        logn: int | None) -> list:
-    """``model``'s answers to RUN's niah with ``items`` needles a cell drawn with ``seed`` (and log-length scaling
-    past ``logn`` tokens at inference, when set), cached in ``folder``."""
+        logn: int | None, store: Path) -> list:
+    """``model``'s answers to RUN's niah with ``items`` needles a cell drawn with ``seed`` among ``store``'s pages
+    (and log-length scaling past ``logn`` tokens at inference, when set), cached in ``folder``."""
     saved = json.loads((run / "eval-trained-niah" / "config.json").read_text())["config"]
-    config = {**saved, "store_dir": str(run / "store"), "label": name, "items_per_cell": items, "seed": seed,
+    config = {**saved, "store_dir": str(store), "label": name, "items_per_cell": items, "seed": seed,
               "lengths": lengths, "attn_logn_window": logn}
     api.evaluate(model, folder, EvalConfig.from_dict(config))
     return read_results(folder)
+
+
+def blank_store(folder: Path, docs: int = 8, pages: int = 40) -> Path:
+    """A page store of blank cards (the corpus' card size, a small page label as the only text) at the
+    quickstart's budget: a haystack with nothing in it to read."""
+    from reportlab.pdfgen import canvas
+
+    from mmprolong.corpus.cards import CARD_SIZE
+    from mmprolong.ingest import IngestConfig
+    from mmprolong.quickstart import INGEST, WORKERS
+
+    pdfs = folder / "blank-pdfs"
+    pdfs.mkdir(parents=True, exist_ok=True)
+    for d in range(docs):
+        pdf = canvas.Canvas(str(pdfs / f"blank-{d:02d}.pdf"), pagesize=CARD_SIZE)
+        for p in range(pages):
+            pdf.setFont("Courier-Bold", 14)
+            pdf.drawString(14, 14, f"{d}-{p}")  # ingest keeps a page's text layer; an empty one is a scan
+            pdf.showPage()
+        pdf.save()
+    api.ingest(pdfs, folder / "blank-store", IngestConfig(**INGEST, workers=WORKERS), show_progress=False)
+    return folder / "blank-store"
 
 
 def by_length(results: list[EvalResult]) -> dict[int, list[EvalResult]]:
@@ -163,6 +188,8 @@ def main() -> None:
     parser.add_argument("--attn-logn-window", type=int, default=None, metavar="W",
                         help="every model answers with log-length attention scaling past W tokens at inference (as the "
                              "quickstart's -logn evaluations; default: none, as the paper evaluates)")
+    parser.add_argument("--haystack", choices=("store", "blank"), default="store",
+                        help="the run's own pages (default) or blank cards around the same needles")
     parser.add_argument("--work", type=Path, default=Path("runs/niah-models"), help="the models' answers")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/niah-models.json"))
     args = parser.parse_args()
@@ -187,11 +214,13 @@ def main() -> None:
             sys.exit(f"--compare {','.join(pair)}: name two groups or models, A,B")
 
     lengths = parse_lengths(args.lengths)
+    store = blank_store(args.work) if args.haystack == "blank" else args.run / "store"
     answers = {}
     for i, (name, path) in enumerate(models.items()):
         print(f"[{i + 1}/{len(models)}] {name}: {path}", flush=True)
         folder = args.work / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"model-{i}")
-        answers[name] = ask(args.run, folder, name, path, args.items, args.seed, lengths, args.attn_logn_window)
+        answers[name] = ask(args.run, folder, name, path, args.items, args.seed, lengths, args.attn_logn_window,
+                            store)
     members = {label: {n: answers[n] for n in names} for label, names in groups.items()}
     members.update({name: {name: results} for name, results in answers.items() if name not in members})
 
@@ -216,7 +245,7 @@ def main() -> None:
                                 title="niah exact, pooled over runs (bars: 95% over runs; dots: each run)",
                                 intervals=per_length("ci95_over_runs"), runs=per_length("per_run"))
     report(rows, args.out, run=str(args.run), items_per_cell=args.items, seed=args.seed, lengths=lengths,
-           attn_logn_window=args.attn_logn_window,
+           attn_logn_window=args.attn_logn_window, haystack=args.haystack,
            models=models, groups=groups, plot=str(figure) if pooled else "", scores=scores, pooled=pooled,
            compare=compared)
     for key, cells in compared.items():

@@ -184,7 +184,10 @@ def test_device_is_where_longpt_trains(tmp_path):
     assert recipe_plan(recipe, **options, device="cuda").long_train["device"] == "cuda"
     with pytest.raises(ConfigError, match="device"):
         api.quickstart(tmp_path / "a", device="tpu", show_progress=False)
-    assert not (tmp_path / "a").exists()
+    if not torch.cuda.is_available():  # asked for a GPU where there is none: refused before the data is made
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            api.quickstart(tmp_path / "b", device="cuda", show_progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_recipe_runs_on_two_processes(run, tmp_path):

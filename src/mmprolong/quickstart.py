@@ -183,13 +183,13 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
         raise ConfigError("model", config.model.path, "not a folder: give a local checkpoint folder")
     if pdfs is not None and not Path(pdfs).is_dir():
         raise ConfigError("pdfs", os.fspath(pdfs), "not a folder of PDFs")
-    window, workers = config.data.max_seq_len, os.cpu_count() or 1
+    window = config.data.max_seq_len
     family, min_pixels, max_pixels = model_pixel_budget(config.model)  # pages are counted as the model sees them
     return Plan(
         corpus=None if pdfs else {"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 200},
         pdfs=Path(pdfs) if pdfs else None,
-        ingest={"family": family.name, "min_pixels": min_pixels, "max_pixels": max_pixels, "workers": workers},
-        long_synth={"target_tokens": window, "seed": seed, "workers": workers}, decontam={},
+        ingest={"family": family.name, "min_pixels": min_pixels, "max_pixels": max_pixels, "workers": WORKERS},
+        long_synth={"target_tokens": window, "seed": seed, "workers": WORKERS}, decontam={},
         base_model=Path(config.model.path), start_recipe=None, long_train=fields, window=window,
         niah_lengths=niah_lengths or window_grid(window),
         heldout_lengths=[window // 2, window], niah_items=niah_items, heldout_items=heldout_items,
@@ -220,6 +220,11 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
         raise ConfigError("logn_window", logn_window, "must be >= 0 (0: off)")
     if device not in DEVICES:
         raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device", device, "no CUDA GPU here (auto takes one when there is one)")
     if recipe is not None:
         if logn_window:
             raise ConfigError("logn_window", logn_window, "goes with the CPU default: a recipe's run is evaluated "
