@@ -220,11 +220,9 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
         raise ConfigError("logn_window", logn_window, "must be >= 0 (0: off)")
     if device not in DEVICES:
         raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
-    if device == "cuda":
-        import torch
+    from mmprolong.train.run import resolve_device
 
-        if not torch.cuda.is_available():
-            raise ConfigError("device", device, "no CUDA GPU here (auto takes one when there is one)")
+    resolve_device(device)  # cuda where there is none: refused now, not after the data is made
     if recipe is not None:
         if logn_window:
             raise ConfigError("logn_window", logn_window, "goes with the CPU default: a recipe's run is evaluated "
