@@ -3,14 +3,15 @@ k times as many distinct samples, k times the steps): the smallest k of --scales
 time left allows, and so on.
 
     python benchmarks/gpu_quickstart.py --work runs/gpu [--scales 1 4 8 16] [--budget-s 480] [--logn 256]
-                                        [--out benchmarks/results/gpu-quickstart.json]
+                                        [--out benchmarks/results/gpu-quickstart.json] [--append]
 
 Each scale is `mmprolong quickstart --device cuda --docs 24k --train-tokens 800000k` in its own folder (the same
 seed, so k=1 is the CPU front door's run on another device). A scale runs only if its predicted time (the last
 run's data steps and training scaled by k, plus its evaluation) fits what is left of --budget-s; the JSON (one row
 per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores with intervals
 under "scores") is rewritten after every run, so a run cut short keeps the ones before it. Beside it, a plot of
-needle accuracy against length per scale (dotted: code characters in place).
+needle accuracy against length per scale (dotted: code characters in place). With --append the scales already in
+--out that this call does not run are kept: a device call too short for every scale runs the rest in a later one.
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ def main() -> None:
     parser.add_argument("--logn", type=int, default=0, help="--attn-logn-window of every run (0: off)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu-quickstart.json"))
+    parser.add_argument("--append", action="store_true", help="keep the other scales already in --out")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    rows, scores, last, k_last = [], {}, None, None
     todo = sorted(set(args.scales))
+    rows, scores = kept_scales(args.out, todo) if args.append else ([], {})
+    last, k_last = None, None
     while todo:
         # the smallest scale first (it times the others), then the largest that fits
         left = args.budget_s - (time.perf_counter() - start)
@@ -70,19 +73,32 @@ def main() -> None:
         run = args.work / f"k{k}"
         trained = json.loads((run / "train-long" / "summary.json").read_text())
         t = json.loads((run / "timings.json").read_text())  # summed over invocations: a resumed run's full cost
-        rows.append({"k": k, "docs": args.docs * k, "LongPT tokens": args.train_tokens * k,
+        rows = sorted(rows + [{"k": k, "docs": args.docs * k, "LongPT tokens": args.train_tokens * k,
                      "steps": trained["steps"], "LongPT tokens/s": round(args.train_tokens * k / t["train"]),
                      "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"],
                      "eval s": t["eval"], "total s": summary["total_all_invocations_s"],
                      **score_columns(summary["scores"]["base"], "start "),
-                     **score_columns(summary["scores"]["trained"])})
-        scores[f"k={k}"] = summary["scores"]
+                     **score_columns(summary["scores"]["trained"])}], key=lambda row: row["k"])
+        scores = dict(sorted({**scores, f"k={k}": summary["scores"]}.items(), key=lambda kv: scale_of(kv[0])))
         last, k_last = t, k
         # asked after the run: CUDA is then set up in this process anyway (ingest and synth fork workers)
         device = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else "cpu"
         report(rows, args.out, device=device, torch=torch.__version__, transformers=transformers.__version__,
                budget_s=args.budget_s, scores=scores)
         plot(scores, args.out.with_suffix(".png"), device)
+
+
+def scale_of(name: str) -> int:
+    return int(name.removeprefix("k="))
+
+
+def kept_scales(out: Path, todo: list[int]) -> tuple[list[dict], dict]:
+    """The rows and scores already in ``out`` of the scales not in ``todo`` (none if there is no ``out``)."""
+    if not out.is_file():
+        return [], {}
+    before = json.loads(out.read_text())
+    return ([row for row in before["rows"] if row["k"] not in todo],
+            {name: s for name, s in before["scores"].items() if scale_of(name) not in todo})
 
 
 def plot(scores: dict, path: Path, device: str) -> None:

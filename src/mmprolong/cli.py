@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="documents in the generated corpus")
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--train-tokens", type=int, default=defaults["train_tokens"].default,
-                       help="LongPT token budget")
+                       help="LongPT token budget, one pass over this many sample tokens (on an H200, 3200000 with "
+                            "--docs 96 found 52%% of the needles at 4K against 16%% at the default, in 5 minutes)")
     quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
     quick.add_argument("--niah-items", type=int, default=defaults["niah_items"].default,

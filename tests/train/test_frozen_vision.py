@@ -2,6 +2,7 @@
 row, each distinct image encoded once, off when the tower trains; and the byte-bounded cache beneath it."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from mmprolong.errors import ConfigError
 from mmprolong.models import family_of_config
 from mmprolong.models.features import FeatureCache
 from mmprolong.models.loading import load_model
-from mmprolong.train.collate import SampleEncoder
+from mmprolong.train.collate import SampleEncoder, image_key
 from mmprolong.train.data import PackedRows
 from mmprolong.train.frozen_vision import FrozenVisionFeatures
 from mmprolong.train.loss import answer_loss_sum
@@ -58,6 +59,26 @@ def test_an_image_is_encoded_once_and_its_features_reused_exactly(make_train_con
     assert features.stats()["reused"] == round(1 - distinct / (2 * images), 4)
     assert [float(x) for x in again] == [float(x) for x in first]  # bitwise: the same stored tensors
     assert [float(x) for x in first] == pytest.approx([float(x) for x in plain], abs=1e-12)
+
+
+def test_images_are_keyed_by_their_patches_where_the_rows_are_made(make_train_config, tmp_path, data_dir):
+    config = make_train_config(tmp_path / "run", **FROZEN)
+    model, rows = first_rows(config, data_dir[0], 2)
+    images = [(p, g) for r in rows for p, g in zip(r.pixel_values.split(r.image_grid_thw.prod(dim=1).tolist()),
+                                                     r.image_grid_thw)]
+    keys = [k for r in rows for k in r.image_keys]
+    assert len(keys) == len(images) and len(set(keys)) < len(keys)  # pages recur across the rows' samples
+    same_key = {(i, j) for i in range(len(keys)) for j in range(len(keys)) if keys[i] == keys[j]}
+    same_image = {(i, j) for i, (p, g) in enumerate(images) for j, (q, h) in enumerate(images)
+                  if torch.equal(g, h) and torch.equal(p, q)}
+    assert same_key == same_image
+    patches, grid = images[0]
+    nudged = patches.clone()
+    nudged[-1, -1] += 1e-3
+    assert image_key(nudged, grid) != keys[0] and image_key(patches.to(torch.float64), grid) != keys[0]
+    features = FrozenVisionFeatures(family_of_config(model.config), 1 << 30)
+    with pytest.raises(ValueError, match="image_keys"):
+        features(model, replace(rows[0], image_keys=()))
 
 
 def test_a_trained_tower_is_never_memoised(make_train_config, tmp_path):

@@ -1,13 +1,14 @@
 """A frozen vision tower runs once per distinct image, not once per row that shows it.
 
 With ``model.train_vision`` and ``model.train_merger`` off, what the tower hands the language model for an image
-depends on its pixels only, and a LongPT mixture shows each page in many samples (the quickstart's: each page
-about 8 times). On the quickstart's CPU the tower took a third of a training step; memoised, its features are
-looked up by a digest of the image's patches. Each image missing from the cache is encoded on its own: each
-image attends only to itself in the tower, but the tower's matmuls round differently with the number of patches
-they take at once (on one of the CPUs this project runs on, an image's features were not bitwise the same alone
-and among others), and features that depended on which images happened to be missing together would make a
-resumed run, whose cache starts empty, differ from an uninterrupted one (tests/train/test_train_resume.py).
+depends on its pixels only, and a LongPT mixture shows each page in many samples (the quickstart's: each page about
+8 times). On the quickstart's CPU the tower took a third of a training step; memoised, its features are looked up by
+a digest of the image's patches (``Batch.image_keys``, made with the patches in the DataLoader workers). Each image
+missing from the cache is encoded on its own: each image attends only to itself in the tower, but the tower's
+matmuls round differently with the number of patches they take at once (on one of the CPUs this project runs on, an
+image's features were not bitwise the same alone and among others), and features that depended on which images
+happened to be missing together would make a resumed run, whose cache starts empty, differ from an uninterrupted one
+(tests/train/test_train_resume.py).
 
 One process only: under FSDP2 or DDP every rank must run the tower's forward together (its weights are gathered
 there), and a rank that skipped it would hang the others.
@@ -15,7 +16,6 @@ there), and a rank that skipped it would hang the others.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,10 @@ class FrozenVisionFeatures:
     def __call__(self, model, batch: "Batch") -> dict:
         grids = batch.image_grid_thw.split(1)
         images = batch.pixel_values.split(batch.image_grid_thw.prod(dim=1).tolist())  # patches of each image
-        keys = [_digest(patches, grid) for patches, grid in zip(images, grids)]
+        keys = batch.image_keys
+        if len(keys) != len(images):
+            raise ValueError(f"the batch has {len(images)} images but {len(keys)} image_keys; build it with "
+                             "train.collate's collate_packed or collate_padded")
         found = {key: entry for key in dict.fromkeys(keys) if (entry := self.cache.get(key)) is not None}
         missing = {key: i for i, key in enumerate(keys) if key not in found}  # key -> its last image
         self.images += len(keys)
@@ -57,14 +60,6 @@ class FrozenVisionFeatures:
         return {"images": self.images, "encoded": self.encoded,
                 "reused": round(1 - self.encoded / self.images, 4) if self.images else 0.0,
                 "cache_mb": round(self.cache.bytes / 2**20, 1)}
-
-
-def _digest(patches: torch.Tensor, grid: torch.Tensor) -> bytes:
-    # SHA-256 over the tensor's own buffer (no copy to bytes): a 4K row's 68 MB of patches hash in 48 ms on the
-    # quickstart's CPU, against 112 ms with BLAKE2b over a copy
-    digest = hashlib.sha256(str((tuple(grid.flatten().tolist()), patches.dtype)).encode())
-    digest.update(patches.detach().cpu().contiguous().view(torch.uint8).numpy())  # any dtype, bf16 too
-    return digest.digest()
 
 
 def frozen_vision_applies(config, world) -> str | None:
