@@ -4,6 +4,7 @@ time left allows, and so on.
 
     python benchmarks/gpu_quickstart.py --work runs/gpu [--scales 1 4 8 16] [--budget-s 480] [--logn 256]
                                         [--out benchmarks/results/gpu-quickstart.json] [--append]
+                                        [--add-run K=PATH ...]
 
 Each scale is `mmprolong quickstart --device cuda --docs 24k --train-tokens 800000k` in its own folder (the same
 seed, so k=1 is the CPU front door's run on another device). A scale runs only if its predicted time (the last
@@ -11,7 +12,8 @@ run's data steps and training scaled by k, plus its evaluation) fits what is lef
 per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores with intervals
 under "scores") is rewritten after every run, so a run cut short keeps the ones before it. Beside it, a plot of
 needle accuracy against length per scale (dotted: code characters in place). With --append the scales already in
---out that this call does not run are kept: a device call too short for every scale runs the rest in a later one.
+--out that this call does not run are kept: a device call too short for every scale runs the rest in a later one;
+--add-run K=PATH takes scale K from a finished run instead (the front door's own, say).
 """
 
 from __future__ import annotations
@@ -51,11 +53,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu-quickstart.json"))
     parser.add_argument("--append", action="store_true", help="keep the other scales already in --out")
+    parser.add_argument("--add-run", action="append", default=[], metavar="K=PATH",
+                        help="scale K from a finished quickstart folder (its --docs and --train-tokens K times "
+                             "these; the front door's own run for K=1) instead of running it")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    todo = sorted(set(args.scales))
-    rows, scores = kept_scales(args.out, todo) if args.append else ([], {})
+    added = {int(k): Path(path) for k, path in (spec.split("=", 1) for spec in args.add_run)}
+    todo = sorted(set(args.scales) - set(added))
+    rows, scores = kept_scales(args.out, todo + list(added)) if args.append else ([], {})
+    for k, run in added.items():
+        rows, scores = add_scale(rows, scores, k, run, args)
     last, k_last = None, None
     while todo:
         # the smallest scale first (it times the others), then the largest that fits
@@ -67,25 +75,37 @@ def main() -> None:
             break
         k = fits[0] if last is None else fits[-1]
         todo.remove(k)
-        summary = api.quickstart(args.work / f"k{k}", docs=args.docs * k, train_tokens=args.train_tokens * k,
-                                 niah_items=args.niah_items, heldout_items=args.heldout_items,
-                                 logn_window=args.logn, device=args.device, show_progress=False)
-        run = args.work / f"k{k}"
-        trained = json.loads((run / "train-long" / "summary.json").read_text())
-        t = json.loads((run / "timings.json").read_text())  # summed over invocations: a resumed run's full cost
-        rows = sorted(rows + [{"k": k, "docs": args.docs * k, "LongPT tokens": args.train_tokens * k,
-                     "steps": trained["steps"], "LongPT tokens/s": round(args.train_tokens * k / t["train"]),
-                     "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"],
-                     "eval s": t["eval"], "total s": summary["total_all_invocations_s"],
-                     **score_columns(summary["scores"]["base"], "start "),
-                     **score_columns(summary["scores"]["trained"])}], key=lambda row: row["k"])
-        scores = dict(sorted({**scores, f"k={k}": summary["scores"]}.items(), key=lambda kv: scale_of(kv[0])))
-        last, k_last = t, k
-        # asked after the run: CUDA is then set up in this process anyway (ingest and synth fork workers)
-        device = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else "cpu"
-        report(rows, args.out, device=device, torch=torch.__version__, transformers=transformers.__version__,
-               budget_s=args.budget_s, scores=scores)
-        plot(scores, args.out.with_suffix(".png"), device)
+        api.quickstart(args.work / f"k{k}", docs=args.docs * k, train_tokens=args.train_tokens * k,
+                       niah_items=args.niah_items, heldout_items=args.heldout_items, logn_window=args.logn,
+                       device=args.device, show_progress=False)
+        rows, scores = add_scale(rows, scores, k, args.work / f"k{k}", args)
+        last = json.loads((args.work / f"k{k}" / "timings.json").read_text())
+        k_last = k
+        write(rows, scores, args)
+    if not last and rows:  # only --add-run
+        write(rows, scores, args)
+
+
+def add_scale(rows: list[dict], scores: dict, k: int, run: Path, args) -> tuple[list[dict], dict]:
+    """``rows`` and ``scores`` with scale ``k``'s, read from its finished quickstart folder ``run``."""
+    summary = json.loads((run / "quickstart.json").read_text())
+    trained = json.loads((run / "train-long" / "summary.json").read_text())
+    t = summary["timings_s"]  # summed over invocations: a resumed run's full cost
+    row = {"k": k, "docs": args.docs * k, "LongPT tokens": args.train_tokens * k, "steps": trained["steps"],
+           "LongPT tokens/s": round(args.train_tokens * k / t["train"]),
+           "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"], "eval s": t["eval"],
+           "total s": summary["total_all_invocations_s"], **score_columns(summary["scores"]["base"], "start "),
+           **score_columns(summary["scores"]["trained"])}
+    return (sorted([r for r in rows if r["k"] != k] + [row], key=lambda r: r["k"]),
+            dict(sorted({**scores, f"k={k}": summary["scores"]}.items(), key=lambda kv: scale_of(kv[0]))))
+
+
+def write(rows: list[dict], scores: dict, args) -> None:
+    # asked after a run: CUDA is then set up in this process anyway (ingest and synth fork workers)
+    device = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else "cpu"
+    report(rows, args.out, device=device, torch=torch.__version__, transformers=transformers.__version__,
+           budget_s=args.budget_s, scores=scores)
+    plot(scores, args.out.with_suffix(".png"), device)
 
 
 def scale_of(name: str) -> int:
