@@ -59,7 +59,12 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    added = {int(k): Path(path) for k, path in (spec.split("=", 1) for spec in args.add_run)}
+    added = {}
+    for spec in args.add_run:
+        k, _, path = spec.partition("=")
+        if not k.isdigit() or not (Path(path) / "quickstart.json").is_file():
+            parser.error(f"--add-run {spec}: expected K=PATH, PATH a finished quickstart folder (with quickstart.json)")
+        added[int(k)] = Path(path)
     todo = sorted(set(args.scales) - set(added))
     rows, scores = kept_scales(args.out, todo + list(added)) if args.append else ([], {})
     for k, run in added.items():
@@ -79,8 +84,7 @@ def main() -> None:
                        niah_items=args.niah_items, heldout_items=args.heldout_items, logn_window=args.logn,
                        device=args.device, show_progress=False)
         rows, scores = add_scale(rows, scores, k, args.work / f"k{k}", args)
-        last = json.loads((args.work / f"k{k}" / "timings.json").read_text())
-        k_last = k
+        last, k_last = json.loads((args.work / f"k{k}" / "quickstart.json").read_text())["timings_s"], k
         write(rows, scores, args)
     if not last and rows:  # only --add-run
         write(rows, scores, args)
