@@ -66,7 +66,7 @@ def main() -> None:
             parser.error(f"--add-run {spec}: expected K=PATH, PATH a finished quickstart folder (with quickstart.json)")
         added[int(k)] = Path(path)
     todo = sorted(set(args.scales) - set(added))
-    rows, scores = kept_scales(args.out, todo + list(added)) if args.append else ([], {})
+    rows, scores = kept_scales(args.out) if args.append else ([], {})
     for k, run in added.items():
         rows, scores = add_scale(rows, scores, k, run, args)
     last, k_last = None, None
@@ -116,13 +116,12 @@ def scale_of(name: str) -> int:
     return int(name.removeprefix("k="))
 
 
-def kept_scales(out: Path, todo: list[int]) -> tuple[list[dict], dict]:
-    """The rows and scores already in ``out`` of the scales not in ``todo`` (none if there is no ``out``)."""
+def kept_scales(out: Path) -> tuple[list[dict], dict]:
+    """The rows and scores already in ``out`` (none if there is none); a scale run or added again replaces its own."""
     if not out.is_file():
         return [], {}
     before = json.loads(out.read_text())
-    return ([row for row in before["rows"] if row["k"] not in todo],
-            {name: s for name, s in before["scores"].items() if scale_of(name) not in todo})
+    return before["rows"], before["scores"]
 
 
 def plot(scores: dict, path: Path, device: str) -> None:
