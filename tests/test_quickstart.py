@@ -66,8 +66,9 @@ def test_numbers_in_report_come_from_the_steps(run):
     trained = json.loads((out / "train-long" / "summary.json").read_text())
     report = (out / "report.md").read_text()
     assert f"{store['pages']} pages, {store['vision_tokens']:,} vision tokens" in report
-    assert f"{long['samples']} samples, {long['tokens']:,} tokens" in report
+    assert f"{long['samples']} samples asking {long['questions']} questions, {long['tokens']:,} tokens" in report
     assert summary["samples"] == long["samples"] and summary["final_loss"] == trained["final_loss"]
+    assert summary["questions"] == long["questions"] == long["samples"]  # one a sample, the default
     assert long["heldout_documents"] >= 1  # the held-out eval asks about documents training never saw
     config = yaml.safe_load((out / "train-long" / "config.yaml").read_text())
     assert config["model"]["path"] == str(shipped_path()) and config["model"]["rope_theta"] == 40_000.0

@@ -58,3 +58,25 @@ def test_template_count_equals_encoded_length_and_mask_is_the_answer():
         assert encoded.input_ids.count(template.vision_start) == sum(isinstance(p, int) for p in parts)
     prompt = template.prompt_ids([3, "What is the pressure?"])
     assert tokenizer.decode(prompt).endswith("What is the pressure?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_followup_turns_are_counted_exactly_and_each_answer_is_a_target():
+    template = ChatTemplate(load_tokenizer())
+    tokenizer = template.tokenizer
+    parts = [5, "Which code does the note give?", 7]
+    turns = [("And the archive?", "North Hall"), ("Which year?", "1987")]
+    encoded = template.encode(parts, "408 215", turns)
+    assert template.count(parts, "408 215", turns) == len(encoded.input_ids) == len(encoded.loss_mask)
+    assert encoded.input_ids[:len(template.prompt_ids(parts))] == template.prompt_ids(parts)
+    text = tokenizer.decode(encoded.input_ids)
+    assert text.endswith("408 215<|im_end|>\n<|im_start|>user\nAnd the archive?<|im_end|>\n<|im_start|>assistant\n"
+                         "North Hall<|im_end|>\n<|im_start|>user\nWhich year?<|im_end|>\n<|im_start|>assistant\n"
+                         "1987<|im_end|>\n")
+    runs, run = [], []  # the maximal runs of target tokens: one a turn
+    for token, target in zip(encoded.input_ids + [None], encoded.loss_mask + [False]):
+        if target:
+            run.append(token)
+        elif run:
+            runs, run = runs + [tokenizer.decode(run)], []
+    assert runs == ["408 215<|im_end|>", "North Hall<|im_end|>", "1987<|im_end|>"]
+    assert template.encode(parts, "408 215", []) == template.encode(parts, "408 215")

@@ -183,7 +183,7 @@ def _cmd_quickstart(args) -> int:
     summary = api.quickstart(args.out, docs=args.docs, seed=args.seed, train_tokens=args.train_tokens,
                              niah_lengths=args.niah_lengths, niah_items=args.niah_items,
                              heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
-                             logn_window=args.attn_logn_window, device=args.device,
+                             logn_window=args.attn_logn_window, device=args.device, questions=args.questions,
                              rebuild_start=args.rebuild_start, start=args.start,
                              show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--train-tokens", type=int, default=defaults["train_tokens"].default,
                        help="LongPT token budget, one pass over this many sample tokens (on an H200, 3200000 with "
                             "--docs 96 found 52%% of the needles at 4K against 16%% at the default, in 5 minutes)")
+    quick.add_argument("--questions", type=int, default=defaults["questions"].default, metavar="N",
+                       help="questions each LongPT sample asks about its pages, one turn each (synth's "
+                            "questions_per_sample; 1: the paper's one a sample)")
     quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
     quick.add_argument("--niah-items", type=int, default=defaults["niah_items"].default,

@@ -119,7 +119,7 @@ def window_grid(window: int) -> list[int]:
 
 def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
              heldout_items: int, rebuild_start: bool = False, start: str | Path | None = None,
-             logn_window: int = 0, device: str = "auto") -> Plan:
+             logn_window: int = 0, device: str = "auto", questions: int = 1) -> Plan:
     from mmprolong.startpoint import shipped_path
 
     if start is not None and not (Path(start) / "config.json").is_file():
@@ -145,7 +145,8 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         # as many sample tokens as LongPT trains on: one pass over distinct samples (each page is asked about in
         # several of them, at other positions and with other questions), not a few passes over a small mixture
         ingest={**INGEST, "workers": WORKERS},
-        long_synth={**LONG_SYNTH, "budget_tokens": train_tokens, "seed": seed, "workers": WORKERS},
+        long_synth={**LONG_SYNTH, "budget_tokens": train_tokens, "seed": seed, "workers": WORKERS,
+                    "questions_per_sample": questions},
         # Large-print cards carry 5-30 words a page: at decontaminate's default (20) most pages count as text-less
         # and are matched by image, where same-template register cards look alike (measured on the default run:
         # 4 false matches among 18 training documents; none at 5 words, where 196 of 213 pages have text).
@@ -158,11 +159,14 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
                     f"with the base raised to {LONG_THETA:g} (vision tower and merger frozen, as in the starting "
-                    f"point), loss on answers only, packed rows; its extract-single questions name no page, as niah's.")
+                    f"point), loss on answers only, packed rows; its extract-single questions name no page, as niah's"
+                    + (f"; a sample asks up to {questions} questions about its pages, one turn each, every answer a "
+                       "target." if questions > 1 else "."))
 
 
 def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Path | None, docs: int, seed: int,
-                niah_lengths: list[int] | None, niah_items: int, heldout_items: int, device: str = "auto") -> Plan:
+                niah_lengths: list[int] | None, niah_items: int, heldout_items: int, device: str = "auto",
+                questions: int = 1) -> Plan:
     """The paper's run (or any recipe): the given model is the starting point, trained as the recipe says."""
     import yaml
 
@@ -192,7 +196,8 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
         corpus=None if pdfs else {"docs": docs, "seed": seed, "min_pages": 20, "max_pages": 200},
         pdfs=Path(pdfs) if pdfs else None,
         ingest={"family": family.name, "min_pixels": min_pixels, "max_pixels": max_pixels, "workers": WORKERS},
-        long_synth={"target_tokens": window, "seed": seed, "workers": WORKERS}, decontam={"workers": WORKERS},
+        long_synth={"target_tokens": window, "seed": seed, "workers": WORKERS, "questions_per_sample": questions},
+        decontam={"workers": WORKERS},
         base_model=Path(config.model.path), start_recipe=None, long_train=fields, window=window,
         niah_lengths=niah_lengths or window_grid(window),
         heldout_lengths=[window // 2, window], niah_items=niah_items, heldout_items=heldout_items,
@@ -204,7 +209,7 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
                niah_lengths: list[int] | None = None, niah_items: int = 5, heldout_items: int = 16,
                recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
                rebuild_start: bool = False, start: str | Path | None = None, logn_window: int = 0,
-               device: str = "auto", show_progress: bool = True) -> dict:
+               device: str = "auto", questions: int = 1, show_progress: bool = True) -> dict:
     """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
 
     ``train_tokens``: LongPT's token budget; ``niah_lengths``: needle lengths (default 1K..16K); ``niah_items``:
@@ -214,7 +219,8 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
     ``logn_window``: >0, both models also answer the needles up to 2x the LongPT window with log-length attention
     scaling at inference (``EvalConfig.attn_logn_window``; ``LOGN_WINDOW`` is the value measured best).
     ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
-    recipe, ``auto`` keeps the recipe's own setting.
+    recipe, ``auto`` keeps the recipe's own setting. ``questions``: questions a LongPT sample asks about its pages
+    (``SynthConfig.questions_per_sample``; 1, the paper's).
     ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint) and optionally ``pdfs`` (the user's
     documents) runs that recipe instead of the CPU default; ``train_tokens`` is then the recipe's own budget."""
     if rebuild_start and start is not None:
@@ -223,6 +229,8 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
         raise ConfigError("logn_window", logn_window, "must be >= 0 (0: off)")
     if device not in DEVICES:
         raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
+    if questions < 1:
+        raise ConfigError("questions", questions, "must be >= 1")
     from mmprolong.train.run import resolve_device
 
     resolve_device(device)  # cuda where there is none: refused now, not after the data is made
@@ -234,14 +242,14 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
             raise ConfigError("rebuild_start" if rebuild_start else "start", True,
                               "goes with the CPU default: a recipe starts from --model")
         plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=docs, seed=seed, niah_lengths=niah_lengths,
-                           niah_items=niah_items, heldout_items=heldout_items, device=device)
+                           niah_items=niah_items, heldout_items=heldout_items, device=device, questions=questions)
     elif model is not None or pdfs is not None:
         raise ConfigError("recipe", None, "--model and --pdfs go with --recipe (the default starts from the "
                                           "shipped starting point)")
     else:
         plan = cpu_plan(docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
                         niah_items=niah_items, heldout_items=heldout_items, rebuild_start=rebuild_start, start=start,
-                        logn_window=logn_window, device=device)
+                        logn_window=logn_window, device=device, questions=questions)
     return run_plan(Path(out_dir), plan, show_progress=show_progress)
 
 
@@ -307,7 +315,7 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
     lap("report")
     summary = {"report": str(out / "report.md"), "timings_s": timings, "total_s": round(sum(timings.values()), 1),
                "total_all_invocations_s": round(sum(totals.values()), 1), "final_loss": trained.get("final_loss"),
-               "samples": long["samples"], "scores": scores,
+               "samples": long["samples"], "questions": long["questions"], "scores": scores,
                "decontamination": decontam}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
@@ -460,7 +468,7 @@ def _data_section(facts: dict, images: dict) -> Section:
         f"Corpus: {store['documents']} {kind}documents, {store['pages']} pages, "
         f"{store['vision_tokens']:,} vision tokens; {store['skipped']} files skipped; "
         f"{long['heldout_documents']} documents held out of training for the held-out eval. "
-        f"LongPT mixture: {long['samples']} samples, {long['tokens']:,} tokens; "
+        f"LongPT mixture: {long['samples']} samples asking {long['questions']} questions, {long['tokens']:,} tokens; "
         f"{long['dropped_unverified']} candidates dropped because their answer did not follow from the evidence.")
     decontam = facts["decontam"]
     kinds = ", ".join(f"{n} {kind}" for kind, n in decontam["matches_by_kind"].items()) or "none"

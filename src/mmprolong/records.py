@@ -58,7 +58,8 @@ PAGE_SCHEMA = pa.schema(
 PAGE_INDEX_COLUMNS = ["doc_id", "source", "page_index", "page_count", "width", "height", "vision_tokens"]
 
 
-SAMPLE_SCHEMA_VERSION = "1"
+# 2 added ``followups``; a version 1 shard reads as samples without them
+SAMPLE_SCHEMA_VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,10 +72,21 @@ class PageRef:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FollowUp:
+    """A further question about a sample's pages, asked in a later turn after the answers before it."""
+
+    question: str
+    answer: str
+    answer_format: str
+    evidence: tuple[int, ...]  # positions in the sample's ``pages``
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SampleRecord:
     """One training or evaluation sample (a row of ``DATA_DIR/*.parquet``): page images, then a question,
-    then the answer, laid out by :class:`mmprolong.template.ChatTemplate`. Images are referenced, not copied;
-    the page store and pixel budget they come from are in ``DATA_DIR/summary.json``.
+    then the answer, then any follow-up questions each with its answer, laid out by
+    :class:`mmprolong.template.ChatTemplate`. Images are referenced, not copied; the page store and pixel budget
+    they come from are in ``DATA_DIR/summary.json``.
     """
 
     sample_id: str  # stable id: a hash of the sample's content
@@ -88,18 +100,26 @@ class SampleRecord:
     evidence: tuple[int, ...]  # positions in ``pages`` of the evidence pages
     depth: float  # where the first evidence page starts, as a fraction of the sequence (0 = start)
     metadata: str = "{}"  # JSON: optional extras (fact ids, source section, generator)
+    followups: tuple[FollowUp, ...] = ()  # synth's questions_per_sample - 1 at most; every answer is a target
+
+    @property
+    def questions(self) -> int:
+        return 1 + len(self.followups)
 
     def to_row(self) -> dict:
         row = asdict(self)
         row["pages"] = [asdict(p) for p in self.pages]
         row["evidence"] = list(self.evidence)
+        row["followups"] = [{**asdict(f), "evidence": list(f.evidence)} for f in self.followups]
         return row
 
     @classmethod
     def from_row(cls, row: dict) -> "SampleRecord":
-        values = {f.name: row[f.name] for f in fields(cls)}
+        values = {f.name: row[f.name] for f in fields(cls) if f.name != "followups"}
         values["pages"] = tuple(PageRef(**p) for p in row["pages"])
         values["evidence"] = tuple(row["evidence"])
+        values["followups"] = tuple(FollowUp(**{**f, "evidence": tuple(f["evidence"])})
+                                    for f in row.get("followups") or ())  # absent from version 1 shards
         return cls(**values)
 
 
@@ -128,6 +148,20 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("evidence", pa.list_(pa.int32()), nullable=False),
         pa.field("depth", pa.float64(), nullable=False),
         pa.field("metadata", pa.string(), nullable=False),
+        pa.field(
+            "followups",
+            pa.list_(
+                pa.struct(
+                    [
+                        pa.field("question", pa.string(), nullable=False),
+                        pa.field("answer", pa.string(), nullable=False),
+                        pa.field("answer_format", pa.string(), nullable=False),
+                        pa.field("evidence", pa.list_(pa.int32()), nullable=False),
+                    ]
+                )
+            ),
+            nullable=False,
+        ),
     ],
     metadata={"mmprolong.record": "SampleRecord", "mmprolong.schema_version": SAMPLE_SCHEMA_VERSION},
 )

@@ -5,10 +5,12 @@ The Qwen-VL chat format, as each family's chat template writes it::
     [<|im_start|>system\\n{system}<|im_end|>\\n]<|im_start|>user\\n{user parts}<|im_end|>\\n
     <|im_start|>assistant\\n{answer}<|im_end|>\\n
 
+    [<|im_start|>user\n{follow-up question}<|im_end|>\n<|im_start|>assistant\n{its answer}<|im_end|>\n ...]
+
 where an image part is the vision start token + n image pads + the vision end token, and the system turn is the
 family's default one (Qwen2-VL and Qwen2.5-VL: "You are a helpful assistant."; Qwen3-VL writes none). Text pieces
 are tokenized separately and concatenated, so the count synth plans with is, by construction, the length train
-feeds the model. Loss falls on the answer and its closing ``<|im_end|>`` only.
+feeds the model. Loss falls on each answer and its closing ``<|im_end|>`` only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mmprolong.tokens import IMAGE_WRAPPER_TOKENS
 
 # A user part: an int is one image with that many image pad tokens, a str is text.
 Part = int | str
+Turn = tuple[str, str]  # a follow-up (question, answer) after the first answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class ChatTemplate:
         self.vision_start, self.vision_end, self.image_pad = ids(t.vision_start), ids(t.vision_end), ids(t.image_pad)
         self.im_end = ids(t.turn_end)
         self.prefix = self.text_ids(f"{system_turn(self.family)}{t.turn_start}user\n")
+        self.user = self.text_ids(f"{t.turn_start}user\n")
         self.mid = self.text_ids(f"{t.turn_end}\n{t.turn_start}assistant\n")
         self.newline = self.text_ids("\n")
 
@@ -72,19 +76,24 @@ class ChatTemplate:
                 ids += self.text_ids(part)
         return ids + self.mid
 
-    def encode(self, parts: Sequence[Part], answer: str) -> Encoded:
-        prompt = self.prompt_ids(parts)
-        target = self.text_ids(answer) + [self.im_end]
-        ids = prompt + target + self.newline
-        mask = [False] * len(prompt) + [True] * len(target) + [False] * len(self.newline)
+    def encode(self, parts: Sequence[Part], answer: str, followups: Sequence[Turn] = ()) -> Encoded:
+        ids, mask = self.prompt_ids(parts), []
+        for question, reply in [(None, answer), *followups]:
+            if question is not None:
+                ids += self.user + self.text_ids(question) + self.mid
+            mask += [False] * (len(ids) - len(mask))
+            target = self.text_ids(reply) + [self.im_end]
+            ids += target + self.newline
+            mask += [True] * len(target) + [False] * len(self.newline)
         return Encoded(ids, mask)
 
-    def count(self, parts: Sequence[Part], answer: str) -> int:
-        """Exact length of ``encode(parts, answer)`` without building the pad runs."""
+    def count(self, parts: Sequence[Part], answer: str, followups: Sequence[Turn] = ()) -> int:
+        """Exact length of ``encode(parts, answer, followups)`` without building the pad runs."""
         images = sum(p + IMAGE_WRAPPER_TOKENS for p in parts if isinstance(p, int))
         texts = sum(len(self.text_ids(p)) for p in parts if isinstance(p, str))
-        return (len(self.prefix) + images + texts + len(self.mid) + len(self.text_ids(answer)) + 1
-                + len(self.newline))
+        turns = sum(len(self.user) + len(self.text_ids(q)) + len(self.mid) for q, _ in followups)
+        answers = sum(len(self.text_ids(a)) + 1 + len(self.newline) for a in [answer, *(a for _, a in followups)])
+        return len(self.prefix) + images + texts + len(self.mid) + turns + answers
 
     def mm_token_type_ids(self, input_ids):
         """``mm_token_type_ids`` of ``input_ids`` (a tensor): the image pads marked as the family's processor does."""

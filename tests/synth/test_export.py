@@ -26,7 +26,8 @@ def data(tmp_path_factory):
     api.ingest(root / "pdfs", root / "store", IngestConfig(max_pixels=64 * 28 * 28, max_dpi=72.0),
                show_progress=False)
     api.synth(root / "store", root / "data", SynthConfig(target_tokens=2048, buckets=[512, 1024, 2049],
-                                                         budget_tokens=30_000), show_progress=False)
+                                                         budget_tokens=30_000, questions_per_sample=2),
+              show_progress=False)
     return root
 
 
@@ -37,13 +38,16 @@ def test_export_loads_and_follows_the_format(data, fmt):
     samples = {s.sample_id: s for s in read_samples(data / "data")}
     rows = datasets.load_dataset("json", data_files=str(out / "mmprolong.jsonl"), split="train")
     assert len(rows) == len(samples) == notes["samples"] > 0
+    assert any(s.followups for s in samples.values())
     for row in rows:
         roles = [m["role"] for m in row["messages"]]
-        assert roles == ["system", "user", "assistant"]
         sample = samples[row["sample_id"]]
+        assert roles == ["system"] + ["user", "assistant"] * sample.questions  # a follow-up: a turn of its own
         user = row["messages"][1]["content"]
         assert len(re.findall("<image>", user)) == len(row["images"]) == len(sample.pages)
         assert user.endswith(sample.question) and row["messages"][2]["content"] == sample.answer
+        assert [m["content"] for m in row["messages"][3:]] == [t for f in sample.followups
+                                                               for t in (f.question, f.answer)]
         for path, page in zip(row["images"], sample.pages):
             file = Path(path) if fmt == "swift" else out / path
             assert (Path(path).is_absolute()) == (fmt == "swift")

@@ -231,3 +231,53 @@ def test_anchor_share_drops_the_place_only_from_questions_the_document_answers_o
     for bad in (-0.1, 1.5):
         with pytest.raises(ConfigError, match="anchor_share"):
             _config(anchor_share=bad).validate()
+
+
+def test_followups_are_verified_new_and_counted_exactly(built, store, tmp_path):
+    """questions_per_sample 3: up to two follow-ups a sample, each re-checked against its own document and named
+    by its evidence positions, new beside the questions before it, every turn in the exact length; the same
+    output for any worker count; with 1 (``built``) no sample has one."""
+    from mmprolong.errors import ConfigError
+
+    assert not any(s.followups or "followups" in json.loads(s.metadata) for s in read_samples(built[0]))
+    config = _config(questions_per_sample=3, budget_tokens=90_000)
+    summary = api.synth(store / "store", tmp_path / "q3", dataclasses.replace(config, workers=2),
+                        show_progress=False)
+    samples = read_samples(tmp_path / "q3")
+    template = ChatTemplate(load_tokenizer())
+    docs = {d.doc_id: d for d in load_documents(store / "store", truth_dir=store / "pdfs")}
+    counts = [s.questions for s in samples]
+    assert max(counts) == 3 and counts.count(3) >= len(samples) // 4 and summary["questions"] == sum(counts)
+    for sample in samples:
+        extras = json.loads(sample.metadata)
+        made = [candidate_from_json(json.dumps(c)) for c in extras.get("followups", [])]
+        assert len(made) == len(sample.followups)
+        first = candidate_from_json(json.dumps(extras["candidate"]))
+        for followup, candidate in zip(sample.followups, made):
+            doc = docs[candidate.doc_id]
+            assert candidate.doc_id == first.doc_id and verify(candidate, doc.page_texts, doc.truth) is None
+            assert followup.answer == candidate.answer and followup.answer_format == candidate.answer_format
+            assert {(sample.pages[i].doc_id, sample.pages[i].page_index) for i in followup.evidence} == {
+                (doc.doc_id, e.page) for e in candidate.evidence}
+        questions = [sample.question, *(f.question for f in sample.followups)]
+        assert len(set(questions)) == len(questions)
+        parts = [p.vision_tokens for p in sample.pages] + [sample.question]
+        turns = [(f.question, f.answer) for f in sample.followups]
+        assert len(template.encode(parts, sample.answer, turns)) == sample.tokens
+        low, high = _bounds(sample.bucket)
+        assert low <= sample.tokens < high
+    api.synth(store / "store", tmp_path / "q3-one", config, show_progress=False)
+    for shard in (tmp_path / "q3").glob("*.parquet"):
+        assert shard.read_bytes() == (tmp_path / "q3-one" / shard.name).read_bytes()
+    with pytest.raises(ConfigError, match="questions_per_sample"):
+        _config(questions_per_sample=0).validate()
+
+
+def test_a_version_1_shard_reads_as_samples_without_followups(built):
+    """Shards written before follow-ups existed (no ``followups`` column) still load, each sample with none."""
+    from mmprolong.records import SampleRecord
+
+    shard = next(built[0].glob("*.parquet"))
+    table = pq.read_table(shard)
+    old = table.drop_columns(["followups"]).to_pylist()
+    assert [SampleRecord.from_row(r) for r in old] == [SampleRecord.from_row(r) for r in table.to_pylist()]

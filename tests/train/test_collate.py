@@ -245,3 +245,22 @@ def test_batch_moves_and_lists_its_model_inputs(four, encoder):
     inputs = batch.model_inputs(labels=False)
     assert inputs["use_cache"] is False and inputs["attention_mask"] is None and "labels" not in inputs
     assert "cu_seqlens" not in inputs  # reference only: passing it would reach the vision tower's kwargs too
+
+
+def test_each_followup_answer_is_a_target_of_its_sample(four, page_store, template, encoder, tokenizer):
+    from mmprolong.records import FollowUp
+
+    samples, _ = four
+    _, images = page_store
+    turns = (FollowUp(question="And the next one?", answer="north hall", answer_format="String", evidence=(0,)),
+             FollowUp(question="Which year?", answer="1987", answer_format="String", evidence=(0,)))
+    sample = samples[0]
+    parts = [p.vision_tokens for p in sample.pages] + [sample.question]
+    tokens = template.count(parts, sample.answer, [(f.question, f.answer) for f in turns])
+    longer = dataclasses.replace(sample, followups=turns, tokens=tokens)
+    encoded = encoder.encode(longer, sample_images(longer, images))
+    assert len(encoded.input_ids) == tokens > sample.tokens
+    targets = encoded.labels[encoded.labels != IGNORE_INDEX]
+    assert tokenizer.decode(targets) == f"{sample.answer}<|im_end|>north hall<|im_end|>1987<|im_end|>"
+    with pytest.raises(DataError, match="encodes to"):  # the record's length must count the follow-ups
+        encoder.encode(dataclasses.replace(longer, tokens=sample.tokens), sample_images(longer, images))

@@ -5,6 +5,9 @@ count, the executor or a resume. A unit fills its token target rather than a cou
 are drawn so that what is left stays fillable (0, or at least one sample of the bucket), the last sample is
 laid out to the exact remainder, and a sample is kept only while it brings the unit closer to its target. A
 unit so ends within a fraction of a sample of its plan (summary.json reports the error per bucket and task).
+With ``questions`` > 1 each sample is offered more questions about its document as follow-ups (the layout keeps
+up to ``questions - 1`` of those that are verified, new and whose pages fit beside the first's); with 1 no
+follow-up is drawn, and the output is byte for byte what it was before follow-ups existed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mmprolong.template import ChatTemplate
 
 FILLER_DOCS = 8  # unrelated documents offered to the layout on each side combined
 BATCH_OVERDRAW = 1.5  # requests drawn per sample still needed (candidates get dropped)
+FOLLOWUP_OVERDRAW = 2  # follow-up requests drawn per follow-up asked for (some fail, repeat or do not fit)
 
 
 @dataclass
@@ -48,15 +52,19 @@ class _Draw:
     target_tokens: int
     depth: float
     fillers: tuple[DocumentView, ...]
+    followups: tuple[QARequest, ...] = ()  # more questions about the same document
 
 
 def _draw(unit: Unit, docs: Sequence[DocumentView], weights: Sequence[int], rng: random.Random,
-          target: int) -> _Draw:
+          target: int, questions: int) -> _Draw:
     doc = rng.choices(docs, weights=weights)[0]
     depth = rng.random()
     others = [d for d in rng.sample(list(docs), min(len(docs), FILLER_DOCS + 1)) if d.doc_id != doc.doc_id]
     request = QARequest(doc=doc, task=unit.task, seed=rng.getrandbits(63), target_tokens=target)
-    return _Draw(request, target, depth, tuple(others[:FILLER_DOCS]))
+    followups = () if unit.task.startswith("ocr-") else tuple(
+        QARequest(doc=doc, task=unit.task, seed=rng.getrandbits(63), target_tokens=target)
+        for _ in range(FOLLOWUP_OVERDRAW * (questions - 1)))
+    return _Draw(request, target, depth, tuple(others[:FILLER_DOCS]), followups)
 
 
 def sample_lengths(remaining: int, bucket: Bucket, rng: random.Random) -> list[int]:
@@ -87,7 +95,7 @@ def fit_length(wish: int, remaining: int, bucket: Bucket) -> int:
 
 
 def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator, template: ChatTemplate,
-               *, seed: int, max_attempts: int) -> UnitResult:
+               *, seed: int, max_attempts: int, questions: int = 1) -> UnitResult:
     rng = random.Random(stable_seed(seed, unit.name))
     weights = [sum(d.page_tokens) + 1 for d in docs]
     result = UnitResult(samples=[])
@@ -96,17 +104,21 @@ def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator,
     while attempts < budget and remaining > 0:
         lengths = sample_lengths(remaining, unit.bucket, rng)
         count = min(64, max(2, int(len(lengths) * BATCH_OVERDRAW)))
-        draws = [_draw(unit, docs, weights, rng, lengths[i % len(lengths)]) for i in range(count)]
-        candidates = generator.propose_many([d.request for d in draws])
-        for draw, candidate in zip(draws, candidates):
+        draws = [_draw(unit, docs, weights, rng, lengths[i % len(lengths)], questions) for i in range(count)]
+        proposed = iter(generator.propose_many([r for d in draws for r in (d.request, *d.followups)]))
+        for draw in draws:
+            candidate = next(proposed)
+            offered = [next(proposed) for _ in draw.followups]
             attempts += 1
             target = fit_length(draw.target_tokens, remaining, unit.bucket)
-            layout = _accept(draw, candidate, unit, template, result, target)
+            layout = _accept(draw, candidate, offered, unit, template, result, target, questions - 1)
             if layout is None:
                 continue
             if abs(remaining - layout.tokens) >= remaining:
                 result.stats["stopped_at_plan"] += 1
                 return result
+            if layout.followups:
+                result.stats["followups"] += len(layout.followups)
             result.samples.append(_record(unit, candidate, layout, len(result.samples)))
             remaining -= layout.tokens
             if remaining <= 0:
@@ -116,9 +128,10 @@ def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator,
     return result
 
 
-def _accept(draw: _Draw, candidate: QACandidate | None, unit: Unit, template: ChatTemplate,
-            result: UnitResult, target_tokens: int) -> Layout | None:
-    """The layout of a verified candidate at ``target_tokens``, or None after counting why it was dropped."""
+def _accept(draw: _Draw, candidate: QACandidate | None, offered: Sequence[QACandidate | None], unit: Unit,
+            template: ChatTemplate, result: UnitResult, target_tokens: int, max_followups: int) -> Layout | None:
+    """The layout of a verified candidate (and of the verified follow-ups that fit) at ``target_tokens``, or None
+    after counting why it was dropped."""
     doc = draw.request.doc
     if candidate is None:
         result.stats["no_candidate"] += 1
@@ -128,8 +141,11 @@ def _accept(draw: _Draw, candidate: QACandidate | None, unit: Unit, template: Ch
         result.stats["dropped_unverified"] += 1
         result.drop_reasons[reason.split(":")[0][:60]] += 1
         return None
+    followups = [c for c in offered if c is not None and verify(c, doc.page_texts, doc.truth) is None]
+    if len(followups) < len(offered):
+        result.stats["followups_unverified"] += len(offered) - len(followups)
     layout = layout_sample(candidate, doc, draw.fillers, bucket=unit.bucket, target_tokens=target_tokens,
-                           depth=draw.depth, template=template)
+                           depth=draw.depth, template=template, followups=followups, max_followups=max_followups)
     if isinstance(layout, str):
         result.stats["dropped_length"] += 1
         result.drop_reasons[layout] += 1
@@ -138,10 +154,12 @@ def _accept(draw: _Draw, candidate: QACandidate | None, unit: Unit, template: Ch
 
 
 def _record(unit: Unit, candidate: QACandidate, layout: Layout, index: int) -> SampleRecord:
-    metadata = json.dumps({"candidate": json.loads(candidate_to_json(candidate)), "unit": unit.name},
-                          sort_keys=True, ensure_ascii=False)
+    extras = {"candidate": json.loads(candidate_to_json(candidate)), "unit": unit.name}
+    if layout.followup_candidates:
+        extras["followups"] = [json.loads(candidate_to_json(c)) for c in layout.followup_candidates]
+    metadata = json.dumps(extras, sort_keys=True, ensure_ascii=False)
     sample_id = hashlib.sha256(f"{unit.name}/{index}/{metadata}".encode()).hexdigest()[:20]
     return SampleRecord(sample_id=sample_id, task=unit.task, bucket=unit.bucket.label, tokens=layout.tokens,
                         pages=layout.pages, question=layout.question, answer=candidate.answer,
                         answer_format=candidate.answer_format, evidence=layout.evidence, depth=layout.depth,
-                        metadata=metadata)
+                        metadata=metadata, followups=layout.followups)

@@ -37,6 +37,10 @@ class SynthConfig(Config):
                   "section S, on pages K-L), as the paper's do; the others name only the entity and attribute, where "
                   "the document gives that pair one value, and their samples take no filler document that names the "
                   "entity (the quickstart uses 0: niah's question names no place)")
+    questions_per_sample: int = field(
+        1, help="questions asked about one sample's pages, one turn each, every answer a training target: 1 is the "
+                "paper's one question a sample; more give more answers per token of pages (follow-ups about the "
+                "same document, kept where their pages fit the sample's length; not for the OCR tasks)")
     short_share: float = field(0.0, help="share of tokens in short samples below the first bucket (paper: 0)")
     short_tokens: int = field(4096, help="upper length of short samples, tokens")
     budget_tokens: int | None = field(
@@ -86,7 +90,7 @@ class SynthConfig(Config):
             raise ConfigError("anchor_share", self.anchor_share, "must be in [0, 1]")
         if self.short_share and self.short_tokens >= self.boundaries()[0]:
             raise ConfigError("short_tokens", self.short_tokens, "must be below the first bucket boundary")
-        for name in ("unit_tokens", "workers", "max_attempts"):
+        for name in ("unit_tokens", "workers", "max_attempts", "questions_per_sample"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "must be >= 1")
         if self.budget_tokens is not None and self.budget_tokens < 1:

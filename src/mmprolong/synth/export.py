@@ -64,8 +64,11 @@ def _write_images(samples: list[SampleRecord], store_dir: Path, out_dir: Path) -
 
 def _messages(sample: SampleRecord, family: ModelFamily) -> list[dict]:
     system = [] if family.system_prompt is None else [{"role": "system", "content": family.system_prompt}]
-    return [*system, {"role": "user", "content": IMAGE_TAG * len(sample.pages) + sample.question},
-            {"role": "assistant", "content": sample.answer}]
+    turns = [{"role": "user", "content": IMAGE_TAG * len(sample.pages) + sample.question},
+             {"role": "assistant", "content": sample.answer}]
+    for f in sample.followups:
+        turns += [{"role": "user", "content": f.question}, {"role": "assistant", "content": f.answer}]
+    return [*system, *turns]
 
 
 def export(data_dir: str | Path, out_dir: str | Path, *, fmt: str) -> dict:

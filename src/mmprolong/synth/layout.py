@@ -6,7 +6,9 @@ and after are added so the first evidence page sits at the requested depth and t
 (ChatTemplate.count) falls inside the bucket. Filler documents are other documents of the store,
 unrelated to the question, as the paper pads inputs beyond the window: when the question names no page, a filler
 that names one of its entities (another register's note on the same archive) is left out, since it could hold
-another answer. Pure: same inputs, same layout.
+another answer. Follow-up questions about the same document (``followups``) are kept, in the order offered, while
+their pages and the first's still fit the target together; their pages join the block kept whole. Pure: same
+inputs, same layout.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mmprolong.records import PageRef
+from mmprolong.records import FollowUp, PageRef
 from mmprolong.synth.documents import DocumentView
 from mmprolong.synth.plan import Bucket
 from mmprolong.synth.qa import QACandidate, anchored_pages, normalize_text, render_question
@@ -31,6 +33,8 @@ class Layout:
     question: str  # anchors rendered as 1-based image positions
     tokens: int  # exact sequence length
     depth: float  # start of the first evidence page, as a fraction of the sequence
+    followups: tuple[FollowUp, ...] = ()
+    followup_candidates: tuple[QACandidate, ...] = ()  # what each follow-up was made from, in the same order
 
 
 def _ref(doc: DocumentView, page: int) -> PageRef:
@@ -60,18 +64,19 @@ def _names_an_entity(filler: DocumentView, candidate: QACandidate) -> bool:
 
 
 def layout_sample(candidate: QACandidate, doc: DocumentView, fillers: Sequence[DocumentView], *,
-                  bucket: Bucket, target_tokens: int, depth: float, template: ChatTemplate) -> Layout | str:
-    """A Layout, or the reason none fits (a string, counted by the caller)."""
+                  bucket: Bucket, target_tokens: int, depth: float, template: ChatTemplate,
+                  followups: Sequence[QACandidate] = (), max_followups: int = 0) -> Layout | str:
+    """A Layout, or the reason none fits (a string, counted by the caller). Up to ``max_followups`` of
+    ``followups`` (verified candidates about ``doc``) are asked after the first question where they fit."""
     if candidate.task == "ocr-full":
         first, last = candidate.extra["pages"]
-        return _finish(candidate, doc, [], [_ref(doc, p) for p in range(first, last + 1)], [], bucket, template)
-    anchors = anchored_pages(candidate.question)
-    if not anchors:
-        fillers = [f for f in fillers if not _names_an_entity(f, candidate)]
-    named = set(candidate.evidence_pages) | set(anchors)
-    first, last = min(named), max(named)
+        return _finish([candidate], doc, [], [_ref(doc, p) for p in range(first, last + 1)], [], bucket, template)
+    turns = _turns(candidate, followups, max_followups, doc, target_tokens, template)
+    bare = [c for c in turns if not anchored_pages(c.question)]  # questions that name no page
+    fillers = [f for f in fillers if not any(_names_an_entity(f, c) for c in bare)]
+    first, last = _span(turns)
     core = [_ref(doc, p) for p in range(first, last + 1)]
-    fixed = template.count([candidate.question], candidate.answer) + sum(_cost(r) for r in core)
+    fixed = _text_tokens(turns, template) + sum(_cost(r) for r in core)
     if fixed >= bucket.high:
         return "evidence longer than the bucket"
     context = max(0, target_tokens - fixed)
@@ -81,7 +86,34 @@ def layout_sample(candidate: QACandidate, doc: DocumentView, fillers: Sequence[D
     if used_right < target_tokens - fixed - used:  # the right side ran out: top up on the left
         more, _ = _take(left_stream[len(left):], target_tokens - fixed - used - used_right)
         left += more
-    return _finish(candidate, doc, left, core, right, bucket, template, left_stream, right_stream)
+    return _finish(turns, doc, left, core, right, bucket, template, left_stream, right_stream)
+
+
+def _span(turns: Sequence[QACandidate]) -> tuple[int, int]:
+    """First and last page that the turns' evidence or questions name."""
+    named = {p for c in turns for p in (*c.evidence_pages, *anchored_pages(c.question))}
+    return min(named), max(named)
+
+
+def _text_tokens(turns: Sequence[QACandidate], template: ChatTemplate) -> int:
+    return template.count([turns[0].question], turns[0].answer, [(c.question, c.answer) for c in turns[1:]])
+
+
+def _turns(candidate: QACandidate, offered: Sequence[QACandidate], most: int, doc: DocumentView,
+           target_tokens: int, template: ChatTemplate) -> list[QACandidate]:
+    """The first question, then each offered one that asks something new while the block of pages all of them
+    name, and their text, stay shorter than ``target_tokens``."""
+    turns = [candidate]
+    for other in offered:
+        if len(turns) > most:
+            break
+        if any(normalize_text(other.question) == normalize_text(c.question) for c in turns):
+            continue
+        first, last = _span([*turns, other])
+        block = sum(doc.page_tokens[p] + IMAGE_WRAPPER_TOKENS for p in range(first, last + 1))
+        if block + _text_tokens([*turns, other], template) < target_tokens:
+            turns.append(other)
+    return turns
 
 
 def _take(stream: Sequence[PageRef], budget: float) -> tuple[list[PageRef], int]:
@@ -94,12 +126,12 @@ def _take(stream: Sequence[PageRef], budget: float) -> tuple[list[PageRef], int]
     return taken, used
 
 
-def _finish(candidate, doc, left, core, right, bucket, template, left_stream=(), right_stream=()) -> Layout | str:
+def _finish(turns, doc, left, core, right, bucket, template, left_stream=(), right_stream=()) -> Layout | str:
     """Render the question, count exactly, and nudge the ends until the count is inside the bucket."""
     left, right = list(left), list(right)
     for _ in range(MAX_ADJUST + 1):
         pages = list(reversed(left)) + core + right
-        layout = _render(candidate, doc, pages, template)
+        layout = _render(turns, doc, pages, template)
         if layout.tokens in bucket:
             return layout
         if layout.tokens >= bucket.high:
@@ -115,10 +147,13 @@ def _finish(candidate, doc, left, core, right, bucket, template, left_stream=(),
     return "could not land inside the bucket"
 
 
-def _render(candidate: QACandidate, doc: DocumentView, pages: list[PageRef], template: ChatTemplate) -> Layout:
+def _render(turns: Sequence[QACandidate], doc: DocumentView, pages: list[PageRef], template: ChatTemplate) -> Layout:
     position = {r.page_index: i for i, r in enumerate(pages) if r.doc_id == doc.doc_id}
-    question = render_question(candidate.question, position.__getitem__)
-    evidence = tuple(position[p] for p in candidate.evidence_pages)
-    tokens = template.count([r.vision_tokens for r in pages] + [question], candidate.answer)
-    before = len(template.prefix) + sum(_cost(r) for r in pages[: evidence[0]])
-    return Layout(tuple(pages), evidence, question, tokens, before / tokens)
+    questions = [render_question(c.question, position.__getitem__) for c in turns]
+    evidence = [tuple(position[p] for p in c.evidence_pages) for c in turns]
+    followups = tuple(FollowUp(question=q, answer=c.answer, answer_format=c.answer_format, evidence=e)
+                      for q, c, e in zip(questions[1:], turns[1:], evidence[1:]))
+    tokens = template.count([r.vision_tokens for r in pages] + [questions[0]], turns[0].answer,
+                            [(f.question, f.answer) for f in followups])
+    before = len(template.prefix) + sum(_cost(r) for r in pages[: evidence[0][0]])
+    return Layout(tuple(pages), evidence[0], questions[0], tokens, before / tokens, followups, tuple(turns[1:]))

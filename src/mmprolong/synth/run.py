@@ -155,7 +155,7 @@ def _run_unit(unit_json: dict, out_dir: str, state: dict) -> tuple[str, int, int
     config = state["config"]
     before = Counter(state["generator"].stats)
     result = build_unit(unit, state["docs"], state["generator"], state["template"], seed=config.seed,
-                        max_attempts=config.max_attempts)
+                        max_attempts=config.max_attempts, questions=config.questions_per_sample)
     generator_stats = Counter(state["generator"].stats)
     generator_stats.subtract(before)
     stats = {"unit": unit_json, "stats": dict(sorted(result.stats.items())),
@@ -237,6 +237,7 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
     planned = planned_shares(units)
     summary = {
         "samples": len(rows), "tokens": tokens,
+        "questions": len(rows) + stats.get("followups", 0),  # with follow-ups (questions_per_sample), more
         "tokens_by_bucket": {b: by_bucket.get(b, 0) for b in planned["share_by_bucket"]},
         "tokens_by_task": {t: by_task.get(t, 0) for t in planned["share_by_task"]},
         "share_by_bucket": {b: by_bucket.get(b, 0) / max(tokens, 1) for b in planned["share_by_bucket"]},

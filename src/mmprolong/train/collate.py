@@ -146,7 +146,8 @@ class SampleEncoder:
 
 def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, template: ChatTemplate,
                   image_processor, rope_index: RopeIndex) -> EncodedSample:
-    """Encode one sample: page images (``sample.pages`` order), then the question, then the answer.
+    """Encode one sample: page images (``sample.pages`` order), then the question, then the answer, then each
+    follow-up question and its answer.
 
     Each image takes ``PageRef.vision_tokens`` pads, the count the store recorded; it must equal what the image
     processor makes of the decoded image, and the encoded length must equal ``sample.tokens`` (what packing
@@ -166,7 +167,8 @@ def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, temp
                     f"says {page.vision_tokens} vision tokens but the image processor makes {count} of the "
                     f"{images[i].width}x{images[i].height} image; the data was built with another pixel budget "
                     "(set model.min_pixels/max_pixels to the store's)")
-    encoded = template.encode([p.vision_tokens for p in sample.pages] + [sample.question], sample.answer)
+    encoded = template.encode([p.vision_tokens for p in sample.pages] + [sample.question], sample.answer,
+                              [(f.question, f.answer) for f in sample.followups])
     if len(encoded) != sample.tokens:
         raise DataError(f"sample {sample.sample_id}: encodes to {len(encoded)} tokens but the record says "
                         f"{sample.tokens}; the data was built with another tokenizer or template")
