@@ -5,7 +5,7 @@ The Qwen-VL chat format, as each family's chat template writes it::
     [<|im_start|>system\\n{system}<|im_end|>\\n]<|im_start|>user\\n{user parts}<|im_end|>\\n
     <|im_start|>assistant\\n{answer}<|im_end|>\\n
 
-    [<|im_start|>user\n{follow-up question}<|im_end|>\n<|im_start|>assistant\n{its answer}<|im_end|>\n ...]
+    [<|im_start|>user\\n{follow-up question}<|im_end|>\\n<|im_start|>assistant\\n{its answer}<|im_end|>\\n ...]
 
 where an image part is the vision start token + n image pads + the vision end token, and the system turn is the
 family's default one (Qwen2-VL and Qwen2.5-VL: "You are a helpful assistant."; Qwen3-VL writes none). Text pieces
