@@ -6,8 +6,10 @@ time left allows, and so on.
                                         [--out benchmarks/results/gpu-quickstart.json] [--append]
                                         [--add-run K=PATH ...]
 
-Each scale is `mmprolong quickstart --device cuda --docs 24k --train-tokens 800000k` in its own folder (the same
-seed, so k=1 is the CPU front door's run on another device). A scale runs only if its predicted time (the last
+Each scale is `mmprolong quickstart --device cuda --docs Dk --train-tokens Tk --questions Q` in its own folder, D, T
+and Q the quickstart's defaults unless --docs, --train-tokens and --questions say otherwise (the same seed, so k=1
+is the CPU front door's run on another device; the results of 2026-12-04 ran `--docs 24 --train-tokens 800000
+--questions 1`, the defaults then). A scale runs only if its predicted time (the last
 run's data steps and training scaled by k, plus its evaluation) fits what is left of --budget-s; the JSON (one row
 per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores with intervals
 under "scores") is rewritten after every run, so a run cut short keeps the ones before it. Beside it, a plot of
@@ -29,6 +31,7 @@ from common import report, score_columns
 
 from mmprolong import api
 from mmprolong.eval.report import plot_accuracy_vs_length
+from mmprolong.quickstart import CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS
 
 DATA_STEPS = ("corpus", "ingest", "decontaminate", "synth")
 
@@ -45,8 +48,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/gpu-quickstart"))
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--budget-s", type=float, default=480.0, help="seconds for all scales together")
-    parser.add_argument("--docs", type=int, default=24, help="documents at k=1 (the quickstart's default)")
-    parser.add_argument("--train-tokens", type=int, default=800_000, help="LongPT tokens at k=1 (the default)")
+    parser.add_argument("--docs", type=int, default=CPU_DOCS, help="documents at k=1 (the quickstart's default)")
+    parser.add_argument("--train-tokens", type=int, default=CPU_TRAIN_TOKENS, help="LongPT tokens at k=1 (the default)")
+    parser.add_argument("--questions", type=int, default=CPU_QUESTIONS, help="questions a LongPT sample asks (all k)")
     parser.add_argument("--niah-items", type=int, default=5)
     parser.add_argument("--heldout-items", type=int, default=16)
     parser.add_argument("--logn", type=int, default=0, help="--attn-logn-window of every run (0: off)")
@@ -82,7 +86,7 @@ def main() -> None:
         todo.remove(k)
         api.quickstart(args.work / f"k{k}", docs=args.docs * k, train_tokens=args.train_tokens * k,
                        niah_items=args.niah_items, heldout_items=args.heldout_items, logn_window=args.logn,
-                       device=args.device, show_progress=False)
+                       device=args.device, questions=args.questions, show_progress=False)
         rows, scores = add_scale(rows, scores, k, args.work / f"k{k}", args)
         last, k_last = json.loads((args.work / f"k{k}" / "quickstart.json").read_text())["timings_s"], k
         write(rows, scores, args)
@@ -95,7 +99,9 @@ def add_scale(rows: list[dict], scores: dict, k: int, run: Path, args) -> tuple[
     summary = json.loads((run / "quickstart.json").read_text())
     trained = json.loads((run / "train-long" / "summary.json").read_text())
     t = summary["timings_s"]  # summed over invocations: a resumed run's full cost
-    row = {"k": k, "docs": args.docs * k, "LongPT tokens": args.train_tokens * k, "steps": trained["steps"],
+    synth = json.loads((run / "data-long" / "manifest.json").read_text())["config"]
+    row = {"k": k, "docs": args.docs * k, "questions": synth.get("questions_per_sample", 1),
+           "LongPT tokens": args.train_tokens * k, "steps": trained["steps"],
            "LongPT tokens/s": round(args.train_tokens * k / t["train"]),
            "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"], "eval s": t["eval"],
            "total s": summary["total_all_invocations_s"], **score_columns(summary["scores"]["base"], "start "),

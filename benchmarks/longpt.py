@@ -41,8 +41,10 @@ from common import report, score_columns
 from mmprolong import api
 from mmprolong.config import merge_overrides
 from mmprolong.eval import EvalConfig
+from mmprolong.eval.backends.hf import VISION_CACHE_BYTES
 from mmprolong.eval.config import format_length
 from mmprolong.eval.report import plot_accuracy_vs_length
+from mmprolong.models.features import FeatureCache
 from mmprolong.quickstart import train_stage
 from mmprolong.startpoint import scores_of
 from mmprolong.synth.config import SynthConfig
@@ -88,9 +90,10 @@ def synth_variant(run: Path, out: Path, overrides: dict) -> Path:
 
 
 def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
-                logn: int = 0) -> tuple[dict, dict]:
+                logn: int = 0, features: FeatureCache | None = None) -> tuple[dict, dict]:
     """Train (or resume) one variant on ``data`` (or on its own data, for ``synth.`` overrides), answer the
-    quickstart's evaluations (and niah with ``logn`` scaling, when set); (training summary, scores by suite)."""
+    quickstart's evaluations (and niah with ``logn`` scaling, when set); (training summary, scores by suite).
+    ``features``: the vision features the variants share (their towers stay frozen)."""
     synth = {k.removeprefix("synth."): v for k, v in overrides.items() if k.startswith("synth.")}
     if synth:
         data = synth_variant(run, work / "data", synth)
@@ -103,7 +106,8 @@ def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
         eval_config = {**eval_config["config"], "store_dir": str(run / "store"), "label": work.name}
         if suite == LOGN_SUITE:
             eval_config["attn_logn_window"] = logn
-        api.evaluate(work / "train" / "final", work / suite, EvalConfig.from_dict(eval_config), show_progress=False)
+        api.evaluate(work / "train" / "final", work / suite, EvalConfig.from_dict(eval_config), show_progress=False,
+                     vision_features=features)
         scores[suite] = scores_of(work / suite)
     return summary, scores
 
@@ -161,9 +165,11 @@ def main() -> None:
     results = {"starting point": ({}, {}, {s: scores_of(run / f"eval-base-{f}") for s, f in suites.items()}),
                "quickstart LongPT": ({}, json.loads((run / "train-long" / "summary.json").read_text()),
                                      {s: scores_of(run / f"eval-trained-{f}") for s, f in suites.items()})}
+    features = FeatureCache(VISION_CACHE_BYTES)
     for i, (name, overrides) in enumerate(variants.items()):
         print(f"[{i + 1}/{len(variants)}] {name}: {json.dumps(overrides)}", flush=True)
-        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data, args.eval_logn)
+        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data, args.eval_logn,
+                                      features)
         results[name] = (overrides, summary, scores)
         heldout[name] = args.work / f"variant-{i}" / "synth-heldout"
 

@@ -5,11 +5,12 @@ documents and LongPT tokens (k = 1, 2, 4, 8 by default), so that every run train
     python benchmarks/longpt_tokens.py [--scales 1 2 4 8] [--seed 0] [--work runs/longpt-tokens]
                                        [--out benchmarks/results/longpt-tokens.json]
 
-Run k is ``mmprolong quickstart --out WORK/kx --docs 24k --train-tokens 800000k [--seed S]`` (WORK/kx-seedS for
-another seed): the same corpus options, starting point, rate schedule and evaluation grid as the quickstart; the
-corpus, its held-out documents and so the needles' haystacks grow with k. A finished run (its quickstart.json
-exists) is read, not rerun; an unfinished one resumes. About 7 + 3.7k minutes a run on a 2-core CPU (LongPT
-3.4-4.5 minutes per 800K tokens, evaluation 6-7 minutes): 85 minutes for the default scales.
+Run k is ``mmprolong quickstart --out WORK/kx --docs 24k --train-tokens 800000k --questions 1 [--seed S]``
+(WORK/kx-seedS for another seed; scale 1 the quickstart's default before 2026-12-05): the same corpus options,
+starting point, rate schedule and evaluation grid as the quickstart; the corpus, its held-out documents and so
+the needles' haystacks grow with k. A finished run (its quickstart.json exists) is read, not rerun; an unfinished
+one resumes. About 7 + 3.7k minutes a run on a 2-core CPU (LongPT 3.4-4.5 minutes per 800K tokens, evaluation 6-7
+minutes): 85 minutes for the default scales.
 
 Writes --out (a row per run: documents, samples, tokens trained, steps, LongPT seconds, then each model's niah
 exact and code characters in place per length, with and without log-length scaling, and held-out synth accuracy
@@ -29,7 +30,7 @@ from mmprolong import api
 from mmprolong.eval.config import format_length
 from mmprolong.quickstart import LOGN, LONG_WINDOW
 
-DOCS, TOKENS = 24, 800_000  # the quickstart's defaults: scale 1
+DOCS, TOKENS, QUESTIONS = 24, 800_000, 1  # scale 1: the quickstart's defaults until 2026-12-05 (its results)
 PANELS = {"trained": "as trained", f"trained{LOGN}": "log-length scaling at inference"}
 
 
@@ -41,7 +42,7 @@ def run_scale(work: Path, scale: int, seed: int) -> Path:
     """The quickstart at ``scale`` times its documents and tokens (read when already finished)."""
     out = run_dir(work, scale, seed)
     if not (out / "quickstart.json").is_file():
-        api.quickstart(out, docs=DOCS * scale, seed=seed, train_tokens=TOKENS * scale)
+        api.quickstart(out, docs=DOCS * scale, seed=seed, train_tokens=TOKENS * scale, questions=QUESTIONS)
     return out
 
 

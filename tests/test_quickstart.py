@@ -16,7 +16,17 @@ from mmprolong import api
 from mmprolong.config import merge_overrides
 from mmprolong.errors import ConfigError
 from mmprolong.eval.items import read_items
-from mmprolong.quickstart import INGEST, LOGN_WINDOW, cpu_plan, recipe_plan
+from mmprolong.quickstart import (
+    CPU_DOCS,
+    CPU_QUESTIONS,
+    CPU_TRAIN_TOKENS,
+    INGEST,
+    LOGN_WINDOW,
+    RECIPE_DOCS,
+    cpu_plan,
+    make_plan,
+    recipe_plan,
+)
 from mmprolong.startpoint import shipped_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +78,7 @@ def test_numbers_in_report_come_from_the_steps(run):
     assert f"{store['pages']} pages, {store['vision_tokens']:,} vision tokens" in report
     assert f"{long['samples']} samples asking {long['questions']} questions, {long['tokens']:,} tokens" in report
     assert summary["samples"] == long["samples"] and summary["final_loss"] == trained["final_loss"]
-    assert summary["questions"] == long["questions"] == long["samples"]  # one a sample, the default
+    assert summary["questions"] == long["questions"] > long["samples"]  # up to CPU_QUESTIONS a sample
     assert long["heldout_documents"] >= 1  # the held-out eval asks about documents training never saw
     config = yaml.safe_load((out / "train-long" / "config.yaml").read_text())
     assert config["model"]["path"] == str(shipped_path()) and config["model"]["rope_theta"] == 40_000.0
@@ -170,6 +180,25 @@ def test_needles_with_scaling_only_when_asked_and_up_to_twice_the_window(tmp_pat
     with pytest.raises(ConfigError, match="logn_window"):
         api.quickstart(tmp_path, recipe=REPO / "recipes" / "debug-cpu.yaml", logn_window=LOGN_WINDOW,
                        show_progress=False)
+
+
+def test_defaults_differ_for_the_cpu_default_and_a_recipe(tmp_path):
+    # the CPU default: its own world's size, questions and budget; a recipe: the paper's one question a sample, a
+    # small generated corpus when it is given no PDFs, and its own budget (train_tokens refused, not ignored)
+    plan = make_plan()
+    assert plan.corpus["docs"] == CPU_DOCS and plan.long_synth["questions_per_sample"] == CPU_QUESTIONS
+    assert plan.long_synth["budget_tokens"] == plan.long_train["schedule"]["budget_tokens"] == CPU_TRAIN_TOKENS
+    recipe = REPO / "recipes" / "debug-cpu.yaml"
+    plan = make_plan(recipe=recipe, model=shipped_path())
+    assert plan.corpus["docs"] == RECIPE_DOCS and plan.long_synth["questions_per_sample"] == 1
+    plan = make_plan(recipe=recipe, model=shipped_path(), docs=3, questions=2)
+    assert plan.corpus["docs"] == 3 and plan.long_synth["questions_per_sample"] == 2
+    with pytest.raises(ConfigError, match="train_tokens"):
+        make_plan(recipe=recipe, model=shipped_path(), train_tokens=32_768)
+    for field, value in (("docs", 0), ("questions", 0)):
+        with pytest.raises(ConfigError, match=field):
+            api.quickstart(tmp_path / field, **{field: value}, show_progress=False)
+        assert not (tmp_path / field).exists()
 
 
 def test_device_is_where_longpt_trains(tmp_path):

@@ -66,13 +66,14 @@ def train(config, *, rank: int = 0, world_size: int = 1, local_rank: int = 0) ->
 
 
 def evaluate(model, out_dir, config=None, *, overwrite: bool = False, api_key: str | None = None,
-             judge_api_key: str | None = None, show_progress: bool = True) -> dict:
-    """Evaluate a model (checkpoint folder, ModelConfig, or None: the tiny preset) as ``config`` says."""
+             judge_api_key: str | None = None, show_progress: bool = True, vision_features=None) -> dict:
+    """Evaluate a model (checkpoint folder, ModelConfig, or None: the tiny preset) as ``config`` says;
+    ``vision_features``: a ``FeatureCache`` to share between evaluations of models with the same vision tower."""
     from mmprolong.eval import EvalConfig
     from mmprolong.eval import evaluate as _evaluate
 
     return _evaluate(model, out_dir=out_dir, config=config or EvalConfig(), overwrite=overwrite, api_key=api_key,
-                     judge_api_key=judge_api_key, show_progress=show_progress)
+                     judge_api_key=judge_api_key, show_progress=show_progress, vision_features=vision_features)
 
 
 def compare(run_dirs, out_dir, *, training_length: int | None = None) -> dict:
@@ -103,7 +104,7 @@ def train_corpus_tokenizer(pdf_dir, out_dir, *, vocab_size: int):
 def quickstart(out_dir, **options) -> dict:
     """The recipe end to end on the embedded default, sized for a CPU (or, with ``recipe`` and ``model``, a
     training recipe such as the paper's); writes RUN/report.md, report.html and quickstart.json.
-    See :func:`mmprolong.quickstart.quickstart` for the options."""
+    See :func:`mmprolong.quickstart.make_plan` for the options."""
     from mmprolong.quickstart import quickstart as _quickstart
 
     return _quickstart(out_dir, **options)

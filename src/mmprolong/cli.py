@@ -207,8 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
-    from mmprolong.quickstart import DEVICES
-    from mmprolong.quickstart import quickstart as quickstart_function
+    from mmprolong.quickstart import CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS, DEVICES, RECIPE_DOCS, make_plan
     from mmprolong.reproduce import ReproduceConfig
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
@@ -320,16 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = sub.add_parser("quickstart", help="the whole recipe: on the embedded default on a CPU, or a given recipe")
     quick.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
-    defaults = inspect.signature(quickstart_function).parameters
-    quick.add_argument("--docs", type=int, default=defaults["docs"].default,
-                       help="documents in the generated corpus")
+    defaults = inspect.signature(make_plan).parameters
+    quick.add_argument("--docs", type=int, default=None,
+                       help=f"documents in the generated corpus (default {CPU_DOCS}; with --recipe {RECIPE_DOCS})")
     quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--train-tokens", type=int, default=defaults["train_tokens"].default,
-                       help="LongPT token budget, one pass over this many sample tokens (on an H200, 3200000 with "
-                            "--docs 96 found 52%% of the needles at 4K against 16%% at the default, in 5 minutes)")
-    quick.add_argument("--questions", type=int, default=defaults["questions"].default, metavar="N",
-                       help="questions each LongPT sample asks about its pages, one turn each (synth's "
-                            "questions_per_sample; 1: the paper's one a sample)")
+    quick.add_argument("--train-tokens", type=int, default=None,
+                       help=f"LongPT token budget, one pass over this many sample tokens (default {CPU_TRAIN_TOKENS}; "
+                            "a recipe has its own)")
+    quick.add_argument("--questions", type=int, default=None, metavar="N",
+                       help=f"questions each LongPT sample asks about its pages, one turn each (synth's "
+                            f"questions_per_sample; default {CPU_QUESTIONS}; with --recipe 1, the paper's)")
     quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
     quick.add_argument("--niah-items", type=int, default=defaults["niah_items"].default,

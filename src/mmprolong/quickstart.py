@@ -65,6 +65,13 @@ DEVICES = ("auto", "cpu", "cuda")  # LongPT's (TrainConfig.device); evaluation t
 QUICK_CORPUS = {"min_pages": 20, "max_pages": 60, "layout": "large-print", "register_share": 0.6,
                 "specimen_share": 0.2, "register_gap": 10}
 HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
+# The CPU default's size: 192 documents and up to 4 questions a LongPT sample (one chat turn each, every answer a
+# target; the paper asks one), 1.2M LongPT tokens in 293 steps. Niah after LongPT at 4K / 8K over four seeds: 24 /
+# 11% with 24 documents, one question and 196 steps (the default until 2026-12-05), 42 / 15% with these at 196
+# steps (benchmarks/results/longpt-documents-questions.json), 49 / 34% at 293 (-15x.json); the 8x LongPT that
+# reached 76% at both owed it mostly to its steps, and about 300 are what fits the quickstart's 15 minutes here.
+CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS = 192, 4, 1_200_000
+RECIPE_DOCS = 24  # a recipe's generated corpus (when it is given no PDFs): 24 documents of 20-200 pages
 # LongPT's extract-single questions name no place (synth's anchor_share 0; the paper's name one): niah asks for a
 # note by its name alone, and questions that say "on page 7" let LongPT find the evidence by counting images. After
 # LongPT at 4K, four paired runs (two worlds, two seeds each): with anchors 13 / 13 / 33 / 27%, without 47 / 13 /
@@ -205,32 +212,43 @@ def recipe_plan(recipe: str | Path, *, model: str | Path | None, pdfs: str | Pat
                     f"{config.model.rope_theta:g}, loss on answers only, packed sequences.")
 
 
-def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_tokens: int = 800_000,
-               niah_lengths: list[int] | None = None, niah_items: int = 5, heldout_items: int = 16,
-               recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
-               rebuild_start: bool = False, start: str | Path | None = None, logn_window: int = 0,
-               device: str = "auto", questions: int = 1, show_progress: bool = True) -> dict:
-    """Run every step into ``out_dir``; returns the summary also written to quickstart.json.
+def quickstart(out_dir: str | Path, *, show_progress: bool = True, **options) -> dict:
+    """Run every step of ``make_plan(**options)`` into ``out_dir``; returns the summary also written to
+    quickstart.json."""
+    return run_plan(Path(out_dir), make_plan(**options), show_progress=show_progress)
 
-    ``train_tokens``: LongPT's token budget; ``niah_lengths``: needle lengths (default 1K..16K); ``niah_items``:
-    needles per (length, depth) cell; ``heldout_items``: held-out synth items per task and length. Smaller values
-    give a faster, noisier run of the same steps. ``rebuild_start``: rebuild the starting point from its recipe
-    instead of using the shipped one; ``start``: a starting point of your own (e.g. one rebuilt before);
+
+def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | None = None,
+              niah_lengths: list[int] | None = None, niah_items: int = 5, heldout_items: int = 16,
+              recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
+              rebuild_start: bool = False, start: str | Path | None = None, logn_window: int = 0,
+              device: str = "auto", questions: int | None = None) -> Plan:
+    """What a quickstart with these options does, checked (a bad option is refused before anything is made).
+
+    ``docs``: documents in the generated corpus (default ``CPU_DOCS``; with a recipe ``RECIPE_DOCS``);
+    ``train_tokens``: LongPT's token budget (default ``CPU_TRAIN_TOKENS``); ``niah_lengths``: needle lengths
+    (default 1K..16K); ``niah_items``: needles per (length, depth) cell; ``heldout_items``: held-out synth items
+    per task and length. Smaller values give a faster, noisier run of the same steps. ``rebuild_start``: rebuild
+    the starting point from its recipe instead of using the shipped one; ``start``: a starting point of your own
+    (e.g. one rebuilt before);
     ``logn_window``: >0, both models also answer the needles up to 2x the LongPT window with log-length attention
     scaling at inference (``EvalConfig.attn_logn_window``; ``LOGN_WINDOW`` is the value measured best).
     ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
     recipe, ``auto`` keeps the recipe's own setting. ``questions``: questions a LongPT sample asks about its pages
-    (``SynthConfig.questions_per_sample``; 1, the paper's).
+    (``SynthConfig.questions_per_sample``; default ``CPU_QUESTIONS``; with a recipe 1, the paper's).
     ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint) and optionally ``pdfs`` (the user's
-    documents) runs that recipe instead of the CPU default; ``train_tokens`` is then the recipe's own budget."""
+    documents) runs that recipe instead of the CPU default; its budget is the recipe's own (``train_tokens`` is
+    refused)."""
     if rebuild_start and start is not None:
         raise ConfigError("start", os.fspath(start), "give a starting point or rebuild one, not both")
     if logn_window < 0:
         raise ConfigError("logn_window", logn_window, "must be >= 0 (0: off)")
     if device not in DEVICES:
         raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
-    if questions < 1:
+    if questions is not None and questions < 1:
         raise ConfigError("questions", questions, "must be >= 1")
+    if docs is not None and docs < 1:
+        raise ConfigError("docs", docs, "must be >= 1")
     from mmprolong.train.run import resolve_device
 
     resolve_device(device)  # cuda where there is none: refused now, not after the data is made
@@ -241,16 +259,22 @@ def quickstart(out_dir: str | Path, *, docs: int = 24, seed: int = 0, train_toke
         if rebuild_start or start is not None:
             raise ConfigError("rebuild_start" if rebuild_start else "start", True,
                               "goes with the CPU default: a recipe starts from --model")
-        plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=docs, seed=seed, niah_lengths=niah_lengths,
-                           niah_items=niah_items, heldout_items=heldout_items, device=device, questions=questions)
+        if train_tokens is not None:
+            raise ConfigError("train_tokens", train_tokens, "goes with the CPU default: a recipe's budget is its "
+                                                            "schedule.budget_tokens")
+        plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=RECIPE_DOCS if docs is None else docs, seed=seed,
+                           niah_lengths=niah_lengths, niah_items=niah_items, heldout_items=heldout_items,
+                           device=device, questions=questions or 1)
     elif model is not None or pdfs is not None:
         raise ConfigError("recipe", None, "--model and --pdfs go with --recipe (the default starts from the "
                                           "shipped starting point)")
     else:
-        plan = cpu_plan(docs=docs, seed=seed, train_tokens=train_tokens, niah_lengths=niah_lengths,
-                        niah_items=niah_items, heldout_items=heldout_items, rebuild_start=rebuild_start, start=start,
-                        logn_window=logn_window, device=device, questions=questions)
-    return run_plan(Path(out_dir), plan, show_progress=show_progress)
+        plan = cpu_plan(docs=CPU_DOCS if docs is None else docs, seed=seed,
+                        train_tokens=CPU_TRAIN_TOKENS if train_tokens is None else train_tokens,
+                        niah_lengths=niah_lengths, niah_items=niah_items, heldout_items=heldout_items,
+                        rebuild_start=rebuild_start, start=start, logn_window=logn_window, device=device,
+                        questions=questions or CPU_QUESTIONS)
+    return plan
 
 
 def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
@@ -291,9 +315,16 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
     if plan.evaluates_logn:
         for name in list(models):
             models[name + LOGN], suites[name + LOGN] = models[name], ("niah",)
+    from mmprolong.eval.backends.hf import VISION_CACHE_BYTES
+    from mmprolong.models.features import FeatureCache
+
+    # LongPT keeps the vision tower frozen: the trained model reuses the pages the starting point's evaluation
+    # encoded (keyed by the tower's bytes, so a tower that did train encodes its own)
+    features = FeatureCache(VISION_CACHE_BYTES)
     evals = {name: {suite: evaluate_suite(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
                                           model_label(name, plan),
-                                          logn_window=plan.logn_window if name.endswith(LOGN) else None)
+                                          logn_window=plan.logn_window if name.endswith(LOGN) else None,
+                                          features=features)
                     for suite in suites[name]}
              for name, model in models.items()}
     comparisons = {}
@@ -409,9 +440,9 @@ def model_label(name: str, plan: Plan) -> str:
 
 
 def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, label: str, *,
-                   logn_window: int | None = None) -> dict:
+                   logn_window: int | None = None, features=None) -> dict:
     """One suite of the run's grid for ``model``; ``logn_window``: EvalConfig.attn_logn_window (none: the
-    model's own)."""
+    model's own); ``features``: a vision ``FeatureCache`` shared with the run's other evaluations."""
     from mmprolong import api
     from mmprolong.eval.config import heldout_config, niah_config
     from mmprolong.synth.config import SynthConfig
@@ -423,7 +454,7 @@ def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Pl
     else:
         config = heldout_config(plan.heldout_lengths, plan.heldout_items, store_dir=str(store), seed=seed,
                                 heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction, label=label)
-    return api.evaluate(model, run_dir, config, show_progress=False)
+    return api.evaluate(model, run_dir, config, show_progress=False, vision_features=features)
 
 
 # --- the report ------------------------------------------------------------------------------------------

@@ -210,3 +210,45 @@ def test_cached_generation_equals_a_plain_greedy_loop(tiny_backend, niah_items):
             ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
     assert answer.text == tiny_backend.tokenizer.decode(new, skip_special_tokens=True).strip()
     assert answer.output_tokens == len(new)
+
+
+def test_backends_sharing_vision_features_reuse_a_frozen_tower_only(tiny_backend, niah_items):
+    """A model whose language model changed (LongPT, tower frozen) reuses the features another backend put in the
+    shared cache, and answers as it does with its own; a model whose tower changed encodes its pages again."""
+    import copy
+
+    import torch
+
+    from mmprolong.eval.backends.hf import VISION_CACHE_BYTES, HFBackend
+    from mmprolong.models.features import FeatureCache
+
+    def variant(part: str):
+        model = copy.deepcopy(tiny_backend.model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if (".visual." in f".{name}") == (part == "vision"):
+                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.05)
+        return model
+
+    def backend(model, features=None):
+        made = HFBackend(model, tiny_backend.tokenizer, tiny_backend.image_processor, device="cpu",
+                         features=features)
+        calls = []
+        encode = made.model.model.get_image_features
+        made.model.model.get_image_features = lambda *a, **k: calls.append(1) or encode(*a, **k)
+        return made, calls
+
+    settings, shared = GenerationSettings(max_new_tokens=6), FeatureCache(VISION_CACHE_BYTES)
+    first, first_calls = backend(copy.deepcopy(tiny_backend.model), shared)
+    first.generate(niah_items, ImageLoader(), settings)
+    first.close()
+    pages = len(shared)
+    assert first_calls and pages > 0  # closing a backend leaves a shared cache to the others
+    for part, reuses, entries in (("language", True, pages), ("vision", False, 2 * pages)):
+        model = variant(part)
+        sharing, calls = backend(model, shared)
+        alone, _ = backend(copy.deepcopy(model))
+        answers = sharing.generate(niah_items, ImageLoader(), settings)
+        assert (not calls) == reuses, part
+        assert [a.text for a in answers] == [a.text for a in alone.generate(niah_items, ImageLoader(), settings)]
+        assert len(shared) == entries  # the changed tower's pages beside the first's, under its own fingerprint

@@ -54,13 +54,15 @@ class RunStats:
 
 def evaluate(model, suite: str | None = None, *, lengths=None, out_dir, config: EvalConfig | None = None,
              api_key: str | None = None, judge_api_key: str | None = None, overwrite: bool = False,
-             show_progress: bool = False) -> dict:
+             show_progress: bool = False, vision_features=None) -> dict:
     """Evaluate ``model`` on ``suite`` at ``lengths`` into ``out_dir``; returns the run summary (run.json).
 
     ``model``: a Backend, a ``ModelConfig``, a local checkpoint folder (str or Path), or None (the tiny preset);
     a ModelConfig or folder is loaded by ``config.backend`` with ``config.rope_scaling`` applied before loading.
     ``suite`` and ``lengths`` ("8k,16k" or ints) override the config's. ``api_key`` is for the openai backend,
-    ``judge_api_key`` for the endpoint of ``config.llm_scoring``.
+    ``judge_api_key`` for the endpoint of ``config.llm_scoring``. ``vision_features``: a ``FeatureCache`` shared
+    by the evaluations given it (hf backend): a model whose vision tower another of them already ran (byte for
+    byte: LongPT keeps it frozen) reuses that one's features instead of encoding the pages again.
     """
     config = _resolve_config(config, suite, lengths)
     if isinstance(model, os.PathLike):
@@ -74,7 +76,7 @@ def evaluate(model, suite: str | None = None, *, lengths=None, out_dir, config: 
                                                                    "ready Backend must be built with it")
         backend, owned = model, False
     else:
-        backend, owned = make_backend(model, config, api_key=api_key), True
+        backend, owned = make_backend(model, config, api_key=api_key, vision_features=vision_features), True
     try:
         return _run(backend, config, out, overwrite=overwrite, start=start, show_progress=show_progress,
                     model_path=getattr(model, "path", model if isinstance(model, str) else None),

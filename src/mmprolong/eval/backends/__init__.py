@@ -50,14 +50,19 @@ def checkpoint_logn_window(path: str) -> int:
     return int(config.get("text_config", {}).get(LOGN_ATTR) or 0)
 
 
-def make_backend(model, config, *, api_key: str | None = None) -> Backend:
-    """A Backend from ``model`` (a ModelConfig, a checkpoint folder, or None for the tiny preset) and ``config``."""
+def make_backend(model, config, *, api_key: str | None = None, vision_features=None) -> Backend:
+    """A Backend from ``model`` (a ModelConfig, a checkpoint folder, or None for the tiny preset) and ``config``.
+
+    ``vision_features``: a ``FeatureCache`` the hf backend shares with other evaluations (``HFBackend``); the
+    vllm and openai backends encode images where they run and take none."""
     from mmprolong.eval.rope_scaling import RopeScaling
     from mmprolong.models.config import ModelConfig
 
     rope = RopeScaling.from_config(config)
     if isinstance(model, str) or model is None:
         model = ModelConfig(path=model)
+    if vision_features is not None and config.backend != "hf":
+        raise ConfigError("backend", config.backend, "shares vision features only with backend hf")
     if config.backend == "openai":
         from mmprolong.eval.backends.openai import OpenAIBackend
 
@@ -95,4 +100,4 @@ def make_backend(model, config, *, api_key: str | None = None) -> Backend:
         overrides["family"] = config.family
     # the backend is named by its model; config.label only renames it in tables and plots, so a new display
     # name does not change the run's fingerprint (and its cached answers stay valid)
-    return HFBackend.load(dataclasses.replace(model, **overrides), rope=rope)
+    return HFBackend.load(dataclasses.replace(model, **overrides), rope=rope, features=vision_features)

@@ -10,6 +10,9 @@ tokens; for Qwen3-VL also one DeepStack tensor per DeepStack block: ``ModelFamil
 in an LRU cache bounded in bytes and handed to ``generate`` as ``mm_encoder_outputs``, which transformers 5.x
 accepts in place of ``pixel_values``. Items of a grid share their haystack pages (every depth at a length uses the
 same documents), so the vision tower, and the image processor before it, run a fraction of the times they would.
+Backends built with one ``features`` cache share it: entries are keyed by the vision tower's fingerprint (every
+byte of its weights, its config, dtype and device, and the image processor's settings), so a model whose tower
+LongPT kept frozen reuses what its starting point's evaluation encoded, and a different tower never does.
 An image encoded alone equals the same image encoded in a batch up to float rounding (each image attends only
 to itself).
 """
@@ -57,13 +60,32 @@ def weights_fingerprint(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def vision_fingerprint(model, image_processor) -> str:
+    """A hash of what decides the features an image gets: the vision tower's parameters and buffers (every
+    byte), its config, their dtype and device, and the image processor's settings."""
+    import torch
+
+    digest = hashlib.sha256()
+    visual = model.model.visual
+    digest.update(model.config.vision_config.to_json_string(use_diff=False).encode())
+    digest.update(json.dumps(image_processor.to_dict(), sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, tensor in visual.state_dict().items():
+            digest.update(f"{name}:{tensor.dtype}:{tensor.device.type}:{tuple(tensor.shape)};".encode())
+            digest.update(tensor.detach().contiguous().view(-1).view(torch.uint8).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 class HFBackend(SequentialBackend):
-    """A model through transformers. ``HFBackend.load(ModelConfig(...), rope=...)`` or ``HFBackend(model, ...)``."""
+    """A model through transformers. ``HFBackend.load(ModelConfig(...), rope=...)`` or ``HFBackend(model, ...)``.
+
+    ``features``: a ``FeatureCache`` to share with other backends (see the module's docstring); by default each
+    backend keeps its own and clears it on ``close``."""
 
     name = "hf"
 
     def __init__(self, model, tokenizer, image_processor, *, label: str = "", rope: RopeScaling | None = None,
-                 device: str | None = None):
+                 device: str | None = None, features: FeatureCache | None = None):
         import torch
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,13 +97,17 @@ class HFBackend(SequentialBackend):
         self.rope = rope or RopeScaling()
         self._label = label or "model"
         self._identity: dict | None = None
-        self._features = FeatureCache(VISION_CACHE_BYTES)  # (store, image key) -> (parts, grid)
+        self._owns_features = features is None
+        # (tower, store, image key) -> (parts, grid); a cache of its own holds one tower's features only
+        self._features = FeatureCache(VISION_CACHE_BYTES) if features is None else features
+        self._tower = "" if features is None else vision_fingerprint(self.model, image_processor)
 
     @classmethod
-    def load(cls, cfg, *, rope: RopeScaling | None = None, label: str = "", device: str | None = None):
+    def load(cls, cfg, *, rope: RopeScaling | None = None, label: str = "", device: str | None = None,
+             features: FeatureCache | None = None):
         model, tokenizer, image_processor = load_eval_model(cfg, rope)
         return cls(model, tokenizer, image_processor, label=label or cfg.path or f"{cfg.preset}-seed{cfg.seed}",
-                   rope=rope, device=device)
+                   rope=rope, device=device, features=features)
 
     def pixel_budget(self) -> tuple[int, int]:
         from mmprolong.models.loading import pixel_budget
@@ -137,8 +163,8 @@ class HFBackend(SequentialBackend):
         tower."""
         import torch
 
-        keys = [(image.root, image.key()) for image in images]
-        missing: dict[tuple[str, str], int] = {}  # key -> first image with it
+        keys = [(self._tower, image.root, image.key()) for image in images]
+        missing: dict[tuple[str, str, str], int] = {}  # key -> first image with it
         for i, key in enumerate(keys):
             if key not in self._features:
                 missing.setdefault(key, i)
@@ -164,5 +190,6 @@ class HFBackend(SequentialBackend):
 
     def close(self) -> None:
         self.model = None
-        self._features.clear()
+        if self._owns_features:
+            self._features.clear()
 
