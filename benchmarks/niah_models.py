@@ -35,9 +35,11 @@ from common import report
 
 from mmprolong import api
 from mmprolong.eval import EvalConfig
+from mmprolong.eval.backends.hf import VISION_CACHE_BYTES
 from mmprolong.eval.config import format_length, parse_lengths
 from mmprolong.eval.items import EvalResult, read_results
 from mmprolong.eval.report import plot_accuracy_vs_length, summarize
+from mmprolong.models.features import FeatureCache
 from mmprolong.stats import difference95, interval95
 
 
@@ -49,13 +51,14 @@ def parse_pair(text: str, flag: str, example: str) -> tuple[str, str]:
 
 
 def ask(run: Path, folder: Path, name: str, model: str, items: int, seed: int, lengths: list[int],
-        logn: int | None, store: Path) -> list:
+        logn: int | None, store: Path, features: FeatureCache | None = None) -> list:
     """``model``'s answers to RUN's niah with ``items`` needles a cell drawn with ``seed`` among ``store``'s pages
-    (and log-length scaling past ``logn`` tokens at inference, when set), cached in ``folder``."""
+    (and log-length scaling past ``logn`` tokens at inference, when set), cached in ``folder``; ``features``: the
+    vision features shared by the models (those with one tower encode each page once)."""
     saved = json.loads((run / "eval-trained-niah" / "config.json").read_text())["config"]
     config = {**saved, "store_dir": str(store), "label": name, "items_per_cell": items, "seed": seed,
               "lengths": lengths, "attn_logn_window": logn}
-    api.evaluate(model, folder, EvalConfig.from_dict(config))
+    api.evaluate(model, folder, EvalConfig.from_dict(config), vision_features=features)
     return read_results(folder)
 
 
@@ -215,12 +218,12 @@ def main() -> None:
 
     lengths = parse_lengths(args.lengths)
     store = blank_store(args.work) if args.haystack == "blank" else args.run / "store"
-    answers = {}
+    answers, features = {}, FeatureCache(VISION_CACHE_BYTES)
     for i, (name, path) in enumerate(models.items()):
         print(f"[{i + 1}/{len(models)}] {name}: {path}", flush=True)
         folder = args.work / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"model-{i}")
         answers[name] = ask(args.run, folder, name, path, args.items, args.seed, lengths, args.attn_logn_window,
-                            store)
+                            store, features)
     members = {label: {n: answers[n] for n in names} for label, names in groups.items()}
     members.update({name: {name: results} for name, results in answers.items() if name not in members})
 
