@@ -230,9 +230,9 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
     (default 1K..16K); ``niah_items``: needles per (length, depth) cell; ``heldout_items``: held-out synth items
     per task and length. Smaller values give a faster, noisier run of the same steps. ``rebuild_start``: rebuild
     the starting point from its recipe instead of using the shipped one; ``start``: a starting point of your own
-    (e.g. one rebuilt before);
-    ``logn_window``: >0, both models also answer the needles up to 2x the LongPT window with log-length attention
-    scaling at inference (``EvalConfig.attn_logn_window``; ``LOGN_WINDOW`` is the value measured best).
+    (e.g. one rebuilt before); ``logn_window``: >0, both models also answer the needles up to 2x the LongPT window
+    with log-length attention scaling at inference (``EvalConfig.attn_logn_window``; ``LOGN_WINDOW`` is the value
+    measured best).
     ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
     recipe, ``auto`` keeps the recipe's own setting. ``questions``: questions a LongPT sample asks about its pages
     (``SynthConfig.questions_per_sample``; default ``CPU_QUESTIONS``; with a recipe 1, the paper's).
