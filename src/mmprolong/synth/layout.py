@@ -110,7 +110,7 @@ def _turns(candidate: QACandidate, offered: Sequence[QACandidate], most: int, do
         if any(normalize_text(other.question) == normalize_text(c.question) for c in turns):
             continue
         first, last = _span([*turns, other])
-        block = sum(doc.page_tokens[p] + IMAGE_WRAPPER_TOKENS for p in range(first, last + 1))
+        block = sum(_cost(_ref(doc, p)) for p in range(first, last + 1))
         if block + _text_tokens([*turns, other], template) < target_tokens:
             turns.append(other)
     return turns
