@@ -2,7 +2,7 @@
 k times as many distinct samples, k times the steps): the smallest k of --scales first, then the largest that the
 time left allows, and so on.
 
-    python benchmarks/gpu_quickstart.py --work runs/gpu [--scales 1 4 8 16] [--budget-s 480] [--logn 256]
+    python benchmarks/gpu_quickstart.py --work runs/gpu [--scales 1 4 8 16] [--budget-s 480] [--logn W]
                                         [--out benchmarks/results/gpu-quickstart.json] [--append]
                                         [--add-run K=PATH ...]
 
@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=CPU_QUESTIONS, help="questions a LongPT sample asks (all k)")
     parser.add_argument("--niah-items", type=int, default=5)
     parser.add_argument("--heldout-items", type=int, default=16)
-    parser.add_argument("--logn", type=int, default=0, help="--attn-logn-window of every run (0: off)")
+    parser.add_argument("--logn", type=int, default=None,
+                        help="--attn-logn-window of every run (default: the quickstart's; 0: off)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu-quickstart.json"))
     parser.add_argument("--append", action="store_true", help="keep the other scales already in --out")

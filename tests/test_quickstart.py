@@ -23,6 +23,7 @@ from mmprolong.quickstart import (
     INGEST,
     LOGN_WINDOW,
     RECIPE_DOCS,
+    START_WINDOW,
     cpu_plan,
     make_plan,
     recipe_plan,
@@ -164,14 +165,14 @@ def test_rerun_finds_every_step_done(run):
     assert "heatmap_trained.png" in report and "_logn.png" not in report and "log-length scaling" not in report
 
 
-def test_needles_with_scaling_only_when_asked_and_up_to_twice_the_window(tmp_path):
-    # off by default (the paper evaluates without); asked for, the default grid's 16K, which costs as much as 1K-8K
-    # together, is left to the plain runs
-    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=None, niah_items=1, heldout_items=1)
-    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and not plan.evaluates_logn
-    plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=None, niah_items=1, heldout_items=1,
-                    logn_window=LOGN_WINDOW)
-    assert plan.logn_lengths == [1024, 2048, 4096, 8192] and plan.logn_window == LOGN_WINDOW
+def test_needles_with_scaling_by_default_up_to_twice_the_window_and_never_in_a_recipe(tmp_path):
+    # the CPU default answers the needles a second time with the scaling past the starting point's window, up to
+    # 8K (16K costs as much as 1K-8K together); 0 turns it off; a recipe's run is evaluated as the paper does
+    plan = make_plan()
+    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and plan.logn_lengths == [1024, 2048, 4096, 8192]
+    assert plan.logn_window == LOGN_WINDOW == START_WINDOW and plan.evaluates_logn
+    assert not make_plan(logn_window=0).evaluates_logn
+    assert not make_plan(recipe=REPO / "recipes" / "debug-cpu.yaml", model=shipped_path()).evaluates_logn
     plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=[2048, 16384], niah_items=1, heldout_items=1,
                     logn_window=LOGN_WINDOW)
     assert plan.logn_lengths == [2048] and plan.evaluates_logn

@@ -207,7 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     from mmprolong.decontam import DecontamConfig
     from mmprolong.eval.config import EvalConfig, parse_lengths
     from mmprolong.ingest import IngestConfig
-    from mmprolong.quickstart import CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS, DEVICES, RECIPE_DOCS, make_plan
+    from mmprolong.quickstart import (
+        CPU_DOCS,
+        CPU_QUESTIONS,
+        CPU_TRAIN_TOKENS,
+        DEVICES,
+        LOGN_WINDOW,
+        RECIPE_DOCS,
+        make_plan,
+    )
     from mmprolong.reproduce import ReproduceConfig
     from mmprolong.synth.config import SynthConfig
     from mmprolong.train.config import TrainConfig
@@ -335,10 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="needles per (length, depth) cell")
     quick.add_argument("--heldout-items", type=int, default=defaults["heldout_items"].default,
                        help="held-out synth items per task and length")
-    quick.add_argument("--attn-logn-window", type=int, default=defaults["logn_window"].default, metavar="W",
+    quick.add_argument("--attn-logn-window", type=int, default=None, metavar="W",
                        help="both models also answer the needles up to 8K with log-length attention scaling at "
-                            "inference past W tokens (256 measured best here; 0, the default: off, as the paper "
-                            "evaluates)")
+                            f"inference past W tokens (default {LOGN_WINDOW}, the starting point's window; 0: not, "
+                            "only as the paper evaluates; a recipe's run: not)")
     quick.add_argument("--device", choices=DEVICES, default=defaults["device"].default,
                        help="where LongPT trains: auto (the default: the GPU when there is one), cpu or cuda; "
                             "evaluation takes the GPU when there is one")

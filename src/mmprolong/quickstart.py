@@ -8,9 +8,9 @@ Steps (each resumable; rerunning the command skips what is done):
   4. synth    the LongPT mixture: balanced 1K-4K buckets, 8:2 extraction:reasoning          RUN/data-long
   5. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
               ``mmprolong.startpoint``) to 4K, with the RoPE base raised 4x as the paper raises 1e6 to 4e6
-  6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents;
-              with --attn-logn-window W, then both on the same needles up to 8K with log-length attention
-              scaling at inference (RUN/eval-*-logn-niah)
+  6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents,
+              as the paper evaluates; then both on the same needles up to 8K with log-length attention scaling
+              at inference past the starting point's window (RUN/eval-*-logn-niah; --attn-logn-window 0: not)
   7. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
 
 ``rebuild_start=True`` first rebuilds the starting point from ``recipes/miniature-start.yaml`` into RUN/start
@@ -80,15 +80,17 @@ LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_W
               "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
 MODELS = {"base": "starting point", "trained": "after LongPT"}
-# With --attn-logn-window W both models answer the needles a second time with log-length attention scaling at
-# inference ("NAME-logn"): beyond the start's window the LongPT model's reading head spreads its attention over
-# every page for the answer's first digits (2.5% of it on the needle at 4K), which then come out at chance
-# (benchmarks/results/logn.json); 256 is the W measured best there. Trained with the scaling instead, LongPT learns
-# it away (longpt-logn.json). Off by default, as the paper evaluates: its time goes to more needles.
-LOGN_WINDOW = 256
+# Both models also answer the needles with log-length attention scaling at inference past W tokens ("NAME-logn"): a
+# query at token i is sharpened by ln(i+1)/ln(W). Beyond the window a reading head spreads its attention over every
+# page for the answer's first digits, which then come out at chance (benchmarks/results/logn.json); trained with the
+# scaling, LongPT learns it away (longpt-logn.json), so it is an inference setting. W is the starting point's window,
+# measured best: on 30 needles a length that no default run asks, the default's four LongPT seeds found 4K / 8K 63 /
+# 36% as trained, 60 / 48% with W=256, 76 / 66% with 512, 78 / 69% with 1024, 77 / 60% with 2048, 63 / 53% with 4096
+# (the LongPT window), and 1K / 2K as trained (niah-logn-windows.json).
+LOGN_WINDOW = START_WINDOW
 LOGN = "-logn"
 # ... at up to 2x the LongPT window: a 16K needle costs as much as 1K-8K together (attention grows with the square
-# of the length: 51 of the 91 s of one niah run), and with the scaling both models answered 0-7% there
+# of the length: 60 of the 86 s of one niah run), and with W=1024 the LongPT seeds found 14% there
 LOGN_MAX_LENGTH = 2 * LONG_WINDOW
 
 
@@ -221,7 +223,7 @@ def quickstart(out_dir: str | Path, *, show_progress: bool = True, **options) ->
 def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | None = None,
               niah_lengths: list[int] | None = None, niah_items: int = 5, heldout_items: int = 16,
               recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
-              rebuild_start: bool = False, start: str | Path | None = None, logn_window: int = 0,
+              rebuild_start: bool = False, start: str | Path | None = None, logn_window: int | None = None,
               device: str = "auto", questions: int | None = None) -> Plan:
     """What a quickstart with these options does, checked (a bad option is refused before anything is made).
 
@@ -230,9 +232,9 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
     (default 1K..16K); ``niah_items``: needles per (length, depth) cell; ``heldout_items``: held-out synth items
     per task and length. Smaller values give a faster, noisier run of the same steps. ``rebuild_start``: rebuild
     the starting point from its recipe instead of using the shipped one; ``start``: a starting point of your own
-    (e.g. one rebuilt before); ``logn_window``: >0, both models also answer the needles up to 2x the LongPT window
-    with log-length attention scaling at inference (``EvalConfig.attn_logn_window``; ``LOGN_WINDOW`` is the value
-    measured best).
+    (e.g. one rebuilt before); ``logn_window``: W > 0, both models also answer the needles up to 2x the LongPT
+    window with log-length attention scaling at inference past W tokens (``EvalConfig.attn_logn_window``; default
+    ``LOGN_WINDOW``, the starting point's window; 0: not; a recipe's run is evaluated as the paper does, without).
     ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
     recipe, ``auto`` keeps the recipe's own setting. ``questions``: questions a LongPT sample asks about its pages
     (``SynthConfig.questions_per_sample``; default ``CPU_QUESTIONS``; with a recipe 1, the paper's).
@@ -241,7 +243,7 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
     refused)."""
     if rebuild_start and start is not None:
         raise ConfigError("start", os.fspath(start), "give a starting point or rebuild one, not both")
-    if logn_window < 0:
+    if logn_window is not None and logn_window < 0:
         raise ConfigError("logn_window", logn_window, "must be >= 0 (0: off)")
     if device not in DEVICES:
         raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
@@ -272,7 +274,8 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
         plan = cpu_plan(docs=CPU_DOCS if docs is None else docs, seed=seed,
                         train_tokens=CPU_TRAIN_TOKENS if train_tokens is None else train_tokens,
                         niah_lengths=niah_lengths, niah_items=niah_items, heldout_items=heldout_items,
-                        rebuild_start=rebuild_start, start=start, logn_window=logn_window, device=device,
+                        rebuild_start=rebuild_start, start=start, device=device,
+                        logn_window=LOGN_WINDOW if logn_window is None else logn_window,
                         questions=questions or CPU_QUESTIONS)
     return plan
 
@@ -583,12 +586,13 @@ def _eval_section(facts: dict, images: dict) -> Section:
     if plan.evaluates_logn:
         s.paragraphs.append(
             f"Both models also answer the needles at {', '.join(f'{n // 1024}K' for n in plan.logn_lengths)} with "
-            f"log-length attention scaling at inference (`attn_logn_window` W={plan.logn_window:,}: the query of "
-            f"a token i past W is multiplied by ln(i+1)/ln(W); the paper evaluates without): the same items and "
-            f"weights, sharper attention. Beyond the window the LongPT model's reading head spreads its attention "
-            f"over every page for the answer's first digits, which then come out at chance "
-            f"(benchmarks/results/logn.json); trained with the scaling, LongPT learns it away "
-            f"(benchmarks/results/longpt-logn.json), so it is an inference setting here.")
+            f"log-length attention scaling at inference (`attn_logn_window` W={plan.logn_window:,}"
+            + (", the starting point's window" if plan.logn_window == START_WINDOW else "")
+            + ": the query of a token i past W is multiplied by ln(i+1)/ln(W); the paper evaluates without): the "
+            "same items and weights, sharper attention. Without it, beyond the window a model's reading head "
+            "spreads its attention over every page for the answer's first digits, which then come out at chance "
+            "(benchmarks/results/logn.json); trained with the scaling, LongPT learns it away "
+            "(benchmarks/results/longpt-logn.json), so it is an inference setting here.")
     for comparison in facts["comparisons"].values():
         runs = comparison["runs"]
         rows = [[e["suite"], e["task"], f"{e['length'] // 1024}K"]
