@@ -345,8 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="held-out synth items per task and length")
     quick.add_argument("--attn-logn-window", type=int, default=None, metavar="W",
                        help="both models also answer the needles up to 8K with log-length attention scaling at "
-                            f"inference past W tokens (default {LOGN_WINDOW}, the starting point's window; 0: not, "
-                            "only as the paper evaluates; a recipe's run: not)")
+                            f"inference past W tokens (default {LOGN_WINDOW}, the starting point's window; 0: no "
+                            "second pass, only the paper's unscaled one; a recipe's run never has it)")
     quick.add_argument("--device", choices=DEVICES, default=defaults["device"].default,
                        help="where LongPT trains: auto (the default: the GPU when there is one), cpu or cuda; "
                             "evaluation takes the GPU when there is one")
