@@ -146,3 +146,8 @@ def test_accuracy_plot_draws_intervals_and_runs_deterministically(tmp_path):
     without_dots = plot_accuracy_vs_length(series, tmp_path / "c.png", intervals=bars).read_bytes()
     assert first == again
     assert len({plain, first, without_dots}) == 3
+    # four runs at 29/30 each: a zero-width interval over runs, rounded to 4 digits, lies just above the pooled
+    # score rounded to 6; the bar is drawn (of zero height), not refused
+    pooled = {"seeds": {1024: 0.966667}}
+    assert plot_accuracy_vs_length(pooled, tmp_path / "d.png", intervals={"seeds": {1024: [0.9667, 0.9667]}},
+                                   runs={"seeds": {1024: [0.966667] * 4}}).stat().st_size > 1000

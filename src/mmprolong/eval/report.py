@@ -276,7 +276,10 @@ def plot_accuracy_vs_length(series: dict[str, dict[int, float | None]], path: st
         xs = [n * shift for n in present]
         if bars is not None:
             bounds = [bars.get(n) or [y / 100] * 2 for n, y in zip(present, ys)]
-            errors = [[y - 100 * b[0] for b, y in zip(bounds, ys)], [100 * b[1] - y for b, y in zip(bounds, ys)]]
+            # bounds are stored rounded to 4 digits, scores to 6: a zero-width interval can then miss its point by
+            # a hair (0.9667 over 0.966667), which matplotlib refuses as a negative bar
+            errors = [[max(0.0, y - 100 * b[0]) for b, y in zip(bounds, ys)],
+                      [max(0.0, 100 * b[1] - y) for b, y in zip(bounds, ys)]]
             line = ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name).lines[0]
         else:
             [line] = ax.plot(xs, ys, marker="o", label=name)
