@@ -13,10 +13,10 @@ from mmprolong.eval.config import format_length
 
 
 def report(rows: list[dict], out: Path, **context) -> None:
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(k for row in rows for k in row))  # rows may add columns (a model with look-alikes)
     print("| " + " | ".join(keys) + " |\n|" + " --- |" * len(keys))
     for row in rows:
-        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
+        print("| " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
                "date": time.strftime("%Y-%m-%d"),

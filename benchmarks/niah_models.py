@@ -4,8 +4,8 @@ between models (starting points, LongPT seeds and settings) from the noise of a 
     mmprolong quickstart --out runs/quickstart          # first: the store and the needles' settings
     python benchmarks/niah_models.py --run runs/quickstart --model 'NAME=PATH' [--model ...]
         [--group 'LABEL=NAME,NAME,...' ...] [--compare 'LABEL,LABEL' ...] [--items 10] [--seed 1]
-        [--lengths 1k,2k,4k,8k] [--attn-logn-window W] [--haystack blank] [--work runs/niah-models]
-        [--out benchmarks/results/niah-models.json]
+        [--lengths 1k,2k,4k,8k] [--attn-logn-window W] [--haystack blank] [--lookalikes 0,1,3]
+        [--work runs/niah-models] [--out benchmarks/results/niah-models.json]
 
 Each model answers the quickstart's niah (its store, haystacks and question: RUN/eval-trained-niah/config.json)
 with --items needles per (length, depth) cell drawn with --seed; the quickstart draws 5 with seed 0, so another
@@ -16,7 +16,12 @@ its runs (Student-t of the runs' accuracies), which says how well a run of the s
 Welch over runs). Resumable: answers come from each model's eval cache. --haystack blank hides the same needles
 among blank cards instead of the store's pages (cards of the corpus' size with a page label and nothing else,
 ingested at the quickstart's budget into WORK/blank-store): whether a model's misses at length come from what the
-other pages say or from the length itself.
+other pages say or from the length itself. --lookalikes L hides L notes about other archives, with other codes,
+beside each needle (the niah suite's lookalikes-L variant, RULER's multi-key needle; the same needles and questions
+as without): whether a model picks the note the question names, as synth's extract-single questions about a
+register need, and when it does not, whether it answers with a look-alike's code ("look-alike" in the results).
+With a list (0,1,3) every model, group and comparison is asked at each L and named "NAME, L look-alikes", one
+plot for all.
 
 Writes --out (a row per model, then per group: exact answers and code characters in place per length, in %; the
 intervals, counts and accuracy by depth under "scores"; the comparisons under "compare") and beside it a plot of
@@ -51,13 +56,15 @@ def parse_pair(text: str, flag: str, example: str) -> tuple[str, str]:
 
 
 def ask(run: Path, folder: Path, name: str, model: str, items: int, seed: int, lengths: list[int],
-        logn: int | None, store: Path, features: FeatureCache | None = None) -> list:
+        logn: int | None, store: Path, features: FeatureCache | None = None, lookalikes: int = 0) -> list:
     """``model``'s answers to RUN's niah with ``items`` needles a cell drawn with ``seed`` among ``store``'s pages
-    (and log-length scaling past ``logn`` tokens at inference, when set), cached in ``folder``; ``features``: the
-    vision features shared by the models (those with one tower encode each page once)."""
+    (and log-length scaling past ``logn`` tokens at inference, when set; ``lookalikes`` other notes beside each
+    needle, when set), cached in ``folder``; ``features``: the vision features shared by the models (those with one
+    tower encode each page once)."""
     saved = json.loads((run / "eval-trained-niah" / "config.json").read_text())["config"]
     config = {**saved, "store_dir": str(store), "label": name, "items_per_cell": items, "seed": seed,
-              "lengths": lengths, "attn_logn_window": logn}
+              "lengths": lengths, "attn_logn_window": logn, "needles": [] if lookalikes else [1],
+              "lookalikes": [lookalikes] if lookalikes else []}
     api.evaluate(model, folder, EvalConfig.from_dict(config), vision_features=features)
     return read_results(folder)
 
@@ -97,14 +104,23 @@ def in_place(results: list[EvalResult]) -> list[float]:
     return [json.loads(r.metadata)["in_place"] for r in results]
 
 
+def lookalike(results: list[EvalResult]) -> dict:
+    """On lookalikes items, the share of answers that hold a look-alike's code (a note picked by mistake) with its
+    interval; {} on items without look-alikes."""
+    picked = [json.loads(r.metadata)["lookalike"] for r in results if "lookalike" in json.loads(r.metadata)]
+    return {"lookalike": mean(picked), "lookalike_ci95": rounded(interval95(picked))} if picked else {}
+
+
 def model_scores(results: list[EvalResult]) -> dict[str, dict]:
-    """Per length: accuracy, n, ci95, code characters in place with its interval, and accuracy by depth."""
-    rows = [r for r in summarize(results) if r["task"] == "single"]
+    """Per length: accuracy, n, ci95, code characters in place with its interval, accuracy by depth, and on
+    lookalikes items the share of answers with a look-alike's code."""
+    rows = [r for r in summarize(results) if r["task"] in {x.task for x in results}]
     out = {}
-    for length in sorted(by_length(results)):
+    for length, answered in sorted(by_length(results).items()):
         cell = next(r for r in rows if r["length"] == length and r["depth"] == "all")
         out[str(length)] = {"accuracy": cell["score"], "n": cell["ok"], "ci95": cell["ci95"],
                             "in_place": cell["in_place"], "in_place_ci95": cell["in_place_ci95"],
+                            **lookalike(answered),
                             "by_depth": {str(r["depth"]): r["score"] for r in rows
                                          if r["length"] == length and r["depth"] != "all"}}
     return out
@@ -133,10 +149,12 @@ def group_scores(members: dict[str, list[EvalResult]]) -> dict[str, dict]:
     for length in lengths_of(members):
         runs = run_scores(members, length)
         pooled = [score for run in runs for score in run]
-        places = [p for results in members.values() for p in in_place(by_length(results).get(length, []))]
+        answered = [r for results in members.values() for r in by_length(results).get(length, [])]
+        places = in_place(answered)
         per_run = [mean(run) for run in runs]
         out[str(length)] = {"accuracy": mean(pooled), "n": len(pooled), "ci95": rounded(interval95(pooled)),
                             "in_place": mean(places), "in_place_ci95": rounded(interval95(places)),
+                            **lookalike(answered),
                             "runs": len(per_run), "per_run": per_run,
                             # a run's spread needs two runs at least
                             "ci95_over_runs": rounded(interval95(per_run)) if len(per_run) > 1 else None}
@@ -173,7 +191,14 @@ def columns(cells: dict[str, dict]) -> dict:
         low, high = cell["ci95"]
         out[f"niah {name}"] = f"{100 * cell['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={cell['n']})"
         out[f"in place {name}"] = round(100 * cell["in_place"], 1)
+        if "lookalike" in cell:
+            out[f"look-alike {name}"] = round(100 * cell["lookalike"], 1)
     return out
+
+
+def tagged(name: str, level: int, levels: list[int]) -> str:
+    """A model's or group's name at ``level`` look-alikes: as given when only one level is asked."""
+    return name if len(levels) == 1 else f"{name}, {level} look-alike{'s' * (level != 1)}"
 
 
 def main() -> None:
@@ -193,6 +218,9 @@ def main() -> None:
                              "quickstart's -logn evaluations; default: none, as the paper evaluates)")
     parser.add_argument("--haystack", choices=("store", "blank"), default="store",
                         help="the run's own pages (default) or blank cards around the same needles")
+    parser.add_argument("--lookalikes", default="0", metavar="L,L",
+                        help="L notes about other archives beside each needle, one or more counts (default 0: the "
+                             "plain needle)")
     parser.add_argument("--work", type=Path, default=Path("runs/niah-models"), help="the models' answers")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/niah-models.json"))
     args = parser.parse_args()
@@ -200,6 +228,12 @@ def main() -> None:
         sys.exit(f"--run {args.run}: no eval-trained-niah/config.json; first `mmprolong quickstart --out {args.run}`")
     if args.items < 1:
         sys.exit(f"--items {args.items}: ask at least one needle a cell")
+    try:
+        levels = [int(n) for n in args.lookalikes.split(",")]
+    except ValueError:
+        levels = [-1]
+    if any(n < 0 for n in levels) or len(set(levels)) < len(levels):
+        sys.exit(f"--lookalikes {args.lookalikes}: distinct counts of other notes, 0 or more, e.g. 0,1,3")
     models = dict(parse_pair(m, "--model", "NAME=PATH") for m in args.model)
     if any("," in name for name in models):  # --group and --compare list names with commas
         sys.exit(f"--model: a name may not hold a comma ({', '.join(repr(n) for n in models if ',' in n)})")
@@ -219,11 +253,16 @@ def main() -> None:
     lengths = parse_lengths(args.lengths)
     store = blank_store(args.work) if args.haystack == "blank" else args.run / "store"
     answers, features = {}, FeatureCache(VISION_CACHE_BYTES)
-    for i, (name, path) in enumerate(models.items()):
-        print(f"[{i + 1}/{len(models)}] {name}: {path}", flush=True)
-        folder = args.work / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"model-{i}")
-        answers[name] = ask(args.run, folder, name, path, args.items, args.seed, lengths, args.attn_logn_window,
-                            store, features)
+    for level in levels:
+        for i, (name, path) in enumerate(models.items()):
+            print(f"[{i + 1}/{len(models)}] {tagged(name, level, levels)}: {path}", flush=True)
+            folder = args.work / ((re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"model-{i}")
+                                  + (f"-lookalikes-{level}" if level else ""))
+            answers[tagged(name, level, levels)] = ask(args.run, folder, name, path, args.items, args.seed, lengths,
+                                                       args.attn_logn_window, store, features, level)
+    groups = {tagged(label, level, levels): [tagged(n, level, levels) for n in names]
+              for level in levels for label, names in groups.items()}
+    pairs = [(tagged(a, level, levels), tagged(b, level, levels)) for level in levels for a, b in pairs]
     members = {label: {n: answers[n] for n in names} for label, names in groups.items()}
     members.update({name: {name: results} for name, results in answers.items() if name not in members})
 
@@ -248,7 +287,7 @@ def main() -> None:
                                 title="niah exact, pooled over runs (bars: 95% over runs; dots: each run)",
                                 intervals=per_length("ci95_over_runs"), runs=per_length("per_run"))
     report(rows, args.out, run=str(args.run), items_per_cell=args.items, seed=args.seed, lengths=lengths,
-           attn_logn_window=args.attn_logn_window, haystack=args.haystack,
+           attn_logn_window=args.attn_logn_window, haystack=args.haystack, lookalikes=levels,
            models=models, groups=groups, plot=str(figure) if pooled else "", scores=scores, pooled=pooled,
            compare=compared)
     for key, cells in compared.items():

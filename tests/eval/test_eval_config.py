@@ -38,6 +38,11 @@ def test_config_validation_names_the_field(tmp_path):
                               "longdocurl_pages": "window"})
     with pytest.raises(ConfigError, match="needles"):
         EvalConfig.from_dict({"store_dir": "s", "needles": [0]})
+    with pytest.raises(ConfigError, match="needles"):
+        EvalConfig.from_dict({"store_dir": "s", "needles": []})
+    with pytest.raises(ConfigError, match="lookalikes"):
+        EvalConfig.from_dict({"store_dir": "s", "lookalikes": [0]})
+    assert EvalConfig.from_dict({"store_dir": "s", "needles": [], "lookalikes": [3]}).lookalikes == [3]
     with pytest.raises(ConfigError, match="rope_scaling"):
         EvalConfig.from_dict({"store_dir": "s", "rope_scaling": "linear"})
     config = EvalConfig.from_dict({"store_dir": "s", "lengths": [8192, 16384], "rope_scaling": "yarn"})

@@ -10,6 +10,7 @@ from mmprolong.eval import EvalConfig, evaluate
 from mmprolong.eval.config import depth_grid
 from mmprolong.eval.items import read_items
 from mmprolong.eval.pages import StorePages, span
+from mmprolong.eval.scoring import score_item
 from mmprolong.eval.suites.common import SuiteContext
 from mmprolong.eval.suites.niah import build_items
 from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
@@ -17,9 +18,9 @@ from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 LENGTHS = [512, 1024]
 
 
-def _items(tmp_path, store_dir, template, *, seed=0, needles=(1, 3), depth_steps=5):
+def _items(tmp_path, store_dir, template, *, seed=0, needles=(1, 3), depth_steps=5, lookalikes=()):
     config = EvalConfig(store_dir=str(store_dir), lengths=LENGTHS, depth_steps=depth_steps, needles=list(needles),
-                        seed=seed)
+                        seed=seed, lookalikes=list(lookalikes))
     ctx = SuiteContext(config, template, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, tmp_path)
     return build_items(ctx)
 
@@ -109,3 +110,39 @@ def test_needle_page_is_a_store_sized_image(items, store_dir):
 
     with Image.open(needle.path) as image:
         assert image.size == (112, 140)
+
+
+def test_lookalikes_hide_the_single_needle_among_other_notes(tmp_path, store_dir, template, items):
+    """A lookalikes-L item is the single item's needle and question with L other notes in the haystack; an answer
+    with a look-alike's code scores 0 and is recorded as such."""
+    both = _items(tmp_path, store_dir, template, needles=(1,), lookalikes=(2,))
+    single = [i for i in both if i.task == "single"]
+    assert [(i.item_id, i.content_key()) for i in single] == [(i.item_id, i.content_key()) for i in items
+                                                             if i.task == "single"]  # unchanged by the variant
+    tricky = [i for i in both if i.task == "lookalikes-2"]
+    assert len(tricky) == len(single) == len(LENGTHS) * 5
+    one_page = max(span(p) for doc in StorePages(store_dir).pages.values() for p in doc)
+    for plain, item in zip(single, tricky):
+        meta = json.loads(item.metadata)
+        assert (item.length, item.depth, item.question, item.answers) == (plain.length, plain.depth, plain.question,
+                                                                         plain.answers)
+        assert not item.error and item.length - one_page <= item.tokens <= item.length
+        notes = [im for im in item.images if im.kind == "file"]
+        assert len(notes) == 3 and len({im.key() for im in notes}) == 3
+        (needle,) = [im for im in plain.images if im.kind == "file"]
+        assert item.images[item.evidence[0]].key() == needle.key() and len(item.evidence) == 1
+        others = meta["lookalikes"]
+        assert len(others) == 2 and meta["needles"] == json.loads(plain.metadata)["needles"]
+        assert not {o["archive"] for o in others} & {meta["needles"][0]["archive"]}
+        assert not {o["code"] for o in others} & set(item.answers)
+        assert all(o["archive"] not in item.question for o in others)
+        page = max(span(im) for im in item.images)
+        haystack = sum(span(im) for im in item.images if im.kind == "store")
+        assert abs(item.achieved_depth - item.depth) <= 4 * page / haystack
+    item = tricky[0]
+    decoy = json.loads(item.metadata)["lookalikes"][1]["code"]
+    score, details = score_item(item, f"The code is {decoy}.")
+    assert score == 0.0 and details["lookalike"] == 1
+    score, details = score_item(item, item.answers[0])
+    assert score == 1.0 and details["lookalike"] == 0 and "lookalike" not in score_item(single[0], "1")[1]
+    assert {i.depth for i in tricky} == set(depth_grid(5))

@@ -119,6 +119,11 @@ class EvalConfig(Config):
                                                     "DATA_DIR/.mmprolong-cache")
     needles: list[int] = field(default_factory=lambda: [1, 3],
                                help="niah variants by needle count: 1 = single needle, k > 1 = k needles asked at once")
+    lookalikes: list[int] = field(
+        default_factory=list, help="niah variants with one needle asked and L notes about other archives, with other "
+                                   "codes, hidden in its haystack (RULER's multi-key needle): whether a model picks "
+                                   "the note by its name, as synth's extract-single questions about a register ask, "
+                                   "or just copies the one code it sees. E.g. [1, 3, 7]; default none")
     items_per_cell: int = field(1, help="niah and synth-heldout: items per (length, depth, variant) cell")
     heldout_fraction: float = field(0.05, help="synth-heldout: share of store documents held out from training "
                                                "(hash split of doc_id, mmprolong.split); the value synth used")
@@ -198,8 +203,11 @@ class EvalConfig(Config):
                 raise ConfigError(name, value, "expected an integer >= 1")
         if self.max_questions == 0 or self.max_questions < -1:
             raise ConfigError("max_questions", self.max_questions, "expected a positive count or -1 (all)")
-        if not self.needles or any(k < 1 for k in self.needles):
-            raise ConfigError("needles", self.needles, "expected needle counts >= 1, e.g. [1, 3]")
+        if any(k < 1 for k in self.needles) or not (self.needles or self.lookalikes):
+            raise ConfigError("needles", self.needles, "expected needle counts >= 1, e.g. [1, 3] (empty only with "
+                                                       "lookalikes)")
+        if any(n < 1 for n in self.lookalikes):
+            raise ConfigError("lookalikes", self.lookalikes, "expected counts of other notes >= 1, e.g. [1, 3, 7]")
         unknown = [d for d in self.datasets if d not in DOCVQA_DATASETS]
         if unknown:
             raise ConfigError("datasets", self.datasets, f"unknown {unknown}; known: {', '.join(DOCVQA_DATASETS)}")
@@ -294,4 +302,6 @@ class EvalConfig(Config):
             keys += ("mmniah_tasks", "mmniah_questions")
         if self.heldout_anchor_share != 1.0:  # likewise
             keys += ("heldout_anchor_share",)
+        if self.lookalikes:  # likewise
+            keys += ("lookalikes",)
         return {k: getattr(self, k) for k in keys}

@@ -30,7 +30,8 @@ def score_item(item: EvalItem, prediction: str) -> tuple[float, dict]:
     ``metrics.score`` of the parsed answer. Raises ValueError when the gold does not fit its metric (reported as
     the item's error). For the niah suite, details["in_place"] is partial credit: the mean over the needles of the
     share of the code's characters the answer has at their place (``metrics.code_places``), and where the
-    needles' codes are of one length, details["in_place_by_position"]: that share per character of the code."""
+    needles' codes are of one length, details["in_place_by_position"]: that share per character of the code, and
+    on a lookalikes item details["lookalike"]: 1 when the answer holds a code of a note it was not asked about."""
     parsed = parse_answer(prediction)
     golds = list(item.answers)
     details: dict = {"parsed": parsed}
@@ -39,6 +40,9 @@ def score_item(item: EvalItem, prediction: str) -> tuple[float, dict]:
         details["in_place"] = round(sum(sum(p) / len(p) for p in places) / len(places), 6)
         if len({len(p) for p in places}) == 1:
             details["in_place_by_position"] = [round(sum(column) / len(places), 6) for column in zip(*places)]
+        decoys = [note["code"] for note in json.loads(item.metadata or "{}").get("lookalikes", [])]
+        if decoys:
+            details["lookalike"] = int(any(metrics.substring_exact_match(prediction, code) for code in decoys))
     if item.metric == "niah-all":
         found = [max(metrics.substring_exact_match(prediction, gold), metrics.substring_exact_match(parsed, gold))
                  for gold in golds]

@@ -7,9 +7,13 @@ haystack is whole documents of the store. synth's ``layout_sample`` places the n
 depth of the context and fills both sides with filler documents until the exact count (ChatTemplate.count,
 gold answer included) lands in [L - tolerance, L]; the question comes last and asks for the fact.
 
-Variants: ``single`` (one needle, scored by sub-EM) and ``multi-K`` (K needles about K different archives,
+Variants: ``single`` (one needle, scored by sub-EM), ``multi-K`` (K needles about K different archives,
 the first at the requested depth and the others spread evenly over the rest of the context; one question asks
-for all K codes; the score is the fraction found, sub-EM on each).
+for all K codes; the score is the fraction found, sub-EM on each) and ``lookalikes-L`` (RULER's multi-key needle:
+the single variant's needle and question, with L notes about other archives, with other codes, at seeded places
+of the haystack; the answer must come from the note the question names, and ``score_item`` records whether it
+gave a look-alike's code instead). A haystack holds no note but these: documents that state a code are never
+filler.
 
 An item depends only on (seed, length, depth, variant, index) and the store: two models see the same items.
 """
@@ -84,7 +88,9 @@ def needle_image(ctx: SuiteContext, archive: str, code: str, width: int, height:
                      content_key=f"needle:{digest}")
 
 
-def variant_name(needles: int) -> str:
+def variant_name(needles: int, lookalikes: int = 0) -> str:
+    if lookalikes:
+        return f"lookalikes-{lookalikes}"
     return "single" if needles == 1 else f"multi-{needles}"
 
 
@@ -102,30 +108,40 @@ def build_items(ctx: SuiteContext) -> list[EvalItem]:
     width, height = store.common_size()
     tolerance = ctx.tolerance([span(p) for doc in store.pages.values() for p in doc])
     items = []
+    variants = [(k, 0) for k in config.needles] + [(1, n) for n in config.lookalikes]
     for length in config.lengths:
-        for k in config.needles:
+        for k, lookalikes in variants:
             for depth in depth_grid(config.depth_steps):
                 for index in range(config.items_per_cell):
-                    items.append(_build_one(ctx, docs, (width, height), tolerance, length, k, depth, index))
+                    items.append(_build_one(ctx, docs, (width, height), tolerance, length, k, depth, index,
+                                            lookalikes))
     return items
 
 
 def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, length: int, k: int, depth: float,
-               index: int) -> EvalItem:
+               index: int, lookalikes: int = 0) -> EvalItem:
     config, store = ctx.config, ctx.store
-    variant = variant_name(k)
+    variant = variant_name(k, lookalikes)
     rng = rng_for("niah", config.seed, length, depth, k, index)
     names = archive_names(len(vocab.ARCHIVES))
-    if k > len(names):
-        return error_item(suite="niah", task=variant, length=length, depth=depth, metric="niah-all",
-                          error=f"{k} needles: at most {len(names)} distinct archives")
+    metric = "niah" if k == 1 else "niah-all"
+    if k + lookalikes > len(names):
+        return error_item(suite="niah", task=variant, length=length, depth=depth, metric=metric,
+                          error=f"{k + lookalikes} notes: at most {len(names)} distinct archives")
     subjects = rng.sample(names, k)
     codes = [str(c) for c in rng.sample(range(100_000, 1_000_000), k)]
     texts = [fact_text(s, c) for s, c in zip(subjects, codes)]
     question = question_text(subjects)
-    metric = "niah" if k == 1 else "niah-all"
     meta = {"needles": [{"archive": s, "code": c} for s, c in zip(subjects, codes)], "index": index}
     needles = [needle_image(ctx, s, c, *size) for s, c in zip(subjects, codes)]
+    # The look-alikes draw from their own stream: the asked needle stays the single variant's, item for item.
+    others_rng = rng_for("niah-lookalikes", config.seed, length, depth, lookalikes, index)
+    others = list(zip(others_rng.sample([n for n in names if n not in subjects], lookalikes),
+                      (str(c) for c in others_rng.sample(range(100_000, 1_000_000), lookalikes + k)
+                       if str(c) not in codes)))
+    if lookalikes:
+        meta["lookalikes"] = [{"archive": s, "code": c} for s, c in others]
+    decoys = [needle_image(ctx, s, c, *size) for s, c in others]
 
     def fail(reason: str) -> EvalItem:
         return error_item(suite="niah", task=variant, length=length, depth=depth, metric=metric, question=question,
@@ -133,7 +149,7 @@ def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, l
 
     # Haystack documents depend on (seed, length, index) only: every depth and variant at a length uses the same.
     fillers = pick_fillers(docs, rng_for("niah-haystack", config.seed, length, index), need_each_side=length)
-    extra = sum(span(n) for n in needles[1:])
+    extra = sum(span(n) for n in needles[1:] + decoys)
     target = length - extra
     needle_doc = DocumentView(doc_id=NEEDLE_DOC, source="niah", page_texts=(texts[0],),
                               page_tokens=(needles[0].vision_tokens,))
@@ -151,7 +167,9 @@ def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, l
             first = len(haystack)
         else:
             haystack.append(store.image(ref.doc_id, ref.page_index))
-    images, evidence = _insert_needles(haystack, needles, first, depth)
+    places = _needle_places(haystack, first, depth, k)
+    decoy_places = sorted(others_rng.randrange(len(haystack) + 1) for _ in decoys)
+    images, evidence = _assemble(haystack, list(zip(places, needles)) + list(zip(decoy_places, decoys)), k)
     item = finish_item(ctx, suite="niah", task=variant, length=length, depth=depth, parts=images + [question],
                        question=question, answers=codes, answer_format="String", metric=metric, evidence=evidence,
                        metadata={**meta, "fillers": [d.doc_id for d in fillers], "tolerance": tolerance})
@@ -160,11 +178,10 @@ def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, l
     return item
 
 
-def _insert_needles(haystack: list[ItemImage], needles: list[ItemImage], first: int,
-                    depth: float) -> tuple[list[ItemImage], list[int]]:
-    """Needle 1 before haystack image ``first``; needle j (j >= 1) at depth d + (1 - d) * j / K of the haystack
-    tokens (the page boundary nearest to it, never before the previous needle)."""
-    k = len(needles)
+def _needle_places(haystack: list[ItemImage], first: int, depth: float, k: int) -> list[int]:
+    """The haystack boundary (insert before image b) of each needle: needle 1 at ``first``; needle j (j >= 1) at
+    depth d + (1 - d) * j / K of the haystack tokens (the boundary nearest to it, never before the previous
+    needle)."""
     cumulative = [0]
     for image in haystack:
         cumulative.append(cumulative[-1] + span(image))
@@ -175,12 +192,21 @@ def _insert_needles(haystack: list[ItemImage], needles: list[ItemImage], first: 
         best = min(range(previous, len(cumulative)), key=lambda b: (abs(cumulative[b] - goal), b))
         boundaries.append(best)
         previous = best
-    images, evidence = [], []
-    for b in range(len(haystack) + 1):
-        for j, boundary in enumerate(boundaries):
-            if boundary == b:
-                evidence.append(len(images))
-                images.append(needles[j])
-        if b < len(haystack):
-            images.append(haystack[b])
-    return images, evidence
+    return boundaries
+
+
+def _assemble(haystack: list[ItemImage], placed: list[tuple[int, ItemImage]],
+              asked: int) -> tuple[list[ItemImage], list[int]]:
+    """The haystack with each placed page inserted before haystack image b (pages at one boundary in the order
+    given), and the positions of the first ``asked`` placed pages: the evidence."""
+    order = sorted(range(len(placed)), key=lambda i: (placed[i][0], i))
+    images, evidence, cursor = [], {}, 0
+    for i in order:
+        boundary, page = placed[i]
+        images.extend(haystack[cursor:boundary])
+        cursor = max(cursor, boundary)
+        if i < asked:
+            evidence[i] = len(images)
+        images.append(page)
+    images.extend(haystack[cursor:])
+    return images, [evidence[i] for i in range(asked)]
