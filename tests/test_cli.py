@@ -45,7 +45,7 @@ LIST_FLAGS = {
     "synth": {"buckets": ("8192,16384,32768", [8192, 16384, 32768]), "bucket_weights": ("0.5,1.5", [0.5, 1.5]),
               "multi_items": ("2,6", [2, 6]),
               "exclude": ("0123456789abcdef,fedcba9876543210", ["0123456789abcdef", "fedcba9876543210"])},
-    "eval": {"lengths": ("8192,16384", [8192, 16384]), "needles": ("1,2", [1, 2]),
+    "eval": {"lengths": ("8192,16384", [8192, 16384]), "needles": ("1,2", [1, 2]), "lookalikes": ("1,3", [1, 3]),
              "datasets": ("mmlongbench-doc,slidevqa", ["mmlongbench-doc", "slidevqa"]),
              "heldout_tasks": ("reasoning,aggregate", ["reasoning", "aggregate"]),
              "mmniah_tasks": ("retrieval-text,counting-image", ["retrieval-text", "counting-image"])},
