@@ -107,7 +107,7 @@ def in_place(results: list[EvalResult]) -> list[float]:
 def lookalike(results: list[EvalResult]) -> dict:
     """On lookalikes items, the share of answers that hold a look-alike's code (a note picked by mistake) with its
     interval; {} on items without look-alikes."""
-    picked = [json.loads(r.metadata)["lookalike"] for r in results if "lookalike" in json.loads(r.metadata)]
+    picked = [m["lookalike"] for m in (json.loads(r.metadata) for r in results) if "lookalike" in m]
     return {"lookalike": mean(picked), "lookalike_ci95": rounded(interval95(picked))} if picked else {}
 
 
