@@ -11,11 +11,12 @@ and Q the quickstart's defaults unless --docs, --train-tokens and --questions sa
 is the CPU front door's run on another device; the results of 2026-12-04 ran `--docs 24 --train-tokens 800000
 --questions 1`, the defaults then). A scale runs only if its predicted time (the last
 run's data steps and training scaled by k, plus its evaluation) fits what is left of --budget-s; the JSON (one row
-per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores with intervals
-under "scores") is rewritten after every run, so a run cut short keeps the ones before it. Beside it, a plot of
-needle accuracy against length per scale (dotted: code characters in place). With --append the scales already in
---out that this call does not run are kept: a device call too short for every scale runs the rest in a later one;
---add-run K=PATH takes scale K from a finished run instead (the front door's own, say).
+per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores, and niah with
+log-length scaling at inference as `logn` columns where the run has them; with intervals under "scores") is rewritten
+after every run, so a run cut short keeps the ones before it. Beside it, a plot of needle accuracy against length
+per scale (dotted: code characters in place). With --append the scales already in --out that this call does not run
+are kept: a device call too short for every scale runs the rest in a later one; --add-run K=PATH takes scale K from
+a finished run instead (the front door's own, say).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def add_scale(rows: list[dict], scores: dict, k: int, run: Path, args) -> tuple[
            "LongPT tokens/s": round(args.train_tokens * k / t["train"]),
            "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"], "eval s": t["eval"],
            "total s": summary["total_all_invocations_s"], **score_columns(summary["scores"]["base"], "start "),
-           **score_columns(summary["scores"]["trained"])}
+           **score_columns(summary["scores"]["trained"]),
+           **score_columns(summary["scores"].get("trained-logn", {}), "logn ")}
     return (sorted([r for r in rows if r["k"] != k] + [row], key=lambda r: r["k"]),
             dict(sorted({**scores, f"k={k}": summary["scores"]}.items(), key=lambda kv: scale_of(kv[0]))))
 
