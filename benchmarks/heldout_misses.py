@@ -8,7 +8,9 @@ A held-out extract-single question asks for one value on the pages shown: a note
 another value those pages show (a whole word of their text layer, as long as a gold answer: the model read a
 value but picked the wrong one; a short answer, a two-digit number say, may also be there by chance) or one they
 do not show (it misread the value, or found nothing). The two call for different remedies: the first for
-questions that teach choosing among look-alikes, the second for reading at length.
+questions that teach choosing among look-alikes, the second for reading at length. (`code_questions.py` splits
+the questions for a note's code alone by how many notes stand beside them; this takes every extract-single
+question.)
 
 --run RUN takes a finished quickstart's two held-out evaluations (RUN/eval-base-synth-heldout as "starting point",
 RUN/eval-trained-synth-heldout as "after LongPT"); --eval NAME=DIR adds any `mmprolong eval --suite synth-heldout`
@@ -25,33 +27,21 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
+from code_questions import page_texts
 from common import report
 
 from mmprolong.eval.config import format_length
 from mmprolong.eval.items import EvalItem, EvalResult, read_items, read_results
-from mmprolong.ingest.store import read_store
 from mmprolong.stats import wilson
 
 OUTCOMES = ("right", "another value shown", "not shown")
 
 
-def page_texts(items: list[EvalItem]) -> dict[tuple[str, int], str]:
-    """The text layer of every store page the items show, read once per store."""
-    wanted: dict[str, set[tuple[str, int]]] = defaultdict(set)
-    for item in items:
-        for image in item.images:
-            if image.kind == "store":
-                wanted[image.root].add((image.doc_id, image.page_index))
+def shown_texts(items: list[EvalItem]) -> dict[tuple[str, int], str]:
+    """(doc_id, page index) -> text layer, over the page stores the items show their pages from."""
     texts = {}
-    for root, pages in wanted.items():
-        docs = sorted({doc for doc, _ in pages})
-        table = read_store(root, columns=["doc_id", "page_index", "text"])
-        table = table.filter(pc.is_in(table.column("doc_id"), value_set=pa.array(docs, table.column("doc_id").type)))
-        for doc, page, text in zip(*(table.column(c).to_pylist() for c in ("doc_id", "page_index", "text"))):
-            if (doc, page) in pages:
-                texts[(doc, page)] = text
+    for root in sorted({image.root for item in items for image in item.images if image.kind == "store"}):
+        texts.update(page_texts(Path(root)))
     return texts
 
 
@@ -74,7 +64,7 @@ def classify(folder: Path, task: str) -> dict[int, list[str]]:
             raise SystemExit(f"{folder}: no {name}; expected a finished `mmprolong eval --suite synth-heldout` folder")
     items = {i.item_id: i for i in read_items(folder / "items.jsonl") if i.task == task and not i.error}
     results = [r for r in read_results(folder / "results.jsonl") if r.item_id in items and r.status == "ok"]
-    texts = page_texts([items[r.item_id] for r in results])
+    texts = shown_texts([items[r.item_id] for r in results])
     by_length: dict[int, list[str]] = defaultdict(list)
     for r in results:
         by_length[r.length].append(outcome(items[r.item_id], r, texts))
