@@ -23,6 +23,7 @@ wrong answers that are another value shown; the shares and intervals also under 
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -37,11 +38,17 @@ from mmprolong.stats import wilson
 OUTCOMES = ("right", "another value shown", "not shown")
 
 
+@functools.cache
+def store_texts(root: str) -> dict[tuple[str, int], str]:
+    """One store's text layer, read once: folders pooled by name (LongPT seeds) share their run's store."""
+    return page_texts(Path(root))
+
+
 def shown_texts(items: list[EvalItem]) -> dict[tuple[str, int], str]:
     """(doc_id, page index) -> text layer, over the page stores the items show their pages from."""
     texts = {}
     for root in sorted({image.root for item in items for image in item.images if image.kind == "store"}):
-        texts.update(page_texts(Path(root)))
+        texts.update(store_texts(root))
     return texts
 
 
