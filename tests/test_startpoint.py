@@ -2,6 +2,7 @@
 writes its model card, resumes, and refuses a bad recipe before any work."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,29 @@ def test_a_build_resumed_from_a_built_start_trains_only_the_stages_added_since(b
     assert startpoint.earlier_runs(legacy) == card3["resumed_from"]
 
 
+def test_a_stage_that_mixes_corpora_trains_on_both_at_once(built, tmp_path):
+    """`mix`: the stage's own mixture (the main corpus) and one of another corpus, synthesised apart and trained
+    on together; the card counts both. Resumed from a card written before stages had `mix`."""
+    _, _, first = built
+    legacy = shutil.copytree(first, tmp_path / "legacy")
+    card = json.loads((legacy / startpoint.CARD_JSON).read_text())
+    for stage in card["recipe"]["stages"]:
+        del stage["mix"]
+    (legacy / startpoint.CARD_JSON).write_text(json.dumps(card))
+    mixed = {**MORE, "mix": {"other": {**MORE["synth"], "seed": 9, "budget_tokens": 3000}}}
+    recipe = startpoint.StartRecipe.from_dict({**TINY_RECIPE, "stages": TINY_RECIPE["stages"] + [mixed]})
+    final = startpoint.build(recipe, tmp_path / "out", resume_from=legacy, show_progress=False)
+    out = tmp_path / "out"
+    summaries = [json.loads((out / d / "summary.json").read_text()) for d in ("data-more", "data-more-other")]
+    assert summaries[0]["tokens"] > 0 and summaries[1]["tokens"] > 0
+    config = yaml.safe_load((out / "train-more" / "config.yaml").read_text())
+    assert config["data"]["mix_dirs"] == [str(out / "data-more-other")]
+    assert config["data"]["data_dir"] == str(out / "data-more")
+    record = json.loads((final / startpoint.CARD_JSON).read_text())["stages"][-1]
+    assert record["samples"] == sum(d["samples"] for d in summaries)
+    assert record["tokens"] == sum(d["tokens"] for d in summaries)
+
+
 @pytest.mark.parametrize("change, field", [
     ({"stages": TINY_RECIPE["stages"]}, "stages"),  # nothing added
     ({"stages": [TINY_RECIPE["stages"][0], {**TINY_RECIPE["stages"][1], "synth": {}}, MORE]}, "stages"),
@@ -179,6 +203,12 @@ def test_install_copies_a_built_model_and_refuses_anything_else(built, tmp_path)
     ({"ingest": {"max_dpi": -1}}, "ingest.max_dpi"),
     ({"stages": [{"name": "x", "synth": {"task_mix": {"nonsense": 1.0}}}]}, "stages[0].synth.task_mix"),
     ({"stages": [{"name": "x", "train": {"optim": {"lr": -1}}}]}, "optim.lr"),
+    ({"stages": [TINY_RECIPE["stages"][0], {**TINY_RECIPE["stages"][1], "mix": {"nowhere": {}}}]},
+     "stages[1].mix.nowhere"),
+    ({"stages": [TINY_RECIPE["stages"][0], {**TINY_RECIPE["stages"][1], "mix": {"other": {}}}]},
+     "stages[1].mix.other"),  # the stage's own corpus
+    ({"stages": [{**TINY_RECIPE["stages"][0], "mix": {"other": {"task_mix": {"nonsense": 1.0}}}}]},
+     "stages[0].mix.other.task_mix"),
 ])
 def test_bad_recipes_are_refused_naming_the_field(change, field, tmp_path):
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):

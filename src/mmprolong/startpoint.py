@@ -10,7 +10,9 @@ starts from it offline.
 
     mmprolong start build --recipe recipes/miniature-start.yaml --out runs/start [--install]
 
-rebuilds it: corpus -> ingest -> for each stage, synth then train (each stage continues from the one before)
+rebuilds it: corpus -> ingest -> for each stage, synth then train (each stage continues from the one before; a
+stage with a ``mix`` synthesises from more corpora than its own and trains on them all at once, so what one
+corpus teaches is not overwritten by a later stage on another)
 -> evaluation (niah and held-out synth tasks at 1x, 2x and 4x the window) -> model card. Each step is resumable:
 a rerun skips what is done. ``--install`` copies the result into the package (for maintainers).
 ``--resume-from BUILT`` continues a starting point built earlier (its card's recipe the same but for stages added
@@ -55,6 +57,11 @@ class StageConfig(Config):
     corpus: str = field("", help="the corpus of the stage's mixture: a name in the recipe's `corpora`, or empty "
                                  "for the recipe's `corpus`")
     synth: dict[str, Any] = field(default_factory=dict, help="SynthConfig fields of the stage's mixture")
+    mix: dict[str, dict[str, Any]] = field(default_factory=dict, help="further corpora the stage trains on at the "
+                                                                      "same time, by name in the recipe's "
+                                                                      "`corpora`: SynthConfig fields of each one's "
+                                                                      "mixture (made into OUT/data-NAME-CORPUS); "
+                                                                      "the shares are their budget_tokens")
     train: dict[str, Any] = field(default_factory=dict, help="TrainConfig fields (run_dir, data and, after the "
                                                              "first stage, model.path are set by the build)")
 
@@ -99,10 +106,16 @@ class StartRecipe(Config):
             if stage.corpus and stage.corpus not in self.corpora:
                 raise ConfigError(f"stages[{i}].corpus", stage.corpus, f"not in corpora ({', '.join(self.corpora)})")
             SynthConfig.from_dict(stage.synth, prefix=f"stages[{i}].synth.")
+            for name, synth in stage.mix.items():
+                if name not in self.corpora or name == stage.corpus:
+                    raise ConfigError(f"stages[{i}].mix.{name}", synth, f"must name one of corpora "
+                                                                        f"({', '.join(self.corpora)}) other than "
+                                                                        "the stage's own `corpus`")
+                SynthConfig.from_dict(synth, prefix=f"stages[{i}].mix.{name}.")
             stage_train_config(self, i, Path("runs/start")).validate_settings()
         for prefix, options in {"corpus": self.corpus, **{f"corpora.{k}": v for k, v in self.corpora.items()}}.items():
             _check_corpus_options(prefix, options)
-        used = {stage.corpus for stage in self.stages}
+        used = {name for stage in self.stages for name in stage_corpora(stage)}
         for name in self.corpora:
             if not name.replace("-", "").replace("_", "").isalnum() or name not in used:
                 raise ConfigError(f"corpora.{name}", self.corpora[name], "needs a name of letters, digits, - and _ "
@@ -129,6 +142,13 @@ def _check_corpus_options(prefix: str, options: Any) -> None:
         raise ConfigError(f"{prefix}.{missing[0]}", None, "is required")
 
 
+def stage_corpora(stage: StageConfig | dict) -> list[str]:
+    """The corpora a stage's data comes from: its own (`corpus`, "" for the recipe's main one), then its `mix`."""
+    if isinstance(stage, dict):
+        stage = StageConfig.from_dict(stage)
+    return [stage.corpus, *stage.mix]
+
+
 def load_recipe(path: str | Path) -> StartRecipe:
     return StartRecipe.from_yaml(path)
 
@@ -143,9 +163,14 @@ def stage_train_config(recipe: StartRecipe, index: int, out: Path, previous: Pat
         **{k: v for k, v in recipe.model.items() if k not in ("preset", "seed")},
         "path": str(previous or out / f"train-{recipe.stages[index - 1].name}" / "final")}
     folders = {"run_dir": str(out / f"train-{stage.name}"), "data.data_dir": str(out / f"data-{stage.name}"),
-               "data.max_seq_len": recipe.window}
+               "data.mix_dirs": [str(d) for d in mix_data(stage, out).values()], "data.max_seq_len": recipe.window}
     fields = merge_overrides({**stage.train, "model": {**model, **stage.train.get("model", {})}}, folders)
     return TrainConfig.from_dict(fields, prefix=f"stages[{index}].train.", validate=False)
+
+
+def mix_data(stage: StageConfig, out: Path) -> dict[str, Path]:
+    """The synth folders of a stage's `mix`, by corpus name: OUT/data-STAGE-CORPUS."""
+    return {name: out / f"data-{stage.name}-{name}" for name in stage.mix}
 
 
 def resumed_stages(recipe: StartRecipe, built: Path) -> dict:
@@ -157,6 +182,8 @@ def resumed_stages(recipe: StartRecipe, built: Path) -> dict:
         raise ConfigError("resume_from", str(built), "not a built starting point (no card.json)")
     card = json.loads(card_path.read_text())
     before, now = card["recipe"], recipe.to_dict()
+    # a card written before a stage field existed lacks it: read its stages with today's defaults
+    before["stages"] = [StageConfig.from_dict(s).to_dict() for s in before["stages"]]
     done = len(before["stages"])
     for key in ("corpus", "ingest", "window", "model"):
         if before[key] != now[key]:
@@ -165,7 +192,7 @@ def resumed_stages(recipe: StartRecipe, built: Path) -> dict:
         raise ConfigError("stages", [s["name"] for s in now["stages"]],
                           f"must begin with the resumed build's stages ({[s['name'] for s in before['stages']]}) "
                           "unchanged and add at least one")
-    for name in {s["corpus"] for s in before["stages"]} - {""}:
+    for name in {name for s in before["stages"] for name in stage_corpora(s)} - {""}:
         if before["corpora"][name] != now["corpora"].get(name):
             raise ConfigError(f"corpora.{name}", now["corpora"].get(name),
                               f"differs from the resumed build's ({before['corpora'][name]})")
@@ -189,7 +216,7 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, resume_from: str | Path |
     clock = Clock(out / "timings.json")
     if built:  # the card's time, once: what the whole build cost
         clock.totals = {**{k: v for k, v in built["seconds"].items() if k != "evaluation"}, **clock.totals}
-    needed = {""} | {stage.corpus for stage in recipe.stages[done:]}  # the main corpus: the evaluation's
+    needed = {""} | {name for stage in recipe.stages[done:] for name in stage_corpora(stage)}  # "": the eval's
     for name, options in {"": recipe.corpus, **recipe.corpora}.items():
         if name in needed:
             api.make_corpus(_folder(out, "corpus", name), **options, show_progress=show_progress)
@@ -199,14 +226,18 @@ def build(recipe: StartRecipe, out_dir: str | Path, *, resume_from: str | Path |
     records = list(built["stages"]) if built else []
     for index, stage in enumerate(recipe.stages[done:], start=done):
         data = out / f"data-{stage.name}"
-        if not (data / "summary.json").is_file():
-            api.synth(_folder(out, "store", stage.corpus), data, SynthConfig.from_dict(stage.synth),
-                      show_progress=show_progress)
+        sources = {stage.corpus: (data, stage.synth)} | {name: (folder, stage.mix[name])
+                                                         for name, folder in mix_data(stage, out).items()}
+        for corpus, (folder, synth) in sources.items():
+            if not (folder / "summary.json").is_file():
+                api.synth(_folder(out, "store", corpus), folder, SynthConfig.from_dict(synth),
+                          show_progress=show_progress)
         config = stage_train_config(recipe, index, out, Path(resume_from) if built and index == done else None)
         summary_path = Path(config.run_dir) / "summary.json"
         if not (summary_path.is_file() and (Path(config.run_dir) / "final").is_dir()):
             api.train(config)
-        records.append(stage_record(stage.name, json.loads((data / "summary.json").read_text()),
+        records.append(stage_record(stage.name, [json.loads((folder / "summary.json").read_text())
+                                                 for folder, _ in sources.values()],
                                     json.loads(summary_path.read_text())))
         clock.lap(f"stage {stage.name}")
     final = out / f"train-{recipe.stages[-1].name}" / "final"
@@ -236,9 +267,11 @@ def earlier_runs(card: dict) -> list[dict]:
     return before + [{"stages": own, "date": card["date"], "hardware": card["hardware"]}]
 
 
-def stage_record(name: str, data: dict, train: dict) -> dict:
-    """What the model card keeps of a stage: its data and its training."""
-    return {"stage": name, "samples": data["samples"], "tokens": data["tokens"], "steps": train.get("steps"),
+def stage_record(name: str, data: list[dict], train: dict) -> dict:
+    """What the model card keeps of a stage: its data (the synth summaries of its corpora, summed) and its
+    training."""
+    return {"stage": name, "samples": sum(d["samples"] for d in data), "tokens": sum(d["tokens"] for d in data),
+            "steps": train.get("steps"),
             "trained_tokens": train.get("tokens"), "first_loss": train.get("first_loss"),
             "final_loss": train.get("final_loss")}
 

@@ -52,6 +52,19 @@ def data_dir(tmp_path_factory, page_store, template):
 
 
 @pytest.fixture(scope="session")
+def mix_data(tmp_path_factory, template):
+    """(DATA_DIR, samples, images) as ``data_dir`` on another page store, whose documents carry ``data_dir``'s ids
+    but other pages: a sample read from the wrong store would get the wrong images."""
+    store_dir = tmp_path_factory.mktemp("store-mix")
+    images = write_page_store(store_dir, docs=6, pages=5, seed=1)
+    root = tmp_path_factory.mktemp("data-mix")
+    samples = make_samples(images, template, count=30, seed=2, prefix="m")
+    write_data_dir(root, samples, store_dir, {"min_pixels": DEFAULT_FAMILY.min_pixels,
+                                              "max_pixels": DEFAULT_FAMILY.max_pixels})
+    return root, samples, images
+
+
+@pytest.fixture(scope="session")
 def qwen3_data(tmp_path_factory, tokenizer):
     """(DATA_DIR, store_dir, samples) as ``data_dir`` but counted for Qwen3-VL (32-px tokens) at a budget floor of
     ``QWEN3_MIN_PIXELS``."""

@@ -7,11 +7,11 @@ from itertools import islice
 
 import pytest
 import torch
-from train_fixtures import QWEN3_MIN_PIXELS
+from train_fixtures import QWEN3_MIN_PIXELS, sample_images
 
 from mmprolong.errors import ConfigError, DataError, ResumeError
 from mmprolong.models import DEFAULT_FAMILY, get_family
-from mmprolong.train.collate import SampleEncoder
+from mmprolong.train.collate import SampleEncoder, collate_packed
 from mmprolong.train.data import DataConfig, PackedLoader, PackedRows
 from mmprolong.train.packing import pack_first_fit_decreasing, packing_efficiency
 
@@ -208,7 +208,34 @@ def test_family_of_the_data_must_match_the_model(data_dir, qwen3_data, tokenizer
     assert _rows(qwen3_data[0], qwen3).stats["samples_kept"] == len(qwen3_data[2])
 
 
+def test_mixed_folders_are_one_pool_each_sample_read_from_its_own_store(data_dir, mix_data, page_store, encoder):
+    (root, samples), (other, extra, images) = data_dir, mix_data
+    rows = _rows(root, encoder, mix_dirs=[other], num_epochs=2)
+    stream = list(PackedLoader(rows))
+    epoch0 = [i for b in stream if b.epoch == 0 for i in b.sample_ids[0]]
+    assert sorted(epoch0) == sorted(s.sample_id for s in samples + extra)
+    assert any({i[0] for i in b.sample_ids[0]} == {"s", "m"} for b in stream)  # the folders share rows
+    assert rows.stats["tokens_per_epoch_by_folder"] == [sum(s.tokens for s in samples), sum(s.tokens for s in extra)]
+    # the mixed-in folder's pages come from its own store, though data_dir's store holds the same (doc, page) ids
+    sample = extra[0]
+    got = rows.build_row([rows.samples.index(sample)]).pixel_values
+    own = collate_packed([[encoder.encode(sample, sample_images(sample, images))]], pad_token_id=encoder.pad_token_id)
+    assert torch.equal(got, own.pixel_values)
+    assert [p.tobytes() for p in sample_images(sample, images)] != [
+        p.tobytes() for p in sample_images(sample, page_store[1])]
+    # a resume inside the mixed stream continues it; a state saved without the mix is refused
+    loader = PackedLoader(_rows(root, encoder, mix_dirs=[other], num_epochs=2))
+    list(islice(loader, 4))
+    resumed = PackedLoader(_rows(root, encoder, mix_dirs=[other], num_epochs=2))
+    resumed.load_state_dict(loader.state_dict())
+    assert _ids(list(resumed)) == _ids(stream[4:])
+    with pytest.raises(ResumeError, match="fingerprint"):
+        PackedLoader(_rows(root, encoder)).load_state_dict(loader.state_dict())
+
+
 def test_data_config_validation():
     assert DataConfig.from_dict({"data_dir": "d"}).max_seq_len == 131072
     with pytest.raises(ConfigError):
         DataConfig.from_dict({"data_dir": "d", "max_seq_len": 0})
+    with pytest.raises(ConfigError, match="mix_dirs"):
+        DataConfig.from_dict({"data_dir": "d", "mix_dirs": ["e", "./d"]})

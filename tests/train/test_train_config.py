@@ -109,6 +109,8 @@ def test_bad_configs_are_refused_naming_the_field(overrides, field, train_config
 def test_a_missing_data_folder_and_bf16_with_float64_are_refused(train_config_mapping, tmp_path):
     with pytest.raises(ConfigError, match="data.data_dir"):
         TrainConfig.from_dict(train_config_mapping(tmp_path / "run", tmp_path / "nothing"))
+    with pytest.raises(ConfigError, match=r"data.mix_dirs\[0\]"):  # a mixed-in folder is checked the same way
+        TrainConfig.from_dict(train_config_mapping(tmp_path / "run", **{"data.mix_dirs": [str(tmp_path / "none")]}))
     raw = train_config_mapping(tmp_path / "run", **{"device": "auto", "model.dtype": "float64",
                                                               "parallel.mixed_precision": "bfloat16"})
     with pytest.raises(ConfigError) as info:

@@ -216,9 +216,10 @@ class TrainConfig(Config):
 
     def validate(self) -> None:
         self.validate_settings()
-        if not (Path(self.data.data_dir) / "summary.json").is_file():
-            raise ConfigError("data.data_dir", self.data.data_dir, "no summary.json there: give the output folder "
-                                                                   "of `mmprolong synth`")
+        for name, folder in [("data.data_dir", self.data.data_dir),
+                             *((f"data.mix_dirs[{i}]", d) for i, d in enumerate(self.data.mix_dirs))]:
+            if not (Path(folder) / "summary.json").is_file():
+                raise ConfigError(name, folder, "no summary.json there: give the output folder of `mmprolong synth`")
 
     def validate_settings(self) -> None:
         """Everything but the data folder: lets a pipeline refuse a bad recipe before it makes the data."""

@@ -15,6 +15,10 @@ again, cut to a multiple of ``world_size`` (so every rank runs the same number o
 counted) and dealt out ``rows[rank::world_size]``. DataLoader workers take ``rank_rows[worker::workers]``, which
 the DataLoader hands back in order, so the stream is the same for any number of workers.
 
+Several synth outputs train together when ``mix_dirs`` names more folders than ``data_dir``: their samples are one
+pool (planned, packed and shuffled as above), each read with its own page store, so documents of different
+corpora meet in the same rows; each folder's share is the tokens it holds (set by its synth budget).
+
 Samples longer than ``max_seq_len`` are never cut: they are skipped and counted (``stats``), as are samples whose
 pages are missing from the store. A sample that fails to encode (vision-token or length mismatch) is dropped
 from its row and reported in ``Batch.skipped``; ``PackedLoader.stats`` counts them.
@@ -53,6 +57,10 @@ class DataConfig(Config):
 
     data_dir: str = field(help="synth output folder: *.parquet samples and summary.json (whose 'store' is the "
                                "page store, relative to data_dir)")
+    mix_dirs: list[str] = field(default_factory=list, help="further synth output folders trained on with "
+                                                           "data_dir's samples, each with its own page store, "
+                                                           "packed into the same rows; each folder's share is the "
+                                                           "tokens it holds")
     max_seq_len: int = field(131_072, help="tokens per packed row (paper: 131072); longer samples are skipped")
     seed: int = field(0, help="shuffle seed: the same data, seed and world size give the same rows")
     num_workers: int = field(2, help="DataLoader worker processes per rank (0: load in the training process)")
@@ -60,6 +68,9 @@ class DataConfig(Config):
     num_epochs: int | None = field(None, help="passes over the data; none: repeat until the trainer stops")
 
     def validate(self) -> None:
+        if len({Path(d).resolve() for d in [self.data_dir, *self.mix_dirs]}) != 1 + len(self.mix_dirs):
+            raise ConfigError("mix_dirs", self.mix_dirs, "names a folder twice (or data_dir again): each synth "
+                                                         "output is read once")
         if self.max_seq_len <= 0:
             raise ConfigError("max_seq_len", self.max_seq_len, "must be a positive number of tokens")
         if self.num_workers < 0:
@@ -101,7 +112,8 @@ class PackedRows(IterableDataset):
     """
 
     def __init__(self, data_dir: str | Path, encoder: SampleEncoder, *, max_seq_len: int, seed: int,
-                 rank: int = 0, world_size: int = 1, num_epochs: int | None = None):
+                 rank: int = 0, world_size: int = 1, num_epochs: int | None = None,
+                 mix_dirs: Sequence[str | Path] = ()):
         super().__init__()
         if world_size <= 0 or not 0 <= rank < world_size:
             raise ConfigError("rank", rank, f"need 0 <= rank < world_size (world_size={world_size})")
@@ -111,33 +123,39 @@ class PackedRows(IterableDataset):
         self.encoder = encoder
         self.max_seq_len, self.seed = max_seq_len, seed
         self.rank, self.world_size, self.num_epochs = rank, world_size, num_epochs
-        summary = read_data_summary(self.data_dir)
-        self._check_vision_counts(summary)
-        self.samples = read_samples(self.data_dir)
-        store_dir = (self.data_dir / summary["store"]).resolve()
-        self.store = PageStore(store_dir, {(p.doc_id, p.page_index) for s in self.samples for p in s.pages})
+        # samples of every folder in one list; source[i] is the folder (and page store) of sample i
+        self.samples, self.source, self.stores = [], [], []
+        for k, folder in enumerate([self.data_dir, *map(Path, mix_dirs)]):
+            summary = read_data_summary(folder)
+            self._check_vision_counts(folder, summary)
+            samples = read_samples(folder)
+            self.stores.append(PageStore((folder / summary["store"]).resolve(),
+                                         {(p.doc_id, p.page_index) for s in samples for p in s.pages}))
+            self.samples += samples
+            self.source += [k] * len(samples)
         self.kept, reasons = self._select()
-        self.fingerprint = _fingerprint(self.samples)
+        self.fingerprint = _fingerprint(self.samples, self.source)
         self.position = (0, 0)
         self.stats = self._stats(reasons)
         if rank == 0:
             log.info("data %s: %d samples, %d kept; skipped %s; %d rows/epoch at %.1f%% packing efficiency",
-                     self.data_dir, len(self.samples), len(self.kept), dict(reasons) or "none",
+                     " + ".join(map(str, [self.data_dir, *mix_dirs])), len(self.samples), len(self.kept),
+                     dict(reasons) or "none",
                      self.stats["rows_per_epoch"], 100 * self.stats["packing_efficiency"])
 
-    def _check_vision_counts(self, summary: dict) -> None:
-        """ConfigError unless the data counted vision tokens for this model's family and pixel budget."""
+    def _check_vision_counts(self, folder: Path, summary: dict) -> None:
+        """ConfigError unless the data of ``folder`` counted vision tokens for this model's family and pixel budget."""
         family = self.encoder.template.family
         counted_for = summary.get("family", DEFAULT_FAMILY.name)  # data made before families: Qwen2.5-VL's counts
         if counted_for != family.name:
-            raise ConfigError("model.family", family.name, f"{self.data_dir} counts vision tokens for {counted_for}: "
+            raise ConfigError("model.family", family.name, f"{folder} counts vision tokens for {counted_for}: "
                                                            f"give a {counted_for} model, or ingest and synth for "
                                                            f"{family.name}")
         lo, hi = pixel_budget(self.encoder.image_processor)
         for name, ours in (("min_pixels", lo), ("max_pixels", hi)):
             theirs = summary.get(name)
             if theirs is not None and theirs != ours:
-                raise ConfigError(f"model.{name}", ours, f"{self.data_dir} was built with {name}={theirs}: set "
+                raise ConfigError(f"model.{name}", ours, f"{folder} was built with {name}={theirs}: set "
                                                          f"model.{name} to {theirs} so vision tokens match")
 
     def _select(self) -> tuple[list[int], Counter]:
@@ -145,7 +163,7 @@ class PackedRows(IterableDataset):
         for i, s in enumerate(self.samples):
             if s.tokens > self.max_seq_len:
                 reason = "too_long"
-            elif any((p.doc_id, p.page_index) not in self.store for p in s.pages):
+            elif any((p.doc_id, p.page_index) not in self.stores[self.source[i]] for p in s.pages):
                 reason = "missing_page"
             else:
                 kept.append(i)
@@ -165,6 +183,8 @@ class PackedRows(IterableDataset):
         return {"samples": len(self.samples), "samples_kept": len(self.kept),
                 "skipped_too_long": reasons.get("too_long", 0), "skipped_missing_page": reasons.get("missing_page", 0),
                 "tokens_per_epoch": sum(lengths[i] for i in self.kept),
+                "tokens_per_epoch_by_folder": [sum(lengths[i] for i in self.kept if self.source[i] == k)
+                                               for k in range(len(self.stores))],
                 "rows_per_epoch": len(rows) - len(rows) % self.world_size,
                 "rows_dropped_per_epoch": len(rows) % self.world_size,
                 "rows_per_rank_per_epoch": len(rows) // self.world_size,
@@ -215,7 +235,7 @@ class PackedRows(IterableDataset):
         for i in indices:
             sample = self.samples[i]
             try:
-                images = [self.store.image(p.doc_id, p.page_index) for p in sample.pages]
+                images = [self.stores[self.source[i]].image(p.doc_id, p.page_index) for p in sample.pages]
                 encoded.append(self.encoder.encode(sample, images))
             except DataError as exc:
                 log.warning("dropping sample %s from row %d of epoch %d: %s", sample.sample_id, row, epoch, exc)
@@ -226,10 +246,12 @@ class PackedRows(IterableDataset):
         return replace(batch, epoch=epoch, row=row, skipped=tuple(skipped))
 
 
-def _fingerprint(samples: Sequence[SampleRecord]) -> str:
+def _fingerprint(samples: Sequence[SampleRecord], source: Sequence[int]) -> str:
+    """What a checkpoint's data position refers to; a sample of a mixed-in folder counts with its folder's index
+    (the data_dir's samples alone, as before folders could be mixed, so older checkpoints still resume)."""
     digest = hashlib.sha256()
-    for s in samples:
-        digest.update(f"{s.sample_id}:{s.tokens};".encode())
+    for s, k in zip(samples, source, strict=True):
+        digest.update(f"{f'{k}/' if k else ''}{s.sample_id}:{s.tokens};".encode())
     return digest.hexdigest()[:16]
 
 

@@ -385,7 +385,7 @@ def build_loader(config: TrainConfig, world: World, tokenizer, image_processor, 
     d = config.data
     encoder = SampleEncoder.build(tokenizer, image_processor, model_config)
     rows = PackedRows(d.data_dir, encoder, max_seq_len=d.max_seq_len, seed=d.seed, rank=world.dp_rank,
-                      world_size=world.dims.dp, num_epochs=d.num_epochs)
+                      world_size=world.dims.dp, num_epochs=d.num_epochs, mix_dirs=d.mix_dirs)
     return PackedLoader(rows, num_workers=d.num_workers, prefetch_factor=d.prefetch_factor,
                         pin_memory=world.device.type == "cuda")
 
