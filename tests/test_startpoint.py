@@ -159,6 +159,8 @@ def test_a_stage_that_mixes_corpora_trains_on_both_at_once(built, tmp_path):
     config = yaml.safe_load((out / "train-more" / "config.yaml").read_text())
     assert config["data"]["mix_dirs"] == [str(out / "data-more-other")]
     assert config["data"]["data_dir"] == str(out / "data-more")
+    trained = json.loads((out / "train-more" / "summary.json").read_text())
+    assert trained["tokens_per_epoch_by_folder"] == [d["tokens"] for d in summaries]  # both trained on, none lost
     record = json.loads((final / startpoint.CARD_JSON).read_text())["stages"][-1]
     assert record["samples"] == sum(d["samples"] for d in summaries)
     assert record["tokens"] == sum(d["tokens"] for d in summaries)

@@ -348,6 +348,7 @@ class Trainer:
             "skipped_samples": {"too_long": stats["skipped_too_long"], "missing_page": stats["skipped_missing_page"],
                                 "encode_failed": stats["skipped_encode_failed"]},
             "samples": stats["samples"], "samples_kept": stats["samples_kept"],
+            "tokens_per_epoch_by_folder": stats["tokens_per_epoch_by_folder"],  # data_dir's, then mix_dirs'
             "rows_per_epoch": stats["rows_per_epoch"], "world_size": self.world.world_size,
             "data_parallel": self.world.dims.dp, "sequence_parallel": self.world.dims.sp,
             "micro_batches_per_step": self.micro_batches,
