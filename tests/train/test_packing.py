@@ -206,6 +206,9 @@ def test_family_of_the_data_must_match_the_model(data_dir, qwen3_data, tokenizer
     with pytest.raises(ConfigError, match="counts vision tokens for qwen3_vl"):
         _rows(qwen3_data[0], SampleEncoder.build(tokenizer, DEFAULT_FAMILY.image_processor(), _tiny_config(tokenizer)))
     assert _rows(qwen3_data[0], qwen3).stats["samples_kept"] == len(qwen3_data[2])
+    with pytest.raises(ConfigError, match=f"{qwen3_data[0]} counts vision tokens for qwen3_vl"):  # a mixed-in one too
+        _rows(data_dir[0], SampleEncoder.build(tokenizer, DEFAULT_FAMILY.image_processor(), _tiny_config(tokenizer)),
+              mix_dirs=[qwen3_data[0]])
 
 
 def test_mixed_folders_are_one_pool_each_sample_read_from_its_own_store(data_dir, mix_data, page_store, encoder):
