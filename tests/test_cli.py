@@ -50,6 +50,7 @@ LIST_FLAGS = {
              "heldout_tasks": ("reasoning,aggregate", ["reasoning", "aggregate"]),
              "mmniah_tasks": ("retrieval-text,counting-image", ["retrieval-text", "counting-image"])},
     "reproduce": {"findings": ("mix,rope", ["mix", "rope"]), "lengths": ("2048,8192", [2048, 8192])},
+    "train": {"data.mix_dirs": ("notes,world", ["notes", "world"])},
 }
 CONFIGS = {"ingest": IngestConfig, "synth": SynthConfig, "eval": EvalConfig, "train": TrainConfig,
            "reproduce": ReproduceConfig}
@@ -63,17 +64,24 @@ def test_every_list_field_has_a_comma_separated_case():
 
 
 @pytest.mark.parametrize("command,name", [(c, n) for c, fields in LIST_FLAGS.items() for n in fields])
-def test_every_list_flag_takes_comma_separated_values(command, name):
+def test_every_list_flag_takes_comma_separated_values(command, name, tmp_path, monkeypatch):
     """"--flag a,b" gives the list [a, b], as "--flag [a, b]" does."""
     from mmprolong.cli import config_from_args
 
     text, expected = LIST_FLAGS[command][name]
+    monkeypatch.chdir(tmp_path)
+    for folder in ("data", "notes", "world"):  # train checks that its data folders are synth outputs
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "summary.json").write_text("{}")
     positional = {"synth": ["store", "--out", "o"], "eval": ["--out", "o", "--store-dir", "s"],
-                  "reproduce": ["--out", "o"]}[command]
+                  "reproduce": ["--out", "o"], "train": ["--run-dir", "r", "--data.data-dir", "data"]}[command]
     extra = ["--distribution", "custom", "--buckets", "8192,16384,32768"] if name == "bucket_weights" else []
     for flag_text in (text, "[" + text + "]"):
         args = build_parser().parse_args([command, *positional, "--" + name.replace("_", "-"), flag_text, *extra])
-        assert getattr(config_from_args(args, CONFIGS[command]), name) == expected, flag_text
+        config = config_from_args(args, CONFIGS[command])
+        for part in name.split("."):  # a dotted field is one of a section's
+            config = getattr(config, part)
+        assert config == expected, flag_text
 
 
 def test_comma_separated_datasets_flag_reaches_the_config():
