@@ -14,9 +14,10 @@ variant with more tokens makes more passes over the same samples; for more disti
 with a larger --train-tokens and --docs and point --run at it). A variant whose overrides name `synth.` fields
 (e.g. '{"synth.anchor_share": 0, "synth.seed": 2, "seed": 2}') trains instead on its own LongPT data: RUN's
 synth config (RUN/data-long/manifest.json) with those fields changed, made from RUN's store into the variant's
-folder. The
-starting point and the quickstart's own LongPT are the first two rows, from the quickstart's folders. Resumable:
-a variant's training resumes from its checkpoint and its answers come from the eval cache.
+folder. A variant can also add other synth outputs to that data (e.g. '{"data.mix_dirs": ["runs/notes-long"]}':
+note questions of another corpus, each folder read with its own page store). The starting point and the
+quickstart's own LongPT are the first two rows, from the quickstart's folders. Resumable: a variant's training
+resumes from its checkpoint and its answers come from the eval cache.
 
 Writes --out (one row per variant: steps, loss, niah accuracy and code characters in place per length, held-out
 synth accuracy per task and length; all in %, with every score's interval and item count under "scores"; with
