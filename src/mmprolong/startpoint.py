@@ -142,10 +142,8 @@ def _check_corpus_options(prefix: str, options: Any) -> None:
         raise ConfigError(f"{prefix}.{missing[0]}", None, "is required")
 
 
-def stage_corpora(stage: StageConfig | dict) -> list[str]:
+def stage_corpora(stage: StageConfig) -> list[str]:
     """The corpora a stage's data comes from: its own (`corpus`, "" for the recipe's main one), then its `mix`."""
-    if isinstance(stage, dict):
-        stage = StageConfig.from_dict(stage)
     return [stage.corpus, *stage.mix]
 
 
@@ -183,8 +181,9 @@ def resumed_stages(recipe: StartRecipe, built: Path) -> dict:
     card = json.loads(card_path.read_text())
     before, now = card["recipe"], recipe.to_dict()
     # a card written before a stage field existed lacks it: read its stages with today's defaults
-    before["stages"] = [StageConfig.from_dict(s).to_dict() for s in before["stages"]]
-    done = len(before["stages"])
+    stages = [StageConfig.from_dict(s) for s in before["stages"]]
+    before["stages"] = [stage.to_dict() for stage in stages]
+    done = len(stages)
     for key in ("corpus", "ingest", "window", "model"):
         if before[key] != now[key]:
             raise ConfigError(key, now[key], f"differs from the resumed build's ({before[key]}): rebuild from scratch")
@@ -192,7 +191,7 @@ def resumed_stages(recipe: StartRecipe, built: Path) -> dict:
         raise ConfigError("stages", [s["name"] for s in now["stages"]],
                           f"must begin with the resumed build's stages ({[s['name'] for s in before['stages']]}) "
                           "unchanged and add at least one")
-    for name in {name for s in before["stages"] for name in stage_corpora(s)} - {""}:
+    for name in {name for stage in stages for name in stage_corpora(stage)} - {""}:
         if before["corpora"][name] != now["corpora"].get(name):
             raise ConfigError(f"corpora.{name}", now["corpora"].get(name),
                               f"differs from the resumed build's ({before['corpora'][name]})")
