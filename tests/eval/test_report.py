@@ -80,6 +80,7 @@ def test_compare_runs_side_by_side(tmp_path):
     assert "| niah | single | 8K | 66.7 [20.8, 93.8] (n=3) | 66.7 [20.8, 93.8] (n=3) |" in md
     data = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert data["runs"] == ["base-model", "trained-model"]
+    assert any(e["task"] == "all" for e in data["rows"])  # two niah tasks: their mean is a row of its own
     for key in ("accuracy_vs_length", "needle_heatmaps"):
         assert (tmp_path / "cmp" / f"{key}.png").stat().st_size > 5000 and key in files
 
@@ -130,6 +131,15 @@ def test_needle_rows_carry_partial_credit_through_tables_and_comparisons(tmp_pat
                if (e["task"], e["length"]) == ("single", 4096)]
     assert entry["in_place"] == {"base-results": pytest.approx(1 / 3, abs=1e-6),
                                  "trained": pytest.approx(11 / 12, abs=1e-6)}
+
+
+def test_a_suite_of_one_task_has_no_rows_repeating_it(tmp_path):
+    for name in ("base", "trained"):
+        write_results(tmp_path / name, [_coded(1024, 0.0, 1.0, 1.0), _coded(4096, 1.0, 0.0, 0.5)])
+    compare_runs([tmp_path / "base", tmp_path / "trained"], tmp_path / "cmp")
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"]
+    assert [(e["task"], e["length"]) for e in rows] == [("single", 1024), ("single", 4096)]
+    assert "| niah | all |" not in (tmp_path / "cmp" / "compare.md").read_text()
 
 
 def test_accuracy_plot_draws_intervals_and_runs_deterministically(tmp_path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -359,8 +359,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
         while label in [r[0] for r in runs]:
             label += "'"
         runs.append((label, summarize(read_results(run))))
-    keys = sorted({(r["suite"], r["task"], r["length"]) for _, rows in runs for r in rows if r["depth"] == ALL},
-                  key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
+    keys = {(r["suite"], r["task"], r["length"]) for _, rows in runs for r in rows if r["depth"] == ALL}
+    tasks = Counter(suite for suite, task in {k[:2] for k in keys} if task != ALL)
+    # a suite of one task: its "all" rows repeat that task's, so the table leaves them out
+    keys = sorted((k for k in keys if k[1] != ALL or tasks[k[0]] > 1), key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
     table = []
     for suite, task, length in keys:
         entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}, "ci95": {}, "ok": {},
