@@ -140,6 +140,13 @@ def test_a_suite_of_one_task_has_no_rows_repeating_it(tmp_path):
     rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"]
     assert [(e["task"], e["length"]) for e in rows] == [("single", 1024), ("single", 4096)]
     assert "| niah | all |" not in (tmp_path / "cmp" / "compare.md").read_text()
+    # one run's table likewise: no "all" rows, no second partial-credit section repeating the single task's
+    results = [_coded(1024, 0.0, 1.0, 1.0), _coded(4096, 1.0, 0.0, 0.5)]
+    write_report(tmp_path / "one", results, label="base")
+    md = (tmp_path / "one" / "table.md").read_text()
+    assert "| niah | all |" not in md and "## niah all:" not in md
+    assert "| niah | single | 4K | all | 1 | 0 | 0.0 [" in md and "## niah single: characters of the code" in md
+    assert any(r["task"] == "all" for r in json.loads((tmp_path / "one" / "table.json").read_text())["rows"])
 
 
 def test_accuracy_plot_draws_intervals_and_runs_deterministically(tmp_path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,8 +115,24 @@ def _fmt_depth(depth) -> str:
     return ALL if depth == ALL else f"{100 * depth:.0f}%"
 
 
+def one_task_suites(rows: Sequence[dict]) -> set[str]:
+    """The suites whose rows hold one task: their task "all" rows repeat that task's, so tables leave them out."""
+    tasks: dict[str, set] = defaultdict(set)
+    for row in rows:
+        if row["task"] != ALL:
+            tasks[row["suite"]].add(row["task"])
+    return {suite for suite, names in tasks.items() if len(names) == 1}
+
+
+def _without_repeats(rows: Sequence[dict]) -> list[dict]:
+    single = one_task_suites(rows)
+    return [row for row in rows if row["task"] != ALL or row["suite"] not in single]
+
+
 def markdown_table(rows: Sequence[dict], *, title: str = "") -> str:
-    """The long table (suite, task, length, depth, n, errors, score in %) and, for niah, depth x length grids."""
+    """The long table (suite, task, length, depth, n, errors, score in %) and, for niah, depth x length grids; a
+    suite of one task without its repeated "all" rows."""
+    rows = _without_repeats(rows)
     lines = [f"# {title}", ""] if title else []
     lines += ["| suite | task | length | depth | items | errors | score % [95% interval] (answered) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -324,8 +340,9 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *, label: s
     questions = f"\n## Questions\n\n{questions_md}" if questions_md else ""
     write_text_atomic(out / "table.md", markdown_table(rows, title=f"{label}: results") + questions)
     files = {"table_json": str(out / "table.json"), "table_md": str(out / "table.md")}
-    suites = sorted({r["suite"] for r in rows})
-    tasks = [(s, t) for s in suites for t in sorted({r["task"] for r in rows if r["suite"] == s})]
+    shown = _without_repeats(rows)
+    suites = sorted({r["suite"] for r in shown})
+    tasks = [(s, t) for s in suites for t in sorted({r["task"] for r in shown if r["suite"] == s})]
     series = {f"{s}/{t}": by_length(rows, s, t) for s, t in tasks}
     in_place = {f"{s}/{t}": by_length(rows, s, t, field="in_place") for s, t in tasks}
     files["accuracy_vs_length"] = str(plot_accuracy_vs_length(series, out / "accuracy_vs_length.png",
@@ -360,9 +377,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trainin
             label += "'"
         runs.append((label, summarize(read_results(run))))
     keys = {(r["suite"], r["task"], r["length"]) for _, rows in runs for r in rows if r["depth"] == ALL}
-    tasks = Counter(suite for suite, task in {k[:2] for k in keys} if task != ALL)
-    # a suite of one task: its "all" rows repeat that task's, so the table leaves them out
-    keys = sorted((k for k in keys if k[1] != ALL or tasks[k[0]] > 1), key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
+    single = one_task_suites([{"suite": suite, "task": task} for suite, task, _ in keys])
+    keys = sorted((k for k in keys if k[1] != ALL or k[0] not in single), key=lambda k: (k[0], k[1] == ALL, k[1], k[2]))
     table = []
     for suite, task, length in keys:
         entry = {"suite": suite, "task": task, "length": length, "scores": {}, "errors": {}, "ci95": {}, "ok": {},
