@@ -2,7 +2,7 @@
 pages, the question again (query-aware contextualisation, Liu et al. 2023, "Lost in the Middle", section 2.3).
 
     python benchmarks/question_first.py benchmarks/longpt.py --run runs/quickstart --work runs/question-first \\
-        --variant 'question first={"synth.seed": 3}'
+        --variant 'question first={"synth.anchor_share": 0.0}'
     python benchmarks/question_first.py -m mmprolong.cli eval --model MODEL ...
 
 A decoder reads the pages before the question, so nothing it computes at a page can depend on what will be asked:
