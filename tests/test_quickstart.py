@@ -24,6 +24,7 @@ from mmprolong.quickstart import (
     LOGN_WINDOW,
     RECIPE_DOCS,
     START_WINDOW,
+    _question_form,
     cpu_plan,
     make_plan,
     recipe_plan,
@@ -65,6 +66,7 @@ def test_report_has_every_section_and_figure(run):
     assert html.count("<img ") == len(figures) and "<table>" in html
     # the eval tables name the models, not their folders; the needle's also the inference-time scaling
     assert "| starting point (%) | after LongPT (%) |" in report
+    assert "their extract-single questions name no place, as LongPT's and niah's do" in report
     scaled = f"log-length scaling W={LOGN_WINDOW:,} (%)"
     assert f"| starting point (%) | after LongPT (%) | starting point, {scaled} | after LongPT, {scaled} |" \
         in report and f"`attn_logn_window` W={LOGN_WINDOW:,}" in report
@@ -124,6 +126,12 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         heldout = saved["scores"][model]["synth-heldout"]
         assert set(heldout) == {"extract-single", "extract-multi", "reasoning"}
         assert all(cell["n"] == 4 for task in heldout.values() for cell in task.values())  # 4 depths x 1
+        # held-out extract-single questions are asked as LongPT's are: naming no place
+        config = json.loads((out / f"eval-{model}-synth-heldout" / "config.json").read_text())["config"]
+        assert config["heldout_anchor_share"] == 0
+        truth = [i for i in read_items(out / f"eval-{model}-synth-heldout" / "items.jsonl")
+                 if i.task == "extract-single" and json.loads(i.metadata)["generator"] == "truth"]
+        assert truth and not any(re.search(r" on pages? \d| in the section ", i.question) for i in truth)
     # both models once more on the needles, with log-length scaling at inference: the same items, the same
     # weights, the scaling recorded with the answers
     for model in ("base", "trained"):
@@ -163,6 +171,16 @@ def test_rerun_finds_every_step_done(run):
     assert set(plain["scores"]) == {"base", "trained"} and plain["scores"]["trained"] == first["scores"]["trained"]
     report = (out / "report.md").read_text()
     assert "heatmap_trained.png" in report and "_logn.png" not in report and "log-length scaling" not in report
+
+
+def test_heldout_questions_are_asked_in_the_form_of_longpts_own():
+    # the CPU default's LongPT asks without the place (niah's form), a recipe's as its synth config says (the
+    # paper's anchored form by default): the held-out eval and the report follow
+    assert _question_form(make_plan()) == "name no place, as LongPT's and niah's do"
+    plan = make_plan(recipe=REPO / "recipes" / "debug-cpu.yaml", model=shipped_path())
+    assert _question_form(plan) == "say where their fact is, as LongPT's do"
+    plan.long_synth["anchor_share"] = 0.5
+    assert _question_form(plan) == "say where their fact is, as LongPT's do (50% of them)"
 
 
 def test_needles_with_scaling_by_default_up_to_twice_the_window_and_never_in_a_recipe(tmp_path):

@@ -51,10 +51,15 @@ def test_the_shipped_starting_point_reproduces_its_recorded_check(tmp_path):
 def test_the_recipe_in_the_repository_is_valid_and_keeps_the_vision_tower_frozen_in_every_stage(tmp_path):
     recipe = startpoint.load_recipe(REPO / "recipes" / "miniature-start.yaml")
     recipe.validate()
-    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2", "docs", "unanchored"]
+    assert [s.name for s in recipe.stages] == ["read", "vqa", "notes", "notes2", "docs", "unanchored", "names",
+                                               "names2", "world", "names3", "world2", "names4", "blend"]
     assert recipe.model["preset"] == "mini"
-    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers", "world", "world"]
-    assert recipe.stages[-1].synth["anchor_share"] == 0  # its questions name no place, as niah's and LongPT's
+    assert [s.corpus for s in recipe.stages] == ["", "", "registers", "registers", "world", "world", "notes",
+                                                 "notes", "world", "notes", "world", "notes", "notes"]
+    for stage in recipe.stages[5:]:  # their questions name no place, as niah's and LongPT's
+        assert all(synth["anchor_share"] == 0 for synth in (stage.synth, *stage.mix.values()))
+    assert set(recipe.stages[-1].mix) == {"world"}  # the last trains on note questions and the world's together
+    assert recipe.corpora["notes"]["register_gap"] == 0  # notes beside notes: the choice by name
     assert recipe.corpora["registers"]["register_gap"] > 0  # notes stand among other cards, as the needle does
     for index in range(len(recipe.stages)):  # the recipe's model section reaches the later stages too
         model = startpoint.stage_train_config(recipe, index, tmp_path).model

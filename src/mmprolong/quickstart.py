@@ -455,9 +455,11 @@ def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Pl
     if suite == "niah":
         config = niah_config(plan.logn_lengths if logn_window else plan.niah_lengths, plan.niah_items,
                              store_dir=str(store), seed=seed, label=label, attn_logn_window=logn_window)
-    else:
+    else:  # asked in the form LongPT's own questions take (with or without the place they name)
+        synth = SynthConfig(**plan.long_synth)
         config = heldout_config(plan.heldout_lengths, plan.heldout_items, store_dir=str(store), seed=seed,
-                                heldout_fraction=SynthConfig(**plan.long_synth).heldout_fraction, label=label)
+                                heldout_fraction=synth.heldout_fraction, heldout_anchor_share=synth.anchor_share,
+                                label=label)
     return api.evaluate(model, run_dir, config, show_progress=False, vision_features=features)
 
 
@@ -572,6 +574,16 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _question_form(plan: Plan) -> str:
+    """How the held-out extract-single questions are asked: as LongPT's synth asks its own (``evaluate_suite``)."""
+    from mmprolong.synth.config import SynthConfig
+
+    share = SynthConfig(**plan.long_synth).anchor_share
+    if share == 0:
+        return "name no place, as LongPT's and niah's do"
+    return "say where their fact is, as LongPT's do" + ("" if share == 1 else f" ({share:.0%} of them)")
+
+
 def _eval_section(facts: dict, images: dict) -> Section:
     from mmprolong.eval.report import IN_PLACE_NOTE, fmt_compared_in_place, fmt_interval, fmt_places
 
@@ -582,8 +594,9 @@ def _eval_section(facts: dict, images: dict) -> Section:
         f"Needle-in-a-haystack at {', '.join(f'{n // 1024}K' for n in lengths)} tokens (up to "
         f"{max(lengths) / window:g}x the {window:,}-token LongPT window; {plan.niah_items} needles per length and "
         f"depth) and synth tasks about documents that neither model was trained on, for the starting point and "
-        "the model after LongPT. Each score is a percentage with its 95% interval and the number of items "
-        "answered; scores are whatever the models achieve.")
+        f"the model after LongPT; their extract-single questions {_question_form(plan)}. Each score is a "
+        "percentage with its 95% interval and the number of items answered; scores are whatever the models "
+        "achieve.")
     if plan.evaluates_logn:
         s.paragraphs.append(
             f"Both models also answer the needles at {', '.join(f'{n // 1024}K' for n in plan.logn_lengths)} with "
