@@ -42,6 +42,7 @@ from mmprolong.train.launch import distributed_env, lead, leader_barrier
 
 if TYPE_CHECKING:
     from mmprolong.decontam import DecontamConfig
+    from mmprolong.synth.config import SynthConfig
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,13 @@ class Plan:
     def evaluates_logn(self) -> bool:
         """Whether both models answer the needles a second time with log-length scaling."""
         return bool(self.logn_window and self.logn_lengths)
+
+    @property
+    def synth_config(self) -> SynthConfig:
+        """LongPT's ``SynthConfig`` (``long_synth`` checked): a new one each time, for a caller to change."""
+        from mmprolong.synth.config import SynthConfig
+
+        return SynthConfig(**self.long_synth)
 
 
 def window_grid(window: int) -> list[int]:
@@ -382,10 +390,9 @@ def make_store(out: Path, plan: Plan, show_progress: bool, lap) -> tuple[Path, d
 def _make_data(out: Path, plan: Plan, show_progress: bool, lap) -> tuple:
     from mmprolong import api
     from mmprolong.decontam import DecontamConfig
-    from mmprolong.synth.config import SynthConfig
 
     pdfs, store = make_store(out, plan, show_progress, lap)
-    synth = SynthConfig(**plan.long_synth)
+    synth = plan.synth_config
     decontam = decontaminate_heldout(out / "store", pdfs, out / "decontam", synth.heldout_fraction,
                                      DecontamConfig(**plan.decontam), show_progress=show_progress)
     synth.exclude = decontam["exclusion_list"]
@@ -449,14 +456,13 @@ def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Pl
     model's own); ``features``: a vision ``FeatureCache`` shared with the run's other evaluations."""
     from mmprolong import api
     from mmprolong.eval.config import heldout_config, niah_config
-    from mmprolong.synth.config import SynthConfig
 
     seed = plan.long_synth["seed"]
     if suite == "niah":
         config = niah_config(plan.logn_lengths if logn_window else plan.niah_lengths, plan.niah_items,
                              store_dir=str(store), seed=seed, label=label, attn_logn_window=logn_window)
     else:  # asked in the form LongPT's own questions take (with or without the place they name)
-        synth = SynthConfig(**plan.long_synth)
+        synth = plan.synth_config
         config = heldout_config(plan.heldout_lengths, plan.heldout_items, store_dir=str(store), seed=seed,
                                 heldout_fraction=synth.heldout_fraction, heldout_anchor_share=synth.anchor_share,
                                 label=label)
@@ -576,9 +582,7 @@ def _fmt(value) -> str:
 
 def _question_form(plan: Plan) -> str:
     """How the held-out extract-single questions are asked: as LongPT's synth asks its own (``evaluate_suite``)."""
-    from mmprolong.synth.config import SynthConfig
-
-    share = SynthConfig(**plan.long_synth).anchor_share
+    share = plan.synth_config.anchor_share
     if share == 0:
         return "name no place, as LongPT's and niah's do"
     return "say where their fact is, as LongPT's do" + ("" if share == 1 else f" ({share:.0%} of them)")
