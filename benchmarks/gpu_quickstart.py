@@ -12,7 +12,8 @@ is the CPU front door's run on another device; the results of 2026-12-04 ran `--
 --questions 1`, the defaults then). A scale runs only if its predicted time (the last
 run's data steps and training scaled by k, plus its evaluation) fits what is left of --budget-s; the JSON (one row
 per scale: steps, LongPT tokens/s, seconds per step of the quickstart, niah and held-out scores, and niah with
-log-length scaling at inference as `logn` columns where the run has them; with intervals under "scores") is rewritten
+the inference settings (log-length scaling, page window) as `inference` columns where the run has them (`logn` in
+results of runs before 2026-12-06, which had the scaling only); with intervals under "scores") is rewritten
 after every run, so a run cut short keeps the ones before it. Beside it, a plot of needle accuracy against length
 per scale (dotted: code characters in place). With --append the scales already in --out that this call does not run
 are kept: a device call too short for every scale runs the rest in a later one; --add-run K=PATH takes scale K from
@@ -32,7 +33,7 @@ from common import report, score_columns
 
 from mmprolong import api
 from mmprolong.eval.report import plot_accuracy_vs_length
-from mmprolong.quickstart import CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS
+from mmprolong.quickstart import CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS, INFERENCE
 
 DATA_STEPS = ("corpus", "ingest", "decontaminate", "synth")
 
@@ -108,7 +109,7 @@ def add_scale(rows: list[dict], scores: dict, k: int, run: Path, args) -> tuple[
            "data s": round(sum(t.get(s, 0.0) for s in DATA_STEPS), 1), "train s": t["train"], "eval s": t["eval"],
            "total s": summary["total_all_invocations_s"], **score_columns(summary["scores"]["base"], "start "),
            **score_columns(summary["scores"]["trained"]),
-           **score_columns(summary["scores"].get("trained-logn", {}), "logn ")}
+           **score_columns(summary["scores"].get(f"trained{INFERENCE}", {}), "inference ")}
     return (sorted([r for r in rows if r["k"] != k] + [row], key=lambda r: r["k"]),
             dict(sorted({**scores, f"k={k}": summary["scores"]}.items(), key=lambda kv: scale_of(kv[0]))))
 

@@ -13,9 +13,9 @@ one resumes. About 7 + 3.7k minutes a run on a 2-core CPU (LongPT 3.4-4.5 minute
 minutes): 85 minutes for the default scales.
 
 Writes --out (a row per run: documents, samples, tokens trained, steps, LongPT seconds, then each model's niah
-exact and code characters in place per length, with and without log-length scaling, and held-out synth accuracy
+exact and code characters in place per length, as trained and with the inference settings, and held-out synth accuracy
 per task and length, in %; every score's interval and item count under "scores") and, beside it, a plot of the
-needle's accuracy after LongPT against the LongPT tokens, a line per length, as trained and with the scaling.
+needle's accuracy after LongPT against the LongPT tokens, a line per length, as trained and with the settings.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from common import report, score_columns
 
 from mmprolong import api
 from mmprolong.eval.config import format_length
-from mmprolong.quickstart import LOGN, LONG_WINDOW
+from mmprolong.quickstart import INFERENCE, LONG_WINDOW
 
 DOCS, TOKENS, QUESTIONS = 24, 800_000, 1  # scale 1: the quickstart's defaults until 2026-12-05 (its results)
-PANELS = {"trained": "as trained", f"trained{LOGN}": "log-length scaling at inference"}
+PANELS = {"trained": "as trained", f"trained{INFERENCE}": "inference settings (log-length scaling, page window)"}
 
 
 def run_dir(work: Path, scale: int, seed: int) -> Path:

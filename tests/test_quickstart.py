@@ -22,11 +22,13 @@ from mmprolong.quickstart import (
     CPU_TRAIN_TOKENS,
     INGEST,
     LOGN_WINDOW,
+    PAGE_WINDOW,
     RECIPE_DOCS,
     START_WINDOW,
     _question_form,
     cpu_plan,
     make_plan,
+    model_label,
     recipe_plan,
 )
 from mmprolong.startpoint import shipped_path
@@ -44,7 +46,7 @@ def run(tmp_path_factory):
 # 14 documents: the first with a fact-card deck among the held-out ones (the 14th), so every held-out task has items
 # (on the quickstart's corpus most documents are registers, which carry no reasoning questions)
 SMALL = dict(docs=14, train_tokens=32_768, niah_lengths=[1024, 2048], niah_items=1, heldout_items=1,
-             logn_window=LOGN_WINDOW)
+             logn_window=LOGN_WINDOW, page_window=PAGE_WINDOW)
 
 
 def test_report_has_every_section_and_figure(run):
@@ -58,18 +60,19 @@ def test_report_has_every_section_and_figure(run):
         in report and f"n={reading['n']})" in report
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"mixture.png", "loss_trained.png", "accuracy.png", "accuracy_heldout.png", "heatmap_base.png",
-            "heatmap_trained.png", "heatmap_base_logn.png", "heatmap_trained_logn.png", "code_places.png"} \
+            "heatmap_trained.png", "heatmap_base_inference.png", "heatmap_trained_inference.png", "code_places.png"} \
         <= set(figures)
     for name in figures:
         assert (out / name).stat().st_size > 1000
     html = (out / "report.html").read_text()
     assert html.count("<img ") == len(figures) and "<table>" in html
-    # the eval tables name the models, not their folders; the needle's also the inference-time scaling
+    # the eval tables name the models, not their folders; the needle's also the inference settings
     assert "| starting point (%) | after LongPT (%) |" in report
     assert "their extract-single questions name no place, as LongPT's and niah's do" in report
-    scaled = f"log-length scaling W={LOGN_WINDOW:,} (%)"
-    assert f"| starting point (%) | after LongPT (%) | starting point, {scaled} | after LongPT, {scaled} |" \
-        in report and f"`attn_logn_window` W={LOGN_WINDOW:,}" in report
+    settings = f"log-length scaling W={LOGN_WINDOW:,}, page window P={PAGE_WINDOW:,} (%)"
+    assert f"| starting point (%) | after LongPT (%) | starting point, {settings} | after LongPT, {settings} |" \
+        in report and f"`attn_logn_window` W={LOGN_WINDOW:,}" in report and f"`attn_page_window` P={PAGE_WINDOW}" \
+        in report
 
 
 def test_numbers_in_report_come_from_the_steps(run):
@@ -132,17 +135,18 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         truth = [i for i in read_items(out / f"eval-{model}-synth-heldout" / "items.jsonl")
                  if i.task == "extract-single" and json.loads(i.metadata)["generator"] == "truth"]
         assert truth and not any(re.search(r" on pages? \d| in the section ", i.question) for i in truth)
-    # both models once more on the needles, with log-length scaling at inference: the same items, the same
-    # weights, the scaling recorded with the answers
+    # both models once more on the needles, with the inference settings: the same items, the same weights, the
+    # settings recorded with the answers
     for model in ("base", "trained"):
-        assert set(saved["scores"][f"{model}-logn"]) == {"niah"}
-        assert {n: c["n"] for n, c in saved["scores"][f"{model}-logn"]["niah"]["single"].items()} == \
+        assert set(saved["scores"][f"{model}-inference"]) == {"niah"}
+        assert {n: c["n"] for n, c in saved["scores"][f"{model}-inference"]["niah"]["single"].items()} == \
             {"1024": 5, "2048": 5}
         plain, scaled = (json.loads((out / f"eval-{m}-niah" / "config.json").read_text())
-                         for m in (model, f"{model}-logn"))
+                         for m in (model, f"{model}-inference"))
         assert scaled["backend"]["attn_logn_window"] == LOGN_WINDOW and "attn_logn_window" not in plain["backend"]
+        assert scaled["backend"]["attn_page_window"] == PAGE_WINDOW and "attn_page_window" not in plain["backend"]
         assert scaled["backend"]["weights"] == plain["backend"]["weights"]
-        assert [i.content_key() for i in read_items(out / f"eval-{model}-logn-niah" / "items.jsonl")] == \
+        assert [i.content_key() for i in read_items(out / f"eval-{model}-inference-niah" / "items.jsonl")] == \
             [i.content_key() for i in read_items(out / f"eval-{model}-niah" / "items.jsonl")]  # needles: own files
     report = (out / "report.md").read_text()
     cell = saved["scores"]["trained"]["niah"]["single"]["2048"]
@@ -166,11 +170,11 @@ def test_rerun_finds_every_step_done(run):
         assert run_json["errors"] == 0
     totals = json.loads((out / "timings.json").read_text())
     assert totals["train"] >= first["timings_s"]["train"]
-    # the same run without the scaling: its scores and heatmaps leave the report, the plain ones stay as they were
-    plain = api.quickstart(out, **{**SMALL, "logn_window": 0}, show_progress=False)
+    # the same run without the inference settings: their scores and heatmaps leave the report, the plain ones stay
+    plain = api.quickstart(out, **{**SMALL, "logn_window": 0, "page_window": 0}, show_progress=False)
     assert set(plain["scores"]) == {"base", "trained"} and plain["scores"]["trained"] == first["scores"]["trained"]
     report = (out / "report.md").read_text()
-    assert "heatmap_trained.png" in report and "_logn.png" not in report and "log-length scaling" not in report
+    assert "heatmap_trained.png" in report and "_inference.png" not in report and "log-length scaling" not in report
 
 
 def test_heldout_questions_are_asked_in_the_form_of_longpts_own():
@@ -183,22 +187,26 @@ def test_heldout_questions_are_asked_in_the_form_of_longpts_own():
     assert _question_form(plan) == "say where their fact is, as LongPT's do (50% of them)"
 
 
-def test_needles_with_scaling_by_default_up_to_twice_the_window_and_never_in_a_recipe(tmp_path):
-    # the CPU default answers the needles a second time with the scaling past the starting point's window, up to
-    # 8K (16K costs as much as 1K-8K together); 0 turns it off; a recipe's run is evaluated as the paper does
+def test_needles_with_inference_settings_by_default_up_to_twice_the_window_and_never_in_a_recipe(tmp_path):
+    # the CPU default answers the needles a second time with the scaling past the starting point's window and
+    # page-local attention at half of it, up to 8K (16K costs as much as 1K-8K together); 0 turns each off, both
+    # the pass; a recipe's run is evaluated as the paper does
     plan = make_plan()
-    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and plan.logn_lengths == [1024, 2048, 4096, 8192]
-    assert plan.logn_window == LOGN_WINDOW == START_WINDOW and plan.evaluates_logn
-    assert not make_plan(logn_window=0).evaluates_logn
-    assert not make_plan(recipe=REPO / "recipes" / "debug-cpu.yaml", model=shipped_path()).evaluates_logn
+    assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and plan.inference_lengths == [1024, 2048, 4096, 8192]
+    assert plan.logn_window == LOGN_WINDOW == START_WINDOW and plan.page_window == PAGE_WINDOW == START_WINDOW // 2
+    assert plan.evaluates_inference and make_plan(logn_window=0).evaluates_inference
+    assert make_plan(page_window=0).evaluates_inference
+    assert not make_plan(logn_window=0, page_window=0).evaluates_inference
+    assert not make_plan(recipe=REPO / "recipes" / "debug-cpu.yaml", model=shipped_path()).evaluates_inference
     plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=[2048, 16384], niah_items=1, heldout_items=1,
-                    logn_window=LOGN_WINDOW)
-    assert plan.logn_lengths == [2048] and plan.evaluates_logn
-    with pytest.raises(ConfigError, match="logn_window"):
-        api.quickstart(tmp_path, logn_window=-1, show_progress=False)
-    with pytest.raises(ConfigError, match="logn_window"):
-        api.quickstart(tmp_path, recipe=REPO / "recipes" / "debug-cpu.yaml", logn_window=LOGN_WINDOW,
-                       show_progress=False)
+                    page_window=PAGE_WINDOW)
+    assert plan.inference_lengths == [2048] and plan.evaluates_inference
+    assert model_label("trained-inference", plan) == f"after LongPT, page window P={PAGE_WINDOW:,}"
+    for name in ("logn_window", "page_window"):
+        with pytest.raises(ConfigError, match=name):
+            api.quickstart(tmp_path, **{name: -1}, show_progress=False)
+        with pytest.raises(ConfigError, match=name):
+            api.quickstart(tmp_path, recipe=REPO / "recipes" / "debug-cpu.yaml", **{name: 512}, show_progress=False)
 
 
 def test_defaults_differ_for_the_cpu_default_and_a_recipe(tmp_path):
@@ -266,7 +274,7 @@ def test_recipe_runs_on_two_processes(run, tmp_path):
     base_eval = json.loads((run_dir / "eval-base-niah" / "run.json").read_text())
     assert base_eval["items"] > 0 and base_eval["errors"] == 0
     assert (run_dir / "heatmap_trained.png").is_file() and (run_dir / "heatmap_base.png").is_file()
-    assert not list(run_dir.glob("eval-*-logn-niah"))  # a recipe's run is evaluated as the paper does
+    assert not list(run_dir.glob("eval-*-inference-niah"))  # a recipe's run is evaluated as the paper does
 
 
 def test_qwen3_vl_recipe_runs_on_two_processes(run, tmp_path):

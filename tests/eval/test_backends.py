@@ -252,3 +252,49 @@ def test_backends_sharing_vision_features_reuse_a_frozen_tower_only(tiny_backend
         assert (not calls) == reuses, part
         assert [a.text for a in answers] == [a.text for a in alone.generate(niah_items, ImageLoader(), settings)]
         assert len(shared) == entries  # the changed tower's pages beside the first's, under its own fingerprint
+
+
+def test_page_window_answers_as_full_forwards_under_the_window_do(tiny_backend, niah_items):
+    """EvalConfig.attn_page_window: the backend marks the prompt's image pads, prefills under page-local attention
+    and decodes as full forwards under the same mask do; it changes the answers' logits and their cache key."""
+    import torch
+
+    from mmprolong.errors import ConfigError
+    from mmprolong.eval.backends import template_parts
+    from mmprolong.eval.backends.hf import HFBackend
+    from mmprolong.models.attention import page_window
+    from mmprolong.models.config import ModelConfig
+
+    window = 64
+    backend = HFBackend(tiny_backend.model, tiny_backend.tokenizer, tiny_backend.image_processor, device="cpu",
+                        page_window=window)
+    assert backend.identity()["attn_page_window"] == window and "attn_page_window" not in tiny_backend.identity()
+    item = niah_items[0]
+    [answer] = backend.generate([item], ImageLoader(), GenerationSettings(max_new_tokens=4))
+    model, template = backend.model, backend.template
+    processed = backend.image_processor(images=ImageLoader().pil(item.images), return_tensors="pt")
+    ids = torch.tensor([template.prompt_ids(template_parts(item))])
+    assert ids.shape[1] > window
+
+    def last_logits(ids, vision, size):
+        with torch.no_grad(), page_window(vision, size):
+            return model(input_ids=ids, pixel_values=processed["pixel_values"],
+                         image_grid_thw=processed["image_grid_thw"],
+                         mm_token_type_ids=(ids == template.image_pad).long(), use_cache=False).logits[0, -1]
+
+    windowed, plain = last_logits(ids, ids[0] == template.image_pad, window), last_logits(ids, ids[0] == -1, 0)
+    assert (windowed - plain).abs().max() > 1e-4  # the window changes what the pages hand the question
+    new, vision = [], ids[0] == template.image_pad
+    for _ in range(4):
+        token = int(last_logits(ids, torch.cat([vision, torch.zeros(ids.shape[1] - len(vision), dtype=torch.bool)]),
+                                window).argmax())
+        new.append(token)
+        if token == template.im_end:
+            break
+        ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    assert answer.text == backend.tokenizer.decode(new, skip_special_tokens=True).strip()
+    with pytest.raises(ConfigError, match="attn_page_window"):  # another kernel would silently drop it
+        HFBackend.load(ModelConfig(attn_implementation="sdpa"), device="cpu", page_window=window)
+    for fields in ({"attn_page_window": -1}, {"attn_page_window": window, "backend": "vllm"}):
+        with pytest.raises(ConfigError, match="attn_page_window"):
+            EvalConfig(**fields).validate()

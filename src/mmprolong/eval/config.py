@@ -167,6 +167,11 @@ class EvalConfig(Config):
         None, help="hf backend: log-length attention scaling at inference (ModelConfig.attn_logn_window: queries "
                    "past token W sharpened by ln(i+1)/ln(W)); none: the model's own setting, 0: off. The paper "
                    "runs without; it recovers retrieval a model lost beyond its window (benchmarks/logn.py)")
+    attn_page_window: int = field(
+        0, help="hf backend: page-local attention at inference: in the language model a vision token attends only "
+                "to the prompt's preamble and the last P tokens (text tokens to all), so a page is computed as in a "
+                "P-token prompt however far into the input it stands (LM-Infinite's mask, for page tokens); 0: "
+                "off. The paper runs without (benchmarks/page_window.py)")
     label: str = field("", help="model name in tables and plots; empty: the model path or backend")
     cache_dir: str | None = field(None, help="answer cache folder (shareable between runs); none: OUT/cache")
     mmniah_tasks: list[str] = field(default_factory=lambda: list(MMNIAH_TASKS),
@@ -227,6 +232,11 @@ class EvalConfig(Config):
         if self.attn_logn_window and self.backend != "hf":
             raise ConfigError("attn_logn_window", self.attn_logn_window, f"the {self.backend} backend cannot apply "
                                                                          "log-length scaling: use backend hf")
+        if self.attn_page_window < 0:
+            raise ConfigError("attn_page_window", self.attn_page_window, "expected 0 (off) or a window in tokens")
+        if self.attn_page_window and self.backend != "hf":
+            raise ConfigError("attn_page_window", self.attn_page_window, f"the {self.backend} backend cannot apply "
+                                                                         "page-local attention: use backend hf")
         if self.rope_factor < 1:
             raise ConfigError("rope_factor", self.rope_factor, "expected a factor >= 1 (4 extends 32K to 128K)")
         if self.original_max_positions < 1:

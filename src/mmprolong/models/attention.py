@@ -27,16 +27,32 @@ at 1K; benchmarks/results/logn.json). Up to W tokens the factor is exactly 1, so
 The index is the token's place in its own sample (per packed segment, or the cache length plus its offset when
 decoding), so packed == unpacked still holds exactly. Only this kernel applies it; ``ModelConfig`` refuses the
 setting with any other.
+
+Page-local attention at inference (``page_window``, the eval's ``attn_page_window`` W): inside the context, the
+prefill of a prompt longer than W lets each vision token attend only to the prompt's preamble (the tokens before its
+first vision token: they serve as the attention sink) and to the last W tokens, itself included; text tokens (the
+question, the answer being decoded) still attend to everything. LM-Infinite's Lambda-shaped mask (Han et al., 2023),
+for the page tokens only. Why: after LongPT at 4K the mini model read a needle 60% of the time at depths 0-0.5 of
+an 8K prompt and 0% at 0.75-1: a page's tokens are also computed in the language model, attending to all that
+precedes them, and a page behind more tokens than the model was trained at is encoded worse; the question finds it
+but reads wrong digits (benchmarks/page_window.py). Bounded, a page's own computation sees what it saw in training.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
 NAME = "sdpa_packed"
 LOGN_ATTR = "attn_logn_window"  # text-config attribute: the window W of the log-length scaling, 0 or absent: off
+# (vision-token mask of the prompt being run, W) while ``page_window`` is on; a context variable, not a forward
+# argument, because generate() refuses keywords the model's forward does not name
+_PAGE_WINDOW: ContextVar[tuple[torch.Tensor, int] | None] = ContextVar("page_window", default=None)
+QUERY_BLOCK = 1024  # query rows per masked SDPA call under ``page_window``: a 16K x 16K mask alone is 256 MB
 
 
 def logn_factors(first: int, length: int, window: int, *, dtype: torch.dtype, device) -> torch.Tensor:
@@ -66,6 +82,12 @@ def sdpa_packed_forward(module, query: torch.Tensor, key: torch.Tensor, value: t
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     window = getattr(getattr(module, "config", None), LOGN_ATTR, 0) or 0
+    pages = _PAGE_WINDOW.get()
+    if (pages is not None and getattr(module, "is_causal", False) and attention_mask is None
+            and query.shape[0] == 1 and pages[0].numel() == query.shape[2] == key.shape[2] > pages[1]
+            and (position_ids is None or len(segment_bounds(position_ids[0])) == 2)):  # one prompt's prefill
+        kwargs.pop("is_causal", None)
+        return page_windowed_attention(module, query, key, value, *pages, logn_window=window, **kwargs), None
     packed = (position_ids is not None and attention_mask is None and query.shape[2] == key.shape[2]
               and kwargs.get("is_causal", True))
     if not packed:
@@ -85,6 +107,47 @@ def sdpa_packed_forward(module, query: torch.Tensor, key: torch.Tensor, value: t
                   for s, e in zip(bounds, bounds[1:])]
         rows.append(torch.cat(pieces, dim=1))  # sdpa_attention_forward returns (batch, length, heads, dim)
     return torch.cat(rows, dim=0), None
+
+
+@contextmanager
+def page_window(vision: torch.Tensor, window: int) -> Iterator[None]:
+    """Page-local attention for the prompt run inside: ``vision`` marks its vision tokens (bool, one per prompt token,
+    batch of one), ``window`` is W in tokens (0: off). Prompts of at most W tokens are computed as without it."""
+    if window < 0:
+        raise ValueError(f"page window {window}: expected 0 (off) or a window in tokens")
+    token = _PAGE_WINDOW.set((vision.reshape(-1).bool(), window) if window else None)
+    try:
+        yield
+    finally:
+        _PAGE_WINDOW.reset(token)
+
+
+def page_window_mask(vision: torch.Tensor, first: int, last: int, window: int) -> torch.Tensor:
+    """Which keys ``0 .. last-1`` the queries ``first .. last-1`` of one prompt attend to (bool, queries x keys): the
+    causal ones, and for a vision token only the preamble (tokens before the first vision token) and the last
+    ``window`` tokens, itself included."""
+    queries = torch.arange(first, last, device=vision.device)[:, None]
+    keys = torch.arange(last, device=vision.device)[None, :]
+    marked = vision.nonzero()
+    preamble = int(marked[0, 0]) if len(marked) else 0
+    seen = ~vision[first:last, None] | (queries - keys < window) | (keys < preamble)
+    return (keys <= queries) & seen
+
+
+def page_windowed_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            vision: torch.Tensor, window: int, *, logn_window: int = 0, **kwargs) -> torch.Tensor:
+    """SDPA over one prompt (batch of one) with ``page_window_mask``, ``QUERY_BLOCK`` queries at a time, queries
+    log-length scaled as ``sdpa_packed_forward`` scales them; (batch, length, heads, head_dim)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    blocks = []
+    for first in range(0, query.shape[2], QUERY_BLOCK):
+        last = min(first + QUERY_BLOCK, query.shape[2])
+        mask = page_window_mask(vision.to(query.device), first, last, window)[None, None]
+        blocks.append(sdpa_attention_forward(module, scale_queries(query[:, :, first:last], first, logn_window),
+                                             key[:, :, :last], value[:, :, :last], mask, is_causal=False,
+                                             **kwargs)[0])
+    return torch.cat(blocks, dim=1)
 
 
 def register() -> None:

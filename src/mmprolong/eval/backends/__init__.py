@@ -100,4 +100,5 @@ def make_backend(model, config, *, api_key: str | None = None, vision_features=N
         overrides["family"] = config.family
     # the backend is named by its model; config.label only renames it in tables and plots, so a new display
     # name does not change the run's fingerprint (and its cached answers stay valid)
-    return HFBackend.load(dataclasses.replace(model, **overrides), rope=rope, features=vision_features)
+    return HFBackend.load(dataclasses.replace(model, **overrides), rope=rope, features=vision_features,
+                          page_window=config.attn_page_window)

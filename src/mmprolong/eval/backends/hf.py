@@ -15,6 +15,10 @@ byte of its weights, its config, dtype and device, and the image processor's set
 LongPT kept frozen reuses what its starting point's evaluation encoded, and a different tower never does.
 An image encoded alone equals the same image encoded in a batch up to float rounding (each image attends only
 to itself).
+
+``page_window`` W > 0 runs each prompt with page-local attention (``models.attention.page_window``: in the language
+model a vision token attends only to the prompt's preamble and the last W tokens); part of the backend's identity,
+so answers cached without it are not reused.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import logging
 import time
 
-from mmprolong.errors import DataError
+from mmprolong.errors import ConfigError, DataError
 from mmprolong.eval.backends.base import Answer, GenerationSettings, SequentialBackend, template_parts
 from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
 from mmprolong.models import family_of_config
@@ -85,8 +89,14 @@ class HFBackend(SequentialBackend):
     name = "hf"
 
     def __init__(self, model, tokenizer, image_processor, *, label: str = "", rope: RopeScaling | None = None,
-                 device: str | None = None, features: FeatureCache | None = None):
+                 device: str | None = None, features: FeatureCache | None = None, page_window: int = 0):
         import torch
+
+        from mmprolong.models import attention
+
+        if page_window and model.config.text_config._attn_implementation != attention.NAME:
+            raise ConfigError("attn_page_window", page_window, f"page-local attention runs in the {attention.NAME} "
+                                                               "kernel; load the model with it")
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
@@ -101,13 +111,14 @@ class HFBackend(SequentialBackend):
         # (tower, store, image key) -> (parts, grid); a cache of its own holds one tower's features only
         self._features = FeatureCache(VISION_CACHE_BYTES) if features is None else features
         self._tower = "" if features is None else vision_fingerprint(self.model, image_processor)
+        self.page_window = page_window
 
     @classmethod
     def load(cls, cfg, *, rope: RopeScaling | None = None, label: str = "", device: str | None = None,
-             features: FeatureCache | None = None):
+             features: FeatureCache | None = None, page_window: int = 0):
         model, tokenizer, image_processor = load_eval_model(cfg, rope)
         return cls(model, tokenizer, image_processor, label=label or cfg.path or f"{cfg.preset}-seed{cfg.seed}",
-                   rope=rope, device=device, features=features)
+                   rope=rope, device=device, features=features, page_window=page_window)
 
     def pixel_budget(self) -> tuple[int, int]:
         from mmprolong.models.loading import pixel_budget
@@ -128,10 +139,14 @@ class HFBackend(SequentialBackend):
             window = logn_window(self.model.config)
             if window:  # absent when off, so answers cached before the setting existed stay valid
                 self._identity["attn_logn_window"] = window
+            if self.page_window:  # the same
+                self._identity["attn_page_window"] = self.page_window
         return self._identity
 
     def generate_one(self, item, loader, settings: GenerationSettings) -> Answer:
         import torch
+
+        from mmprolong.models.attention import page_window
 
         images = item.images
         ids = self.template.prompt_ids(template_parts(item))
@@ -144,11 +159,11 @@ class HFBackend(SequentialBackend):
             inputs = {"mm_encoder_outputs": {"image": self.family.image_encoder_output([p for p, _ in encoded])},
                       "image_grid_thw": torch.cat([grid for _, grid in encoded])}
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        token_types = self.template.mm_token_type_ids(input_ids)
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), page_window(token_types[0] == 1, self.page_window):
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                mm_token_type_ids=self.template.mm_token_type_ids(input_ids), **inputs,
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), mm_token_type_ids=token_types, **inputs,
                 max_new_tokens=settings.max_new_tokens, do_sample=False, use_cache=True,
                 eos_token_id=self.template.im_end, pad_token_id=self.tokenizer.pad_token_id or self.template.im_end)
         new = out[0, len(ids):].tolist()
