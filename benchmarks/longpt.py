@@ -4,7 +4,7 @@ what the starting point keeps at its window and gains beyond it.
     mmprolong quickstart --out runs/quickstart          # first: the data, the default LongPT, both evaluations
     python benchmarks/longpt.py --run runs/quickstart [--work runs/longpt] [--out benchmarks/results/longpt.json]
                                 [--variant 'NAME={"optim.lr": 1e-3, "schedule.min_lr": 1e-4}' ...] [--data DIR]
-                                [--eval-logn W]
+                                [--eval-inference]
 
 Each variant trains from the quickstart's starting point on its LongPT data (RUN/data-long, or --data: e.g. the
 README's `mmprolong synth` of RUN's store with another --distribution) with its training
@@ -21,8 +21,8 @@ resumes from its checkpoint and its answers come from the eval cache.
 
 Writes --out (one row per variant: steps, loss, niah accuracy and code characters in place per length, held-out
 synth accuracy per task and length; all in %, with every score's interval and item count under "scores"; with
---eval-logn W also each variant's niah with log-length attention scaling W at inference, as the quickstart's
-`-logn` evaluations) and,
+--eval-inference also each variant's niah with the quickstart's inference settings, log-length attention scaling
+and page-local attention, as RUN's own `-inference` evaluations) and,
 beside it, a plot of needle accuracy against length per variant (dotted: characters in place). About 4 minutes
 of training per 800K tokens and 2 minutes of evaluation per variant on a 2-core CPU: 70 minutes for the default
 sweep.
@@ -52,7 +52,8 @@ from mmprolong.synth.config import SynthConfig
 from mmprolong.train.launch import distributed_env
 
 SUITES = ("niah", "synth-heldout")
-LOGN_SUITE = "niah-logn"  # niah with log-length scaling at inference (--eval-logn)
+INFERENCE_SUITE = "niah-inference"  # niah with the quickstart's inference settings (--eval-inference)
+FOLDERS = {"niah": "niah", "synth-heldout": "synth-heldout", INFERENCE_SUITE: "inference-niah"}  # RUN/eval-MODEL-*
 
 
 def default_variants(train: dict) -> dict[str, dict]:
@@ -91,9 +92,10 @@ def synth_variant(run: Path, out: Path, overrides: dict) -> Path:
 
 
 def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
-                logn: int = 0, features: FeatureCache | None = None) -> tuple[dict, dict]:
+                inference: bool = False, features: FeatureCache | None = None) -> tuple[dict, dict]:
     """Train (or resume) one variant on ``data`` (or on its own data, for ``synth.`` overrides), answer the
-    quickstart's evaluations (and niah with ``logn`` scaling, when set); (training summary, scores by suite).
+    quickstart's evaluations (and its niah with the inference settings, with ``inference``); (training summary,
+    scores by suite).
     ``features``: the vision features the variants share (their towers stay frozen)."""
     synth = {k.removeprefix("synth."): v for k, v in overrides.items() if k.startswith("synth.")}
     if synth:
@@ -102,11 +104,9 @@ def run_variant(run: Path, work: Path, train: dict, overrides: dict, data: Path,
     fields = merge_overrides(train, {**overrides, "logging.progress_bar": False})
     summary = train_stage(work / "train", data, fields, distributed_env())  # read when already done
     scores = {}
-    for suite in SUITES + ((LOGN_SUITE,) if logn else ()):
-        eval_config = json.loads((run / f"eval-trained-{suite.removesuffix('-logn')}" / "config.json").read_text())
+    for suite in SUITES + ((INFERENCE_SUITE,) if inference else ()):
+        eval_config = json.loads((run / f"eval-trained-{FOLDERS[suite]}" / "config.json").read_text())
         eval_config = {**eval_config["config"], "store_dir": str(run / "store"), "label": work.name}
-        if suite == LOGN_SUITE:
-            eval_config["attn_logn_window"] = logn
         api.evaluate(work / "train" / "final", work / suite, EvalConfig.from_dict(eval_config), show_progress=False,
                      vision_features=features)
         scores[suite] = scores_of(work / suite)
@@ -121,9 +121,9 @@ def row(name: str, changes: dict, summary: dict, scores: dict, codes: dict) -> d
     for length, cell in sorted(codes.items()):  # right code answers with one note in context / with several
         out[f"code questions {format_length(length)}: right, one note / several"] = (
             f"{cell['right, one note']} / {cell['right, several notes']}")
-    for length, cell in sorted(scores.get(LOGN_SUITE, {}).get("single", {}).items(), key=lambda kv: int(kv[0])):
-        out[f"logn niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
-        out[f"logn in place {format_length(int(length))}"] = round(100 * cell["in_place"], 1)
+    for length, cell in sorted(scores.get(INFERENCE_SUITE, {}).get("single", {}).items(), key=lambda kv: int(kv[0])):
+        out[f"inference niah {format_length(int(length))}"] = round(100 * cell["accuracy"], 1)
+        out[f"inference in place {format_length(int(length))}"] = round(100 * cell["in_place"], 1)
     return out
 
 
@@ -139,9 +139,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="LongPT data of every variant (a `mmprolong synth` folder of RUN's store, e.g. another "
                              "length distribution); default: RUN/data-long, the quickstart's own")
-    parser.add_argument("--eval-logn", type=int, default=0, metavar="W",
-                        help="also answer niah with attn_logn_window W at inference (the starting point and the "
-                             "quickstart's LongPT: RUN's own -logn evaluations, which must have this W)")
+    parser.add_argument("--eval-inference", action="store_true",
+                        help="also answer niah with the quickstart's inference settings, as RUN's own -inference "
+                             "evaluations (the starting point's and the quickstart LongPT's rows are those)")
     args = parser.parse_args()
     run = args.run
     data = args.data or run / "data-long"
@@ -155,12 +155,12 @@ def main() -> None:
     train = yaml.safe_load((run / "train-long" / "config.yaml").read_text())
     variants = dict(map(parse_variant, args.variant)) if args.variant else default_variants(train)
 
-    suites = {s: s for s in SUITES} | ({LOGN_SUITE: "logn-niah"} if args.eval_logn else {})  # -> RUN's folder
-    for model in ("base", "trained") if args.eval_logn else ():
-        saved = run / f"eval-{model}-logn-niah" / "config.json"
-        if not saved.is_file() or json.loads(saved.read_text())["config"]["attn_logn_window"] != args.eval_logn:
-            sys.exit(f"--eval-logn {args.eval_logn}: {saved} is not an evaluation with that window (the "
-                     "quickstart's own W is mmprolong.quickstart.LOGN_WINDOW)")
+    suites = {s: FOLDERS[s] for s in SUITES + ((INFERENCE_SUITE,) if args.eval_inference else ())}
+    for model in ("base", "trained") if args.eval_inference else ():
+        saved = run / f"eval-{model}-inference-niah" / "config.json"
+        if not saved.is_file():
+            sys.exit(f"--eval-inference: {run} has no {saved.parent.name} (a quickstart run of 2026-12-06 or later "
+                     "with its inference settings on)")
     heldout = {"starting point": run / "eval-base-synth-heldout",  # each model's held-out answers
                "quickstart LongPT": run / "eval-trained-synth-heldout"}
     results = {"starting point": ({}, {}, {s: scores_of(run / f"eval-base-{f}") for s, f in suites.items()}),
@@ -169,7 +169,7 @@ def main() -> None:
     features = FeatureCache(VISION_CACHE_BYTES)
     for i, (name, overrides) in enumerate(variants.items()):
         print(f"[{i + 1}/{len(variants)}] {name}: {json.dumps(overrides)}", flush=True)
-        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data, args.eval_logn,
+        summary, scores = run_variant(run, args.work / f"variant-{i}", train, overrides, data, args.eval_inference,
                                       features)
         results[name] = (overrides, summary, scores)
         heldout[name] = args.work / f"variant-{i}" / "synth-heldout"

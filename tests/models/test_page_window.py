@@ -16,7 +16,8 @@ LAYERS = 2  # the tiny preset's text layers: a vision token's reach is LAYERS wi
 
 def test_mask_lets_vision_tokens_see_the_preamble_and_their_window_only():
     vision = torch.tensor([False, False, True, True, True, True, True, False])  # preamble 2, six pads, a question
-    mask = page_window_mask(vision, 0, 8, 2)
+    every = torch.arange(8)
+    mask = page_window_mask(vision, every, every, 2)
     rows = ["".join("x" if v else "." for v in row) for row in mask.tolist()]
     assert rows == ["x.......",
                     "xx......",
@@ -26,8 +27,10 @@ def test_mask_lets_vision_tokens_see_the_preamble_and_their_window_only():
                     "xx..xx..",
                     "xx...xx.",
                     "xxxxxxxx"]  # the text token after them sees everything
-    assert torch.equal(page_window_mask(vision, 5, 8, 2), mask[5:])  # a block of queries: the same rows
-    assert torch.equal(page_window_mask(torch.zeros(8, dtype=torch.bool), 0, 8, 2), torch.ones(8, 8).tril().bool())
+    some = torch.tensor([6, 2])
+    assert torch.equal(page_window_mask(vision, some, some, 2), mask[some][:, some])  # any rows and columns
+    assert torch.equal(page_window_mask(torch.zeros(8, dtype=torch.bool), every, every, 2),
+                       torch.ones(8, 8).tril().bool())
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +81,14 @@ def test_a_vision_token_no_longer_reaches_past_its_window_and_text_still_does(mo
 
 def test_query_blocks_and_log_length_scaling_compose(models, tokenizer, monkeypatch):
     """With no vision token the mask is causal: the blocked, masked path equals the plain kernel up to rounding,
-    log-length scaled by each query's index in the prompt, not in its block."""
+    log-length scaled by each query's index in the prompt, not in its block. With vision tokens, blocks whose
+    vision rows see only the keys in their reach equal one block over every key."""
     _, scaled = models
     ids = _ids(tokenizer, 40, seed=1)
+    whole = _logits(scaled, ids, _layout(40), WINDOW)  # one block: every key
     monkeypatch.setattr(attention, "QUERY_BLOCK", 16)  # three blocks
-    blocked = _logits(scaled, ids, torch.zeros(40, dtype=torch.bool), WINDOW)
-    assert (blocked - _logits(scaled, ids)).abs().max().item() < 1e-12
+    assert (_logits(scaled, ids, torch.zeros(40, dtype=torch.bool), WINDOW) - _logits(scaled, ids)).abs().max() < 1e-12
+    assert (_logits(scaled, ids, _layout(40), WINDOW) - whole).abs().max().item() < 1e-12
 
 
 def test_cached_decoding_equals_the_full_forward(models, tokenizer):

@@ -122,32 +122,40 @@ def page_window(vision: torch.Tensor, window: int) -> Iterator[None]:
         _PAGE_WINDOW.reset(token)
 
 
-def page_window_mask(vision: torch.Tensor, first: int, last: int, window: int) -> torch.Tensor:
-    """Which keys ``0 .. last-1`` the queries ``first .. last-1`` of one prompt attend to (bool, queries x keys): the
-    causal ones, and for a vision token only the preamble (tokens before the first vision token) and the last
+def page_window_mask(vision: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor, window: int) -> torch.Tensor:
+    """Whether each of ``queries`` attends to each of ``keys`` (token indices of one prompt; bool, queries x keys):
+    causally, and a vision token only to the preamble (the tokens before the first vision token) and to the last
     ``window`` tokens, itself included."""
-    queries = torch.arange(first, last, device=vision.device)[:, None]
-    keys = torch.arange(last, device=vision.device)[None, :]
     marked = vision.nonzero()
     preamble = int(marked[0, 0]) if len(marked) else 0
-    seen = ~vision[first:last, None] | (queries - keys < window) | (keys < preamble)
-    return (keys <= queries) & seen
+    query, key = queries[:, None], keys[None, :]
+    return (key <= query) & (~vision[queries][:, None] | (query - key < window) | (key < preamble))
 
 
 def page_windowed_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                             vision: torch.Tensor, window: int, *, logn_window: int = 0, **kwargs) -> torch.Tensor:
-    """SDPA over one prompt (batch of one) with ``page_window_mask``, ``QUERY_BLOCK`` queries at a time, queries
-    log-length scaled as ``sdpa_packed_forward`` scales them; (batch, length, heads, head_dim)."""
+    """SDPA over one prompt (batch of one) under ``page_window_mask``, queries log-length scaled as
+    ``sdpa_packed_forward`` scales them; (batch, length, heads, head_dim). ``QUERY_BLOCK`` queries at a time, and a
+    block's vision tokens only against the keys their mask can reach (the preamble and the ``window`` tokens before
+    the block and in it): most of a long prompt is pages, so it costs about what ``window`` tokens of attention do."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    blocks = []
+    vision = vision.to(query.device)
+    marked = vision.nonzero()
+    preamble = int(marked[0, 0]) if len(marked) else 0
+    out = query.new_empty(query.shape[0], query.shape[2], query.shape[1], query.shape[3])
     for first in range(0, query.shape[2], QUERY_BLOCK):
         last = min(first + QUERY_BLOCK, query.shape[2])
-        mask = page_window_mask(vision.to(query.device), first, last, window)[None, None]
-        blocks.append(sdpa_attention_forward(module, scale_queries(query[:, :, first:last], first, logn_window),
-                                             key[:, :, :last], value[:, :, :last], mask, is_causal=False,
-                                             **kwargs)[0])
-    return torch.cat(blocks, dim=1)
+        block = scale_queries(query[:, :, first:last], first, logn_window)
+        reach = torch.cat([torch.arange(preamble, device=query.device),
+                           torch.arange(max(preamble, first - window + 1), last, device=query.device)])
+        for rows, keys in ((vision[first:last].nonzero().flatten(), reach),
+                           ((~vision[first:last]).nonzero().flatten(), torch.arange(last, device=query.device))):
+            if len(rows):
+                mask = page_window_mask(vision, first + rows, keys, window)[None, None]
+                out[:, first + rows] = sdpa_attention_forward(module, block[:, :, rows], key[:, :, keys],
+                                                              value[:, :, keys], mask, is_causal=False, **kwargs)[0]
+    return out
 
 
 def register() -> None:
