@@ -263,8 +263,8 @@ def _heatmaps(panels: dict[str, dict[tuple, float | None]], path: str | Path, *,
                 ax.text(j, i, text, ha="center", va="center", fontsize=7)
     if image is not None:
         fig.colorbar(image, ax=flat, shrink=0.8, label=legend)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    if title:  # wrapped to the figure's width (about 10 characters an inch at this size): a run's settings in it
+        fig.suptitle(textwrap.fill(title, int(10 * fig.get_figwidth())), fontsize=10)
     out = _save(fig, Path(path))
     plt.close(fig)
     return out

@@ -28,12 +28,12 @@ The index is the token's place in its own sample (per packed segment, or the cac
 decoding), so packed == unpacked still holds exactly. Only this kernel applies it; ``ModelConfig`` refuses the
 setting with any other.
 
-Page-local attention at inference (``page_window``, the eval's ``attn_page_window`` W): inside the context, the
-prefill of a prompt longer than W lets each vision token attend only to the prompt's preamble (the tokens before its
-first vision token: they serve as the attention sink) and to the last W tokens, itself included; text tokens (the
+Page-local attention at inference (``page_window``, the eval's ``attn_page_window`` P): inside the context, the
+prefill of a prompt longer than P lets each vision token attend only to the prompt's preamble (the tokens before its
+first vision token: they serve as the attention sink) and to the last P tokens, itself included; text tokens (the
 question, the answer being decoded) still attend to everything. LM-Infinite's Lambda-shaped mask (Han et al., 2023),
-for the page tokens only. Why: after LongPT at 4K the mini model read a needle 60% of the time at depths 0-0.5 of
-an 8K prompt and 0% at 0.75-1: a page's tokens are also computed in the language model, attending to all that
+for the page tokens only. Why: after LongPT at 4K the mini model read a needle 40-60% of the time at depths 0-0.5
+of an 8K prompt and 0% at 0.75-1: a page's tokens are also computed in the language model, attending to all that
 precedes them, and a page behind more tokens than the model was trained at is encoded worse; the question finds it
 but reads wrong digits (benchmarks/page_window.py). Bounded, a page's own computation sees what it saw in training.
 """
@@ -49,7 +49,7 @@ import torch
 
 NAME = "sdpa_packed"
 LOGN_ATTR = "attn_logn_window"  # text-config attribute: the window W of the log-length scaling, 0 or absent: off
-# (vision-token mask of the prompt being run, W) while ``page_window`` is on; a context variable, not a forward
+# (vision-token mask of the prompt being run, P) while ``page_window`` is on; a context variable, not a forward
 # argument, because generate() refuses keywords the model's forward does not name
 _PAGE_WINDOW: ContextVar[tuple[torch.Tensor, int] | None] = ContextVar("page_window", default=None)
 QUERY_BLOCK = 1024  # query rows per masked SDPA call under ``page_window``: a 16K x 16K mask alone is 256 MB
@@ -112,7 +112,7 @@ def sdpa_packed_forward(module, query: torch.Tensor, key: torch.Tensor, value: t
 @contextmanager
 def page_window(vision: torch.Tensor, window: int) -> Iterator[None]:
     """Page-local attention for the prompt run inside: ``vision`` marks its vision tokens (bool, one per prompt token,
-    batch of one), ``window`` is W in tokens (0: off). Prompts of at most W tokens are computed as without it."""
+    batch of one), ``window`` is P in tokens (0: off). Prompts of at most P tokens are computed as without it."""
     if window < 0:
         raise ValueError(f"page window {window}: expected 0 (off) or a window in tokens")
     token = _PAGE_WINDOW.set((vision.reshape(-1).bool(), window) if window else None)

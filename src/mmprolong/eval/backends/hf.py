@@ -16,8 +16,8 @@ LongPT kept frozen reuses what its starting point's evaluation encoded, and a di
 An image encoded alone equals the same image encoded in a batch up to float rounding (each image attends only
 to itself).
 
-``page_window`` W > 0 runs each prompt with page-local attention (``models.attention.page_window``: in the language
-model a vision token attends only to the prompt's preamble and the last W tokens); part of the backend's identity,
+``page_window`` P > 0 runs each prompt with page-local attention (``models.attention.page_window``: in the language
+model a vision token attends only to the prompt's preamble and the last P tokens); part of the backend's identity,
 so answers cached without it are not reused.
 """
 
