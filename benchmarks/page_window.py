@@ -115,7 +115,8 @@ def main() -> None:
         fields["items_per_cell"] = args.items
     features = FeatureCache(VISION_CACHE_BYTES)
     rows = []
-    for model, path in models_of(args.run, args.models.split(",")).items():
+    models = models_of(args.run, args.models.split(","))
+    for model, path in models.items():
         for page in [int(w) for w in args.windows.split(",")]:
             for logn in [int(w) for w in args.logn.split(",")]:
                 setting = f"page window {page or 'off'}, logn {logn or 'off'}"
@@ -136,7 +137,7 @@ def main() -> None:
                                                             for d, a in depths[task][int(length)].items()}})
     report(rows, args.out, run=str(args.run), suite=args.suite, seed=fields["seed"],
            items_per_cell=fields["items_per_cell"],
-           models={m: str(p) for m, p in models_of(args.run, args.models.split(",")).items()},
+           models={m: str(p) for m, p in models.items()},
            plot=str(args.out.with_suffix(".png")))
     plot(rows, args.out.with_suffix(".png"))
 

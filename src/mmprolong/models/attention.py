@@ -122,12 +122,17 @@ def page_window(vision: torch.Tensor, window: int) -> Iterator[None]:
         _PAGE_WINDOW.reset(token)
 
 
+def preamble_length(vision: torch.Tensor) -> int:
+    """Tokens before a prompt's first vision token (all of them, 0, when it has none)."""
+    marked = vision.nonzero()
+    return int(marked[0, 0]) if len(marked) else 0
+
+
 def page_window_mask(vision: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor, window: int) -> torch.Tensor:
     """Whether each of ``queries`` attends to each of ``keys`` (token indices of one prompt; bool, queries x keys):
-    causally, and a vision token only to the preamble (the tokens before the first vision token) and to the last
-    ``window`` tokens, itself included."""
-    marked = vision.nonzero()
-    preamble = int(marked[0, 0]) if len(marked) else 0
+    causally, and a vision token only to the preamble (``preamble_length``) and to the last ``window`` tokens,
+    itself included."""
+    preamble = preamble_length(vision)
     query, key = queries[:, None], keys[None, :]
     return (key <= query) & (~vision[queries][:, None] | (query - key < window) | (key < preamble))
 
@@ -141,8 +146,7 @@ def page_windowed_attention(module, query: torch.Tensor, key: torch.Tensor, valu
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     vision = vision.to(query.device)
-    marked = vision.nonzero()
-    preamble = int(marked[0, 0]) if len(marked) else 0
+    preamble = preamble_length(vision)
     out = query.new_empty(query.shape[0], query.shape[2], query.shape[1], query.shape[3])
     for first in range(0, query.shape[2], QUERY_BLOCK):
         last = min(first + QUERY_BLOCK, query.shape[2])
