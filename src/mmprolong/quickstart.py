@@ -54,8 +54,10 @@ HELDOUT_LENGTHS = [1024, 2048, 4096]
 INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0}  # 128 tokens a page
 WORKERS = os.cpu_count() or 1  # ingest, decontaminate and synth processes (the same bytes for any count)
 # LongPT's DataLoader workers (its rows are the same for any count), half the cores, the rest left to training: on
-# an H200 with 16 cores the miniature's step took 0.27 s with 8 workers, 0.30 s with 2
-LOADER_WORKERS = min(8, max(2, WORKERS // 2))
+# an H200 with 16 cores the miniature's step took 0.27 s with 8 workers, 0.30 s with 2. None on 2 cores, where a
+# worker only takes turns with training for them: there the step took 0.63 s with the rows made in the training
+# process, 0.67 s with 1 worker and 0.68 s with 2 (2026-12-06)
+LOADER_WORKERS = min(8, WORKERS // 2) if WORKERS > 2 else 0
 DEVICES = ("auto", "cpu", "cuda")  # LongPT's (TrainConfig.device); evaluation takes the GPU when there is one
 # The starting point's world (its `registers` corpus): archive registers whose notes stand among catalogue cards,
 # as the needle stands in its haystack, so LongPT's extract-single questions about a register ask for the kind of

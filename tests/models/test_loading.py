@@ -18,6 +18,7 @@ from mmprolong.models.loading import (
     rope_theta_of,
     save_model,
 )
+from mmprolong.models.patch_embed import use_matmul_patch_embedding
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,9 @@ def test_save_and_reload_offline_gives_identical_logits(tmp_path, toy_inputs):
     assert not list(tmp_path.glob(".*.tmp"))
     reloaded = AutoModelForImageTextToText.from_pretrained(out, local_files_only=True, use_safetensors=True)
     assert rope_theta_of(reloaded) == 4e6
+    for inputs in toy_inputs.values():  # transformers' own patch embedding (a Conv3d) rounds otherwise
+        assert torch.allclose(_logits(model, inputs), _logits(reloaded, inputs), rtol=0, atol=1e-5)
+    use_matmul_patch_embedding(reloaded)
     for inputs in toy_inputs.values():
         assert torch.equal(_logits(model, inputs), _logits(reloaded, inputs))
     # load_model on the folder: same logits, same pixel budget, same tokenizer; rope base overridable.

@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from PIL import Image
 
 from mmprolong.errors import ConfigError
-from mmprolong.models import family_of_config
+from mmprolong.models import family_of_config, family_of_preset
 from mmprolong.models.features import FeatureCache
 from mmprolong.models.loading import load_model
 from mmprolong.train.collate import SampleEncoder, image_key
@@ -61,7 +62,7 @@ def test_an_image_is_encoded_once_and_its_features_reused_exactly(make_train_con
     assert [float(x) for x in first] == pytest.approx([float(x) for x in plain], abs=1e-12)
 
 
-def test_images_are_keyed_by_their_patches_where_the_rows_are_made(make_train_config, tmp_path, data_dir):
+def test_images_are_keyed_by_their_pixels_where_the_rows_are_made(make_train_config, tmp_path, data_dir):
     config = make_train_config(tmp_path / "run", **FROZEN)
     model, rows = first_rows(config, data_dir[0], 2)
     images = [(p, g) for r in rows for p, g in zip(r.pixel_values.split(r.image_grid_thw.prod(dim=1).tolist()),
@@ -72,13 +73,22 @@ def test_images_are_keyed_by_their_patches_where_the_rows_are_made(make_train_co
     same_image = {(i, j) for i, (p, g) in enumerate(images) for j, (q, h) in enumerate(images)
                   if torch.equal(g, h) and torch.equal(p, q)}
     assert same_key == same_image
-    patches, grid = images[0]
-    nudged = patches.clone()
-    nudged[-1, -1] += 1e-3
-    assert image_key(nudged, grid) != keys[0] and image_key(patches.to(torch.float64), grid) != keys[0]
     features = FrozenVisionFeatures(family_of_config(model.config), 1 << 30)
     with pytest.raises(ValueError, match="image_keys"):
         features(model, replace(rows[0], image_keys=()))
+
+
+def test_an_image_key_changes_with_any_pixel_and_any_processor_setting():
+    family = family_of_preset("tiny")
+    settings = family.image_processor().to_json_string()
+    page = Image.new("RGB", (56, 84), "white")
+    key = image_key(page, settings)
+    assert image_key(page.copy(), settings) == key
+    nudged = page.copy()
+    nudged.putpixel((55, 83), (255, 255, 254))
+    assert image_key(nudged, settings) != key
+    assert image_key(page.convert("L"), settings) != key
+    assert image_key(page, family.image_processor(max_pixels=2 * family.min_pixels).to_json_string()) != key
 
 
 def test_a_trained_tower_is_never_memoised(make_train_config, tmp_path):

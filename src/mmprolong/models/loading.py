@@ -17,6 +17,8 @@ Facts the trainer relies on (transformers 5.24, see /work/shared/STACK-NOTES.md)
 - ``use_cache`` is switched off in the loaded model's configs: with a cache the model silently stops detecting
   packed rows (every training forward also passes ``use_cache=False``). Saved models have it on again, so
   ``generate()`` decodes with a KV cache by default.
+- The vision tower's patch embedding (a Conv3d whose kernel is the patch) runs as a matmul
+  (``models.patch_embed``): the same parameters and state dict, 5x faster on a CPU.
 - ``ModelConfig.attn_logn_window`` is written into the text config as ``attn_logn_window`` (an extra attribute
   that config.json keeps); the ``sdpa_packed`` kernel reads it at every call (``models.attention``).
 """
@@ -138,6 +140,9 @@ def _build(cfg: ModelConfig, edit_config: Callable | None):
     if problem:
         raise DataError(problem)
     from mmprolong.models import attention
+    from mmprolong.models.patch_embed import use_matmul_patch_embedding
+
+    use_matmul_patch_embedding(model)
 
     window = logn_window(model.config)
     if window and cfg.attn_implementation != attention.NAME:

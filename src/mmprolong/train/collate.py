@@ -50,6 +50,7 @@ class EncodedSample:
     position_ids: torch.Tensor  # (4, n) long: text positions, then t, h, w as get_rope_index gives them alone
     pixel_values: torch.Tensor | None  # (patches, channels * temporal * patch * patch) float32
     image_grid_thw: torch.Tensor | None  # (images, 3) long
+    image_keys: tuple[bytes, ...] = ()  # image_key() of each image
 
     def __len__(self) -> int:
         return int(self.input_ids.numel())
@@ -156,8 +157,11 @@ def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, temp
     if len(images) != len(sample.pages):
         raise DataError(f"sample {sample.sample_id}: {len(images)} images given for {len(sample.pages)} pages")
     pixel_values = grid = None
+    keys = ()
     if images:
         processed = image_processor(images=list(images), return_tensors="pt")
+        settings = image_processor.to_json_string()
+        keys = tuple(image_key(image, settings) for image in images)
         pixel_values, grid = processed["pixel_values"], processed["image_grid_thw"].long()
         made = template.family.grid_tokens(grid).tolist()
         for i, (page, count) in enumerate(zip(sample.pages, made)):
@@ -177,7 +181,7 @@ def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, temp
     labels = torch.where(mask, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     types = template.mm_token_type_ids(input_ids)
     positions = template.family.sample_positions(rope_index, input_ids, types, grid)
-    return EncodedSample(sample.sample_id, input_ids, labels, types, positions, pixel_values, grid)
+    return EncodedSample(sample.sample_id, input_ids, labels, types, positions, pixel_values, grid, keys)
 
 
 def collate_packed(rows: Sequence[Sequence[EncodedSample]], *, pad_token_id: int,
@@ -253,13 +257,13 @@ def pad_token_id(tokenizer, family: ModelFamily) -> int:
     return int(pad if pad is not None else tokenizer.convert_tokens_to_ids(family.tokens.pad))
 
 
-def image_key(patches: torch.Tensor, grid: torch.Tensor) -> bytes:
-    """SHA-256 of one image's grid, dtype and patches: all a frozen vision tower's output depends on (the key of
-    ``train.frozen_vision``'s memo)."""
-    # over the tensor's own buffer (no copy to bytes): a 4K row's 68 MB of patches hash in 48 ms on the
-    # quickstart's CPU, against 112 ms with BLAKE2b over a copy
-    digest = hashlib.sha256(str((tuple(grid.flatten().tolist()), patches.dtype)).encode())
-    digest.update(patches.detach().contiguous().view(torch.uint8).numpy())  # any dtype, bf16 too
+def image_key(image: "Image.Image", processor_settings: str) -> bytes:
+    """SHA-256 of one decoded image (mode, size, pixels) and the image processor's settings: all its patches, and
+    so a frozen vision tower's output, depend on (the key of ``train.frozen_vision``'s memo)."""
+    # the decoded 8-bit pixels, not the float32 patches made from them: 8x fewer bytes (a 4K row of the
+    # quickstart's pages: 8 MB against 68 MB, whose hashing took a quarter of its DataLoader work)
+    digest = hashlib.sha256(str((processor_settings, image.mode, image.size)).encode())
+    digest.update(image.tobytes())
     return digest.digest()
 
 
@@ -267,12 +271,11 @@ def _images(samples: Sequence[EncodedSample]) -> dict:
     with_images = [s for s in samples if s.pixel_values is not None]
     if not with_images:
         return {"pixel_values": None, "image_grid_thw": None}
-    pixel_values = torch.cat([s.pixel_values for s in with_images])
-    grid = torch.cat([s.image_grid_thw for s in with_images])
-    # keyed here, where the patches are made (the DataLoader workers): the training process neither hashes a
-    # row's patches (68 MB for a 4K row of the quickstart) nor, on a GPU, copies them back from the device
-    keys = tuple(image_key(p, g) for p, g in zip(pixel_values.split(grid.prod(dim=1).tolist()), grid))
-    return {"pixel_values": pixel_values, "image_grid_thw": grid, "image_keys": keys}
+    # keyed where the patches are made (the DataLoader workers): the training process neither hashes a row's
+    # images nor, on a GPU, copies its patches back from the device
+    return {"pixel_values": torch.cat([s.pixel_values for s in with_images]),
+            "image_grid_thw": torch.cat([s.image_grid_thw for s in with_images]),
+            "image_keys": tuple(k for s in with_images for k in s.image_keys)}
 
 
 def _cumulative(segments: Sequence[int]) -> torch.Tensor:

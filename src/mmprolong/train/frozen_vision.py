@@ -3,12 +3,12 @@
 With ``model.train_vision`` and ``model.train_merger`` off, what the tower hands the language model for an image
 depends on its pixels only, and a LongPT mixture shows each page in many samples (the quickstart's: each page about
 8 times). On the quickstart's CPU the tower took a third of a training step; memoised, its features are looked up by
-a digest of the image's patches (``Batch.image_keys``, made with the patches in the DataLoader workers). Each image
-missing from the cache is encoded on its own: each image attends only to itself in the tower, but the tower's
-matmuls round differently with the number of patches they take at once (on one of the CPUs this project runs on, an
-image's features were not bitwise the same alone and among others), and features that depended on which images
-happened to be missing together would make a resumed run, whose cache starts empty, differ from an uninterrupted one
-(tests/train/test_train_resume.py).
+a digest of the decoded image and the image processor's settings (``Batch.image_keys``, made in the DataLoader
+workers). Each image missing from the cache is encoded on its own: each image attends only to itself in the tower,
+but the tower's matmuls round differently with the number of patches they take at once (on one of the CPUs this
+project runs on, an image's features were not bitwise the same alone and among others), and features that depended
+on which images happened to be missing together would make a resumed run, whose cache starts empty, differ from an
+uninterrupted one (tests/train/test_train_resume.py).
 
 One process only: under FSDP2 or DDP every rank must run the tower's forward together (its weights are gathered
 there), and a rank that skipped it would hang the others.
