@@ -86,6 +86,9 @@ def test_numbers_in_report_come_from_the_steps(run):
     assert summary["samples"] == long["samples"] and summary["final_loss"] == trained["final_loss"]
     assert summary["questions"] == long["questions"] > long["samples"]  # up to CPU_QUESTIONS a sample
     assert long["heldout_documents"] >= 1  # the held-out eval asks about documents training never saw
+    place = long["evidence_pages_by_offset"]
+    assert place["edges"][0] == 0 and sum(place["pages"]) >= long["questions"]
+    assert f"the {long['questions']} questions need {sum(place['pages']):,} evidence pages" in report
     config = yaml.safe_load((out / "train-long" / "config.yaml").read_text())
     assert config["model"]["path"] == str(shipped_path()) and config["model"]["rope_theta"] == 40_000.0
     # LongPT trains the language model only: the vision tower and merger stay as the starting point has them

@@ -560,8 +560,17 @@ def _data_section(facts: dict, images: dict) -> Section:
     rows = [[t, _pct(long["planned"]["share_by_task"][t]), _pct(long["share_by_task"][t])]
             for t in long["planned"]["share_by_task"]]
     s.tables.append((["task", "planned tokens", "achieved tokens"], rows))
+    if "evidence_pages_by_offset" in long:  # synth summaries from before 2026-12-06 do not count them
+        place = long["evidence_pages_by_offset"]
+        counts = ", ".join(f"{n:,} at {lo // 1024}K-{hi // 1024}K"
+                           for lo, hi, n in zip(place["edges"], place["edges"][1:], place["pages"]))
+        s.paragraphs.append(
+            f"Where the evidence sits: the {long['questions']} questions need {sum(place['pages']):,} evidence pages, "
+            f"by the tokens of the pages before them {counts}: a needle late in a haystack at the LongPT window is "
+            "read where LongPT asked least.")
     if "mixture" in images:
-        s.images.append((images["mixture"], "Length histogram and task mix of the LongPT data, planned vs achieved"))
+        s.images.append((images["mixture"], "Length histogram and task mix of the LongPT data, planned vs achieved, "
+                                            "and where its evidence pages sit"))
     return s
 
 

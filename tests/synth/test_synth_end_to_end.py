@@ -266,11 +266,30 @@ def test_followups_are_verified_new_and_counted_exactly(built, store, tmp_path):
         assert len(template.encode(parts, sample.answer, turns)) == sample.tokens
         low, high = _bounds(sample.bucket)
         assert low <= sample.tokens < high
+    _check_where_the_evidence_sits(samples, summary, tmp_path / "q3")
     api.synth(store / "store", tmp_path / "q3-one", config, show_progress=False)
     for shard in (tmp_path / "q3").glob("*.parquet"):
         assert shard.read_bytes() == (tmp_path / "q3-one" / shard.name).read_bytes()
     with pytest.raises(ConfigError, match="questions_per_sample"):
         _config(questions_per_sample=0).validate()
+
+
+def _check_where_the_evidence_sits(samples, summary, data: Path) -> None:
+    """summary.json counts every evidence page of every question (follow-ups too) by the tokens of the pages before
+    it, in the plan's buckets and in fifths of its sample; samples_lengths.json lists those offsets."""
+    edges = [0, *BUCKETS]
+    by_bucket, by_fifth, offsets = [0] * len(BUCKETS), [0] * 5, []
+    for sample in samples:
+        for page in (p for evidence in (sample.evidence, *(f.evidence for f in sample.followups)) for p in evidence):
+            offset = sum(ref.vision_tokens + 2 for ref in sample.pages[:page])
+            offsets.append(offset)
+            by_bucket[sum(offset >= edge for edge in edges[1:-1])] += 1
+            by_fifth[min(4, int(5 * offset / sample.tokens))] += 1
+    assert summary["evidence_pages_by_offset"] == {"edges": edges, "pages": by_bucket}
+    assert summary["evidence_pages_by_fifth"] == by_fifth and summary["questions_without_evidence"] == 0
+    assert sum(by_bucket) >= summary["questions"] and max(offsets) > BUCKETS[1]
+    listed = json.loads((data / "samples_lengths.json").read_text())["evidence_offsets"]
+    assert sorted(o for found in listed for o in found) == sorted(offsets)
 
 
 def test_a_version_1_shard_reads_as_samples_without_followups(built):

@@ -58,6 +58,16 @@ def _streams(doc: DocumentView, first: int, last: int, fillers: Sequence[Documen
     return left, right
 
 
+def evidence_offsets(page_tokens: Sequence[int], evidence: Sequence[Sequence[int]]) -> list[int]:
+    """For every evidence page of every question (``evidence``: each question's positions in the sample's pages),
+    the tokens of the pages before it: how far into the sequence a page the answer needs is read (the prompt's few
+    tokens before the first page aside). ``page_tokens``: each page's vision tokens, in sequence order."""
+    starts = [0]
+    for tokens in page_tokens:
+        starts.append(starts[-1] + tokens + IMAGE_WRAPPER_TOKENS)
+    return [starts[page] for pages in evidence for page in pages]
+
+
 def _names_an_entity(filler: DocumentView, candidate: QACandidate) -> bool:
     labels = [normalize_text(e.label) for e in candidate.evidence if e.label]
     return any(label in text for text in filler.normalized_pages for label in labels)

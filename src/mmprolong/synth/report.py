@@ -1,4 +1,4 @@
-"""The mixture plot: what was built, by length and task, against the plan."""
+"""The mixture plot: what was built, by length and task, against the plan, and where its evidence pages sit."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def plot_mixture(lengths_path: Path, summary: dict, out_png: Path) -> Path:
     data = json.loads(Path(lengths_path).read_text())
     tasks = sorted(summary["planned"]["share_by_task"])
     buckets = list(summary["planned"]["share_by_bucket"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
 
     ax = axes[0]
     series = [[t for t, k in zip(data["tokens"], data["task"]) if k == task] for task in tasks]
@@ -31,6 +31,14 @@ def plot_mixture(lengths_path: Path, summary: dict, out_png: Path) -> Path:
         ax.set_xticks(list(x), names, rotation=20, fontsize=8)
         ax.set(title=title, ylabel="share of tokens")
         ax.legend(fontsize=8)
+    ax = axes[3]
+    offsets = [o for found in data["evidence_offsets"] for o in found]
+    edges = summary["evidence_pages_by_offset"]["edges"]
+    ax.hist(offsets, bins=40, range=(0, edges[-1]), color="tab:green")
+    for edge in edges[1:-1]:
+        ax.axvline(edge, color="grey", lw=0.8, ls=":")
+    ax.set(title=f"where the evidence sits ({len(offsets)} pages, {summary['questions']} questions)",
+           ylabel="evidence pages", xlabel="tokens of pages before the evidence page")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -11,6 +11,7 @@ Output folder (DATA_DIR):
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from mmprolong.records import SAMPLE_SCHEMA, SAMPLE_SCHEMA_VERSION
 from mmprolong.split import heldout_split
 from mmprolong.synth.build import build_unit
 from mmprolong.synth.config import PAPER_BUDGET_TOKENS, SynthConfig
+from mmprolong.synth.layout import evidence_offsets
 from mmprolong.synth.plan import Bucket, Unit, bucket_weights, make_buckets, plan_units, planned_shares
 from mmprolong.synth.store import load_documents, read_store_summary, store_family
 
@@ -220,7 +222,7 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
               heldout: dict) -> dict:
     """Planned vs achieved, from the shard files themselves (so a resumed run is summarised whole)."""
     names = [u.name for u in units]
-    columns = ["tokens", "bucket", "task", "depth"]
+    columns = ["tokens", "bucket", "task", "depth", "pages", "evidence", "followups"]
     tables = [pq.read_table(out_dir / f"{n}.parquet", columns=columns) for n in names]
     rows = pa.concat_tables(tables).to_pylist() if tables else []
     stats, reasons, generator = Counter(), Counter(), Counter()
@@ -235,6 +237,8 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         by_bucket[r["bucket"]] += r["tokens"]
         by_task[r["task"]] += r["tokens"]
     planned = planned_shares(units)
+    evidence = [(r["evidence"], *(f["evidence"] for f in r["followups"] or ())) for r in rows]  # per question
+    offsets = [evidence_offsets([p["vision_tokens"] for p in r["pages"]], e) for r, e in zip(rows, evidence)]
     summary = {
         "samples": len(rows), "tokens": tokens,
         "questions": len(rows) + stats.get("followups", 0),  # with follow-ups (questions_per_sample), more
@@ -249,6 +253,8 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         "dropped_unverified": stats.get("dropped_unverified", 0),
         "dropped_length": stats.get("dropped_length", 0),
         "no_candidate": stats.get("no_candidate", 0),
+        **evidence_by_place(rows, offsets, units),
+        "questions_without_evidence": sum(not pages for e in evidence for pages in e),
         "drop_reasons": dict(sorted(reasons.items())),
         "generator_stats": dict(sorted(generator.items())),
         "units": len(units), "seconds": round(seconds, 3),
@@ -262,10 +268,24 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         **heldout,
     }
     lengths = {"tokens": [r["tokens"] for r in rows], "bucket": [r["bucket"] for r in rows],
-               "task": [r["task"] for r in rows], "depth": [r["depth"] for r in rows]}
+               "task": [r["task"] for r in rows], "depth": [r["depth"] for r in rows], "evidence_offsets": offsets}
     _write_atomic(out_dir / "samples_lengths.json", json.dumps(lengths) + "\n")
     _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def evidence_by_place(rows: list[dict], offsets: list[list[int]], units: list[Unit]) -> dict:
+    """Where the pages the answers need sit: every evidence page's offset (``layout.evidence_offsets``) counted by
+    the plan's length buckets (a page past 3K tokens is read only in a sample that long) and by fifths of its own
+    sample's length. A balanced mixture spreads them about evenly within samples, so few sit far into the longest
+    bucket's range."""
+    edges = sorted({0, *(u.bucket.low for u in units), *(u.bucket.high for u in units)})
+    by_offset, by_fifth = [0] * (len(edges) - 1), [0] * 5
+    for row, found in zip(rows, offsets):
+        for offset in found:
+            by_offset[min(len(by_offset) - 1, bisect.bisect_right(edges, offset) - 1)] += 1
+            by_fifth[min(4, 5 * offset // row["tokens"])] += 1
+    return {"evidence_pages_by_offset": {"edges": edges, "pages": by_offset}, "evidence_pages_by_fifth": by_fifth}
 
 
 def plan_error(achieved: dict, achieved_total: int, planned: dict, planned_total: int) -> dict:
