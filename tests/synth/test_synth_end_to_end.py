@@ -292,6 +292,24 @@ def _check_where_the_evidence_sits(samples, summary, data: Path) -> None:
     assert sorted(o for found in listed for o in found) == sorted(offsets)
 
 
+def test_depth_power_places_the_evidence_later(built, store, tmp_path):
+    """depth_power 4 asks each sample for its evidence at U^(1/4) of the sequence: the same samples' budget, every
+    one still exact and in its bucket, the evidence later on the whole; 1 is the default's own draw."""
+    from mmprolong.errors import ConfigError
+
+    summary = api.synth(store / "store", tmp_path / "late", _config(depth_power=4.0), show_progress=False)
+    late, even = read_samples(tmp_path / "late"), read_samples(built[0])
+    mean = {name: sum(s.depth for s in samples) / len(samples) for name, samples in (("late", late), ("even", even))}
+    assert mean["late"] > mean["even"] + 0.15, mean
+    def last_two_fifths(summary):
+        return sum(summary["evidence_pages_by_fifth"][3:]) / sum(summary["evidence_pages_by_fifth"])
+
+    assert last_two_fifths(summary) > last_two_fifths(built[1]) + 0.1, (summary, built[1])
+    for bad in (0, -1.0):
+        with pytest.raises(ConfigError, match="depth_power"):
+            _config(depth_power=bad).validate()
+
+
 def test_a_version_1_shard_reads_as_samples_without_followups(built):
     """Shards written before follow-ups existed (no ``followups`` column) still load, each sample with none."""
     from mmprolong.records import SampleRecord

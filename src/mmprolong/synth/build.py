@@ -56,9 +56,9 @@ class _Draw:
 
 
 def _draw(unit: Unit, docs: Sequence[DocumentView], weights: Sequence[int], rng: random.Random,
-          target: int, questions: int) -> _Draw:
+          target: int, questions: int, depth_power: float) -> _Draw:
     doc = rng.choices(docs, weights=weights)[0]
-    depth = rng.random()
+    depth = rng.random() ** (1 / depth_power)  # x ** 1.0 is x: the default draws exactly what it always drew
     others = [d for d in rng.sample(list(docs), min(len(docs), FILLER_DOCS + 1)) if d.doc_id != doc.doc_id]
     request = QARequest(doc=doc, task=unit.task, seed=rng.getrandbits(63), target_tokens=target)
     followups = () if unit.task.startswith("ocr-") else tuple(
@@ -95,7 +95,7 @@ def fit_length(wish: int, remaining: int, bucket: Bucket) -> int:
 
 
 def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator, template: ChatTemplate,
-               *, seed: int, max_attempts: int, questions: int = 1) -> UnitResult:
+               *, seed: int, max_attempts: int, questions: int = 1, depth_power: float = 1.0) -> UnitResult:
     rng = random.Random(stable_seed(seed, unit.name))
     weights = [sum(d.page_tokens) + 1 for d in docs]
     result = UnitResult(samples=[])
@@ -104,7 +104,8 @@ def build_unit(unit: Unit, docs: Sequence[DocumentView], generator: QAGenerator,
     while attempts < budget and remaining > 0:
         lengths = sample_lengths(remaining, unit.bucket, rng)
         count = min(64, max(2, int(len(lengths) * BATCH_OVERDRAW)))
-        draws = [_draw(unit, docs, weights, rng, lengths[i % len(lengths)], questions) for i in range(count)]
+        draws = [_draw(unit, docs, weights, rng, lengths[i % len(lengths)], questions, depth_power)
+                 for i in range(count)]
         proposed = iter(generator.propose_many([r for d in draws for r in (d.request, *d.followups)]))
         for draw in draws:
             candidate = next(proposed)

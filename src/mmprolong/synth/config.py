@@ -41,6 +41,12 @@ class SynthConfig(Config):
         1, help="questions asked about one sample's pages, one turn each, every answer a training target: 1 is the "
                 "paper's one question a sample; more give more answers per token of pages (follow-ups about the "
                 "same document, kept where their pages fit the sample's length; not for the OCR tasks)")
+    depth_power: float = field(
+        1.0, help="where a sample's first evidence page is asked to sit: at depth U^(1/depth_power) of the sequence, "
+                  "U uniform in [0, 1); 1 places it evenly (the default); above 1 later, nearer the question (4: 94% "
+                  "of samples past the middle). What the evidence pages span of a sample is kept whole, so with "
+                  "several questions a sample the depth only places what is left (summary.json: "
+                  "evidence_pages_by_fifth)")
     short_share: float = field(0.0, help="share of tokens in short samples below the first bucket (paper: 0)")
     short_tokens: int = field(4096, help="upper length of short samples, tokens")
     budget_tokens: int | None = field(
@@ -88,6 +94,8 @@ class SynthConfig(Config):
             raise ConfigError("bucket_weights", self.bucket_weights, "give one weight per bucket with custom")
         if not 0 <= self.anchor_share <= 1:
             raise ConfigError("anchor_share", self.anchor_share, "must be in [0, 1]")
+        if not self.depth_power > 0:
+            raise ConfigError("depth_power", self.depth_power, "must be > 0 (1: evidence placed evenly)")
         if self.short_share and self.short_tokens >= self.boundaries()[0]:
             raise ConfigError("short_tokens", self.short_tokens, "must be below the first bucket boundary")
         for name in ("unit_tokens", "workers", "max_attempts", "questions_per_sample"):

@@ -157,7 +157,8 @@ def _run_unit(unit_json: dict, out_dir: str, state: dict) -> tuple[str, int, int
     config = state["config"]
     before = Counter(state["generator"].stats)
     result = build_unit(unit, state["docs"], state["generator"], state["template"], seed=config.seed,
-                        max_attempts=config.max_attempts, questions=config.questions_per_sample)
+                        max_attempts=config.max_attempts, questions=config.questions_per_sample,
+                        depth_power=config.depth_power)
     generator_stats = Counter(state["generator"].stats)
     generator_stats.subtract(before)
     stats = {"unit": unit_json, "stats": dict(sorted(result.stats.items())),
