@@ -13,6 +13,7 @@ inputs, same layout.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,14 +59,12 @@ def _streams(doc: DocumentView, first: int, last: int, fillers: Sequence[Documen
     return left, right
 
 
-def evidence_offsets(page_tokens: Sequence[int], evidence: Sequence[Sequence[int]]) -> list[int]:
-    """For every evidence page of every question (``evidence``: each question's positions in the sample's pages),
-    the tokens of the pages before it: how far into the sequence a page the answer needs is read (the prompt's few
-    tokens before the first page aside). ``page_tokens``: each page's vision tokens, in sequence order."""
-    starts = [0]
-    for tokens in page_tokens:
-        starts.append(starts[-1] + tokens + IMAGE_WRAPPER_TOKENS)
-    return [starts[page] for pages in evidence for page in pages]
+def evidence_offsets(pages: Sequence[PageRef], evidence: Sequence[Sequence[int]]) -> list[int]:
+    """For every evidence page of every question (``evidence``: each question's positions in ``pages``), the tokens
+    of the pages before it: how far into the sequence a page the answer needs is read (the prompt's own tokens
+    before the first page aside)."""
+    starts = list(itertools.accumulate((_cost(r) for r in pages), initial=0))
+    return [starts[page] for positions in evidence for page in positions]
 
 
 def _names_an_entity(filler: DocumentView, candidate: QACandidate) -> bool:
@@ -165,5 +164,5 @@ def _render(turns: Sequence[QACandidate], doc: DocumentView, pages: list[PageRef
                       for q, c, e in zip(questions[1:], turns[1:], evidence[1:]))
     tokens = template.count([r.vision_tokens for r in pages] + [questions[0]], turns[0].answer,
                             [(f.question, f.answer) for f in followups])
-    before = len(template.prefix) + sum(_cost(r) for r in pages[: evidence[0][0]])
+    before = len(template.prefix) + evidence_offsets(pages, [evidence[0][:1]])[0]
     return Layout(tuple(pages), evidence[0], questions[0], tokens, before / tokens, followups, tuple(turns[1:]))

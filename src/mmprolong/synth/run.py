@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from mmprolong.decontam.exclusion import load_exclusion
 from mmprolong.errors import DataError, MissingDependencyError, ResumeError
-from mmprolong.records import SAMPLE_SCHEMA, SAMPLE_SCHEMA_VERSION
+from mmprolong.records import SAMPLE_SCHEMA, SAMPLE_SCHEMA_VERSION, PageRef
 from mmprolong.split import heldout_split
 from mmprolong.synth.build import build_unit
 from mmprolong.synth.config import PAPER_BUDGET_TOKENS, SynthConfig
@@ -239,7 +239,7 @@ def summarise(out_dir: Path, units: list[Unit], store_dir: Path, store_summary: 
         by_task[r["task"]] += r["tokens"]
     planned = planned_shares(units)
     evidence = [(r["evidence"], *(f["evidence"] for f in r["followups"] or ())) for r in rows]  # per question
-    offsets = [evidence_offsets([p["vision_tokens"] for p in r["pages"]], e) for r, e in zip(rows, evidence)]
+    offsets = [evidence_offsets([PageRef(**p) for p in r["pages"]], e) for r, e in zip(rows, evidence)]
     summary = {
         "samples": len(rows), "tokens": tokens,
         "questions": len(rows) + stats.get("followups", 0),  # with follow-ups (questions_per_sample), more
