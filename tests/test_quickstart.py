@@ -89,6 +89,9 @@ def test_numbers_in_report_come_from_the_steps(run):
     place = long["evidence_pages_by_offset"]
     assert place["edges"][0] == 0 and sum(place["pages"]) >= long["questions"]
     assert f"the {long['questions']} questions need {sum(place['pages']):,} evidence pages" in report
+    # the CPU default asks for its evidence nearer the question, and says so
+    manifest = json.loads((out / "data-long" / "manifest.json").read_text())
+    assert manifest["config"]["depth_power"] == 4.0 and "(synth's `depth_power` 4)" in report
     config = yaml.safe_load((out / "train-long" / "config.yaml").read_text())
     assert config["model"]["path"] == str(shipped_path()) and config["model"]["rope_theta"] == 40_000.0
     # LongPT trains the language model only: the vision tower and merger stay as the starting point has them
