@@ -86,9 +86,9 @@ RECIPE_DOCS = 24  # a recipe's generated corpus (when it is given no PDFs): 24 d
 # 53 / 47% (pooled 22% -> 40% of 60 needles; at 1K 83% -> 80%; benchmarks/results/anchor-share*.json)
 # Each sample's first evidence page asked at depth U^(1/4) of it (synth's depth_power 4; 1 draws it evenly), nearer
 # the question: in a 1K-4K mixture whose samples ask up to 4 questions, most evidence pages sit in the first 1K
-# (1,884 of 3,209) and 36 more than 3K tokens in, where a needle late in a 4K haystack stands. Over LongPT seeds 0-2,
-# niah as trained at 4K 73.3% against 62.7% (every seed up), and 74.7% against 61.3% on 25 needles a length no run
-# asks; 8K and held-out extract-single alike (benchmarks/results/longpt-depth-power.json, niah-depth-power.json).
+# (1,884 of 3,209) and 36 more than 3K tokens in, where a needle late in a 4K haystack stands. Over LongPT seeds 0-3,
+# niah as trained at 4K 73.0% against 64.0% (every seed up), on 25 needles a length no run asks 74.7% against 61.3%
+# (seeds 0-2); 8K and held-out extract-single alike (benchmarks/results/longpt-depth-power.json, niah-depth-power.json)
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
               "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0, "depth_power": 4.0}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
