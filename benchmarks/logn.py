@@ -13,7 +13,7 @@ the LongPT model, each as trained (window 0) and with ``attn_logn_window`` set a
    first digit and most of it from the fourth on; at 1K, most for every digit.
 2. **needle**: the quickstart's niah evaluation again (same items, greedy answers, exact and digits in place).
 3. **selection** (rows under "selection"): the LongPT model on other needles (--select-seed, --select-items a
-   depth, at --select-lengths) for every window, so the window the quickstart uses (``quickstart.LOGN_WINDOW``)
+   depth, at --select-lengths) for every window, so the window the quickstart offers (``quickstart.LOGN_WINDOW``)
    is chosen on needles its report does not score.
 4. **heldout** (rows under "heldout"; ``--parts heldout`` alone: the file's rows): the quickstart's held-out synth
    questions (RUN/eval-*-synth-heldout), both models, as trained and with --heldout-window: does the setting that

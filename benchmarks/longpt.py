@@ -21,8 +21,9 @@ resumes from its checkpoint and its answers come from the eval cache.
 
 Writes --out (one row per variant: steps, loss, niah accuracy and code characters in place per length, held-out
 synth accuracy per task and length; all in %, with every score's interval and item count under "scores"; with
---eval-inference also each variant's niah with the quickstart's inference settings, log-length attention scaling
-and page-local attention, as RUN's own `-inference` evaluations) and,
+--eval-inference also each variant's niah with RUN's inference settings, as its own `-inference` evaluations:
+since 2026-12-06 dynamic YaRN past the LongPT window and page-local attention, before log-length attention scaling
+and page-local attention) and,
 beside it, a plot of needle accuracy against length per variant (dotted: characters in place). About 4 minutes
 of training per 800K tokens and 2 minutes of evaluation per variant on a 2-core CPU: 70 minutes for the default
 sweep.

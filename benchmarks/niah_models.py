@@ -5,6 +5,7 @@ between models (starting points, LongPT seeds and settings) from the noise of a 
     python benchmarks/niah_models.py --run runs/quickstart --model 'NAME=PATH' [--model ...]
         [--group 'LABEL=NAME,NAME,...' ...] [--compare 'LABEL,LABEL' ...] [--items 10] [--seed 1]
         [--lengths 1k,2k,4k,8k] [--attn-logn-window W] [--haystack blank] [--lookalikes 0,1,3]
+        [--settings 'NAME={"rope_scaling": "yarn-dynamic", "rope_window": 4096}' ...]
         [--work runs/niah-models] [--out benchmarks/results/niah-models.json]
 
 Each model answers the quickstart's niah (its store, haystacks and question: RUN/eval-trained-niah/config.json)
@@ -21,7 +22,8 @@ beside each needle (the niah suite's lookalikes-L variant, RULER's multi-key nee
 as without): whether a model picks the note the question names, as synth's extract-single questions about a
 register need, and when it does not, whether it answers with a look-alike's code ("look-alike" in the results).
 With a list (0,1,3) every model, group and comparison is asked at each L and named "NAME, L look-alikes", one
-plot for all.
+plot for all. --settings gives one model inference settings of its own (EvalConfig fields: RoPE scaling, page-local
+attention); the same folder under two names, each with its settings, compares settings on the same needles.
 
 Writes --out (a row per model, then per group: exact answers and code characters in place per length, in %; the
 intervals, counts and accuracy by depth under "scores"; the comparisons under "compare") and beside it a plot of
@@ -56,15 +58,16 @@ def parse_pair(text: str, flag: str, example: str) -> tuple[str, str]:
 
 
 def ask(run: Path, folder: Path, name: str, model: str, items: int, seed: int, lengths: list[int],
-        logn: int | None, store: Path, features: FeatureCache | None = None, lookalikes: int = 0) -> list:
+        logn: int | None, store: Path, features: FeatureCache | None = None, lookalikes: int = 0,
+        settings: dict | None = None) -> list:
     """``model``'s answers to RUN's niah with ``items`` needles a cell drawn with ``seed`` among ``store``'s pages
     (and log-length scaling past ``logn`` tokens at inference, when set; ``lookalikes`` other notes beside each
-    needle, when set), cached in ``folder``; ``features``: the vision features shared by the models (those with one
-    tower encode each page once)."""
+    needle, when set; ``settings``, EvalConfig fields of its own), cached in ``folder``; ``features``: the vision
+    features shared by the models (those with one tower encode each page once)."""
     saved = json.loads((run / "eval-trained-niah" / "config.json").read_text())["config"]
     config = {**saved, "store_dir": str(store), "label": name, "items_per_cell": items, "seed": seed,
               "lengths": lengths, "attn_logn_window": logn, "needles": [] if lookalikes else [1],
-              "lookalikes": [lookalikes] if lookalikes else []}
+              "lookalikes": [lookalikes] if lookalikes else [], **(settings or {})}
     api.evaluate(model, folder, EvalConfig.from_dict(config), vision_features=features)
     return read_results(folder)
 
@@ -221,6 +224,8 @@ def main() -> None:
     parser.add_argument("--lookalikes", default="0", metavar="L,L",
                         help="L notes about other archives beside each needle, one or more counts (default 0: the "
                              "plain needle)")
+    parser.add_argument("--settings", action="append", default=[], metavar="NAME=JSON",
+                        help="inference settings of the model NAME, EvalConfig fields as a JSON object (repeatable)")
     parser.add_argument("--work", type=Path, default=Path("runs/niah-models"), help="the models' answers")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/niah-models.json"))
     args = parser.parse_args()
@@ -245,6 +250,15 @@ def main() -> None:
     for name, path in models.items():
         if not (Path(path) / "config.json").is_file():
             sys.exit(f"--model {name}={path}: not a model folder (no config.json)")
+    settings = {}
+    for text in args.settings:
+        name, value = parse_pair(text, "--settings", 'NAME={"rope_window": 4096}')
+        try:
+            settings[name] = json.loads(value)
+        except json.JSONDecodeError as err:
+            sys.exit(f"--settings {text!r}: not JSON after '=' ({err})")
+        if name not in models or not isinstance(settings[name], dict):
+            sys.exit(f"--settings {text!r}: name a --model and give a JSON object of EvalConfig fields")
     pairs = [tuple(p.strip() for p in c.split(",")) for c in args.compare]
     for pair in pairs:
         if len(pair) != 2 or not set(pair) <= set(groups) | set(models):
@@ -259,7 +273,8 @@ def main() -> None:
             folder = args.work / ((re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"model-{i}")
                                   + (f"-lookalikes-{level}" if level else ""))
             answers[tagged(name, level, levels)] = ask(args.run, folder, name, path, args.items, args.seed, lengths,
-                                                       args.attn_logn_window, store, features, level)
+                                                       args.attn_logn_window, store, features, level,
+                                                       settings.get(name))
     groups = {tagged(label, level, levels): [tagged(n, level, levels) for n in names]
               for level in levels for label, names in groups.items()}
     pairs = [(tagged(a, level, levels), tagged(b, level, levels)) for level in levels for a, b in pairs]
@@ -288,7 +303,8 @@ def main() -> None:
                                 intervals=per_length("ci95_over_runs"), runs=per_length("per_run"))
     report(rows, args.out, run=str(args.run), items_per_cell=args.items, seed=args.seed, lengths=lengths,
            attn_logn_window=args.attn_logn_window, haystack=args.haystack, lookalikes=levels,
-           models=models, groups=groups, plot=str(figure) if pooled else "", scores=scores, pooled=pooled,
+           models=models, settings=settings, groups=groups, plot=str(figure) if pooled else "", scores=scores,
+           pooled=pooled,
            compare=compared)
     for key, cells in compared.items():
         print(key + ": " + "; ".join(f"{format_length(int(n))} {signed(c['difference'], c['ci95'])}" + (

@@ -46,7 +46,7 @@ def run(tmp_path_factory):
 # 14 documents: the first with a fact-card deck among the held-out ones (the 14th), so every held-out task has items
 # (on the quickstart's corpus most documents are registers, which carry no reasoning questions)
 SMALL = dict(docs=14, train_tokens=32_768, niah_lengths=[1024, 2048], niah_items=1, heldout_items=1,
-             logn_window=LOGN_WINDOW, page_window=PAGE_WINDOW)
+             logn_window=LOGN_WINDOW, page_window=PAGE_WINDOW, yarn=True)
 
 
 def test_report_has_every_section_and_figure(run):
@@ -69,10 +69,10 @@ def test_report_has_every_section_and_figure(run):
     # the eval tables name the models, not their folders; the needle's also the inference settings
     assert "| starting point (%) | after LongPT (%) |" in report
     assert "their extract-single questions name no place, as LongPT's and niah's do" in report
-    settings = f"log-length scaling W={LOGN_WINDOW:,}, page window P={PAGE_WINDOW:,} (%)"
+    settings = f"YaRN past its window, log-length scaling W={LOGN_WINDOW:,}, page window P={PAGE_WINDOW:,} (%)"
     assert f"| starting point (%) | after LongPT (%) | starting point, {settings} | after LongPT, {settings} |" \
         in report and f"`attn_logn_window` W={LOGN_WINDOW:,}" in report and f"`attn_page_window` P={PAGE_WINDOW}" \
-        in report
+        in report and "dynamic YaRN past each model's own window (`rope_scaling` yarn-dynamic" in report
 
 
 def test_numbers_in_report_come_from_the_steps(run):
@@ -152,6 +152,10 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         assert scaled["backend"]["attn_logn_window"] == LOGN_WINDOW and "attn_logn_window" not in plain["backend"]
         assert scaled["backend"]["attn_page_window"] == PAGE_WINDOW and "attn_page_window" not in plain["backend"]
         assert scaled["backend"]["weights"] == plain["backend"]["weights"]
+        # YaRN past each model's own window: the starting point's 1K, LongPT's 4K
+        assert scaled["backend"]["rope_scaling"] == {"kind": "yarn-dynamic", "window": {"base": START_WINDOW,
+                                                                                      "trained": 4096}[model]}
+        assert "rope_scaling" not in plain["backend"]
         assert [i.content_key() for i in read_items(out / f"eval-{model}-inference-niah" / "items.jsonl")] == \
             [i.content_key() for i in read_items(out / f"eval-{model}-niah" / "items.jsonl")]  # needles: own files
     report = (out / "report.md").read_text()
@@ -177,7 +181,7 @@ def test_rerun_finds_every_step_done(run):
     totals = json.loads((out / "timings.json").read_text())
     assert totals["train"] >= first["timings_s"]["train"]
     # the same run without the inference settings: their scores and heatmaps leave the report, the plain ones stay
-    plain = api.quickstart(out, **{**SMALL, "logn_window": 0, "page_window": 0}, show_progress=False)
+    plain = api.quickstart(out, **{**SMALL, "logn_window": 0, "page_window": 0, "yarn": False}, show_progress=False)
     assert set(plain["scores"]) == {"base", "trained"} and plain["scores"]["trained"] == first["scores"]["trained"]
     report = (out / "report.md").read_text()
     assert "heatmap_trained.png" in report and "_inference.png" not in report and "log-length scaling" not in report
@@ -194,20 +198,23 @@ def test_heldout_questions_are_asked_in_the_form_of_longpts_own():
 
 
 def test_needles_with_inference_settings_by_default_up_to_twice_the_window_and_never_in_a_recipe(tmp_path):
-    # the CPU default answers the needles a second time with the scaling past the starting point's window and
-    # page-local attention at half of it, up to 8K (16K costs as much as 1K-8K together); 0 turns each off, both
-    # the pass; a recipe's run is evaluated as the paper does
+    # the CPU default answers the needles a second time with dynamic YaRN past each model's window and page-local
+    # attention at half the starting point's, up to 8K (16K costs as much as 1K-8K together); log-length scaling on
+    # request; turned off one by one, then the pass; a recipe's run is evaluated as the paper does
     plan = make_plan()
     assert plan.niah_lengths == [1024, 2048, 4096, 8192, 16384] and plan.inference_lengths == [1024, 2048, 4096, 8192]
-    assert plan.logn_window == LOGN_WINDOW == START_WINDOW and plan.page_window == PAGE_WINDOW == START_WINDOW // 2
-    assert plan.evaluates_inference and make_plan(logn_window=0).evaluates_inference
+    assert plan.yarn and plan.logn_window == 0 and plan.page_window == PAGE_WINDOW == START_WINDOW // 2
+    assert make_plan(logn_window=LOGN_WINDOW).logn_window == LOGN_WINDOW == START_WINDOW
+    assert plan.evaluates_inference and make_plan(yarn=False).evaluates_inference
     assert make_plan(page_window=0).evaluates_inference
-    assert not make_plan(logn_window=0, page_window=0).evaluates_inference
+    assert not make_plan(yarn=False, page_window=0).evaluates_inference
     assert not make_plan(recipe=REPO / "recipes" / "debug-cpu.yaml", model=shipped_path()).evaluates_inference
     plan = cpu_plan(docs=14, seed=0, train_tokens=32_768, niah_lengths=[2048, 16384], niah_items=1, heldout_items=1,
                     page_window=PAGE_WINDOW)
     assert plan.inference_lengths == [2048] and plan.evaluates_inference
     assert model_label("trained-inference", plan) == f"after LongPT, page window P={PAGE_WINDOW:,}"
+    with pytest.raises(ConfigError, match="yarn"):
+        api.quickstart(tmp_path, recipe=REPO / "recipes" / "debug-cpu.yaml", yarn=True, show_progress=False)
     for name in ("logn_window", "page_window"):
         with pytest.raises(ConfigError, match=name):
             api.quickstart(tmp_path, **{name: -1}, show_progress=False)

@@ -184,7 +184,7 @@ def _cmd_quickstart(args) -> int:
                              niah_lengths=args.niah_lengths, niah_items=args.niah_items,
                              heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
                              logn_window=args.attn_logn_window, page_window=args.attn_page_window,
-                             device=args.device, questions=args.questions,
+                             yarn=args.yarn, device=args.device, questions=args.questions,
                              rebuild_start=args.rebuild_start, start=args.start,
                              show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
@@ -346,14 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--heldout-items", type=int, default=defaults["heldout_items"].default,
                        help="held-out synth items per task and length")
     quick.add_argument("--attn-logn-window", type=int, default=None, metavar="W",
-                       help="both models also answer the needles up to 8K with inference settings, among them "
-                            f"log-length attention scaling past W tokens (default {LOGN_WINDOW}, the starting point's "
-                            "window; 0: not; with --attn-page-window 0 too: no second pass, only the paper's "
-                            "plain one; a recipe's run never has it)")
+                       help="both models also answer the needles up to 8K with inference settings; W > 0 adds "
+                            f"log-length attention scaling past W tokens ({LOGN_WINDOW}, the starting point's "
+                            "window, measured best; default 0: not; with --attn-page-window 0 and --no-yarn: no "
+                            "second pass, only the paper's plain one; a recipe's run never has it)")
     quick.add_argument("--attn-page-window", type=int, default=None, metavar="P",
-                       help="... and page-local attention: in the language model a page's tokens attend only to the "
+                       help="page-local attention in that pass: in the language model a page's tokens attend only to "
+                            "the "
                             f"prompt's preamble and the last P tokens (default {PAGE_WINDOW}, half the starting "
                             "point's window; 0: not)")
+    quick.add_argument("--yarn", action=argparse.BooleanOptionalAction, default=None,
+                       help="... and dynamic YaRN: an input past a model's own window (the starting point's 1K, "
+                            "LongPT's 4K) computed with YaRN of factor length / window (default: on; --no-yarn: "
+                            "not)")
     quick.add_argument("--device", choices=DEVICES, default=defaults["device"].default,
                        help="where LongPT trains: auto (the default: the GPU when there is one), cpu or cuda; "
                             "evaluation takes the GPU when there is one")

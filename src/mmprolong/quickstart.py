@@ -9,9 +9,9 @@ Steps (each resumable; rerunning the command skips what is done):
   5. train    LongPT from the shipped starting point (a mini Qwen2.5-VL that mmprolong trained to read at 1K,
               ``mmprolong.startpoint``) to 4K, with the RoPE base raised 4x as the paper raises 1e6 to 4e6
   6. eval     both models on niah at 1K..16K (4x the new window) and on synth tasks about held-out documents,
-              as the paper evaluates; then both on the same needles up to 8K with two inference settings: log-length
-              attention scaling past the starting point's window and page-local attention (RUN/eval-*-inference-niah;
-              --attn-logn-window 0 --attn-page-window 0: not)
+              as the paper evaluates; then both on the same needles up to 8K with two inference settings: dynamic
+              YaRN past each model's own window and page-local attention (RUN/eval-*-inference-niah;
+              --no-yarn --attn-page-window 0: not; --attn-logn-window W adds log-length attention scaling)
   7. report   RUN/report.md, RUN/report.html and RUN/quickstart.json; every number comes from the run
 
 ``rebuild_start=True`` first rebuilds the starting point from ``recipes/miniature-start.yaml`` into RUN/start
@@ -93,15 +93,24 @@ LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_W
               "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0, "depth_power": 4.0}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
 MODELS = {"base": "starting point", "trained": "after LongPT"}
-# Both models also answer the needles with two inference settings ("NAME-inference"). Log-length attention scaling
-# past W tokens: a query at token i is sharpened by ln(i+1)/ln(W). Beyond the window a reading head spreads its
+# Both models also answer the needles with inference settings ("NAME-inference"). Dynamic YaRN past each model's own
+# window (EvalConfig.rope_scaling "yarn-dynamic", the YaRN paper's dynamic scaling): an input of n tokens past a window
+# of W is computed with YaRN of factor n/W over the mRoPE positions W of its tokens span (here 122 tokens a page span
+# 14 positions: YaRN over W positions barely acts, after LongPT 56% of this run's needles at 8K against 84%); inside
+# its window a model runs as trained. On 25 needles a length that no default run asks, LongPT's four seeds found
+# 4K / 8K 75 / 34% as trained, 75 / 77% with YaRN, 79 / 80% with YaRN and P=512 (below), 86 / 61% with W=1024 and
+# P=512 (the default earlier on 2026-12-06; YaRN and W together sharpen twice, lower); the starting point 0 / 0, 16 / 4,
+# 28 / 12 and 44 / 16% (benchmarks/results/niah-yarn.json).
+YARN = True
+# Log-length attention scaling past W tokens (off by default since YaRN): a query at token i is sharpened by
+# ln(i+1)/ln(W). Beyond the window a reading head spreads its
 # attention over every page for the answer's first digits, which then come out at chance
 # (benchmarks/results/logn.json); trained with the scaling, LongPT learns it away (longpt-logn.json), so it is an
-# inference setting. W is the starting point's window, measured best: on 30 needles a length that no default run asks,
+# inference setting. W=1024, the starting point's window, measured best: on 30 needles a length no default run asks,
 # the six-stage start's four LongPT seeds found 4K / 8K 63 / 36% as trained, 60 / 48% with W=256, 76 / 66% with 512,
 # 78 / 69% with 1024, 77 / 60% with 2048, 63 / 53% with 4096 (the LongPT window), 1K and 2K about as trained; the
 # starting point 0% at both with any W (niah-logn-windows.json).
-LOGN_WINDOW = START_WINDOW
+LOGN_WINDOW = START_WINDOW  # the W to pass; the default is 0
 # Page-local attention (EvalConfig.attn_page_window P): in the language model a page's tokens attend only to the
 # prompt's preamble and the last P tokens, the question to everything. As trained, the needle is lost where it stands
 # late in a long prompt (after LongPT at 8K: 40-60% at depths 0-0.5, 0% at 0.75-1): the question finds it, but the page
@@ -135,13 +144,14 @@ class Plan:
     heldout_items: int  # per task and length
     description: str  # the training paragraph of the report
     logn_window: int = 0  # both models' niah again with EvalConfig.attn_logn_window = this (0: off) ...
-    page_window: int = 0  # ... and attn_page_window = this (0: off); neither: no second pass ...
+    page_window: int = 0  # ... and attn_page_window = this (0: off) ...
+    yarn: bool = False  # ... and dynamic YaRN past each model's own window; none of the three: no second pass ...
     inference_lengths: list[int] = field(default_factory=list)  # ... at these lengths (of niah_lengths)
 
     @property
     def evaluates_inference(self) -> bool:
         """Whether both models answer the needles a second time, with the inference settings."""
-        return bool((self.logn_window or self.page_window) and self.inference_lengths)
+        return bool((self.logn_window or self.page_window or self.yarn) and self.inference_lengths)
 
     @property
     def synth_config(self) -> SynthConfig:
@@ -158,7 +168,8 @@ def window_grid(window: int) -> list[int]:
 
 def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
              heldout_items: int, rebuild_start: bool = False, start: str | Path | None = None,
-             logn_window: int = 0, page_window: int = 0, device: str = "auto", questions: int = 1) -> Plan:
+             logn_window: int = 0, page_window: int = 0, yarn: bool = False, device: str = "auto",
+             questions: int = 1) -> Plan:
     from mmprolong.startpoint import shipped_path
 
     if start is not None and not (Path(start) / "config.json").is_file():
@@ -192,8 +203,9 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         decontam={"min_page_words": 5, "workers": WORKERS}, base_model=base,
         start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
         niah_lengths=lengths, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
-        heldout_items=heldout_items, logn_window=logn_window, page_window=page_window,
-        inference_lengths=[n for n in lengths if n <= INFERENCE_MAX_LENGTH] if logn_window or page_window else [],
+        heldout_items=heldout_items, logn_window=logn_window, page_window=page_window, yarn=yarn,
+        inference_lengths=[n for n in lengths if n <= INFERENCE_MAX_LENGTH] if logn_window or page_window or yarn
+        else [],
         description=f"Starting point: {'RUN/start (rebuilt)' if rebuild_start else base}, a mini Qwen2.5-VL trained "
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
@@ -254,7 +266,8 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
               niah_lengths: list[int] | None = None, niah_items: int = 5, heldout_items: int = 16,
               recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
               rebuild_start: bool = False, start: str | Path | None = None, logn_window: int | None = None,
-              page_window: int | None = None, device: str = "auto", questions: int | None = None) -> Plan:
+              page_window: int | None = None, yarn: bool | None = None, device: str = "auto",
+              questions: int | None = None) -> Plan:
     """What a quickstart with these options does, checked (a bad option is refused before anything is made).
 
     ``docs``: documents in the generated corpus (default ``CPU_DOCS``; with a recipe ``RECIPE_DOCS``);
@@ -264,9 +277,12 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
     the starting point from its recipe instead of using the shipped one; ``start``: a starting point of your own
     (e.g. one rebuilt before); ``logn_window``: W > 0, both models also answer the needles up to 2x the LongPT
     window with log-length attention scaling at inference past W tokens (``EvalConfig.attn_logn_window``; default
-    ``LOGN_WINDOW``, the starting point's window; 0: not; a recipe's run is evaluated as the paper does, without);
+    0, not; ``LOGN_WINDOW``, the starting point's window, measured best; a recipe's run is evaluated as the paper
+    does, without);
     ``page_window``: P > 0, that second pass also with page-local attention (``EvalConfig.attn_page_window``; default
-    ``PAGE_WINDOW``, half the starting point's window; 0: not; never with a recipe).
+    ``PAGE_WINDOW``, half the starting point's window; 0: not; never with a recipe); ``yarn``: that second pass
+    also with dynamic YaRN past each model's own window (``EvalConfig.rope_scaling="yarn-dynamic"``; default
+    ``YARN``; never with a recipe).
     ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
     recipe, ``auto`` keeps the recipe's own setting. ``questions``: questions a LongPT sample asks about its pages
     (``SynthConfig.questions_per_sample``; default ``CPU_QUESTIONS``; with a recipe 1, the paper's).
@@ -288,7 +304,7 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
 
     resolve_device(device)  # cuda where there is none: refused now, not after the data is made
     if recipe is not None:
-        for name, value in (("logn_window", logn_window), ("page_window", page_window)):
+        for name, value in (("logn_window", logn_window), ("page_window", page_window), ("yarn", yarn)):
             if value:
                 raise ConfigError(name, value, "goes with the CPU default: a recipe's run is evaluated as the paper "
                                                "does")
@@ -309,9 +325,9 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
                         train_tokens=CPU_TRAIN_TOKENS if train_tokens is None else train_tokens,
                         niah_lengths=niah_lengths, niah_items=niah_items, heldout_items=heldout_items,
                         rebuild_start=rebuild_start, start=start, device=device,
-                        logn_window=LOGN_WINDOW if logn_window is None else logn_window,
+                        logn_window=0 if logn_window is None else logn_window,
                         page_window=PAGE_WINDOW if page_window is None else page_window,
-                        questions=questions or CPU_QUESTIONS)
+                        yarn=YARN if yarn is None else yarn, questions=questions or CPU_QUESTIONS)
     return plan
 
 
@@ -359,9 +375,10 @@ def run_plan(out: Path, plan: Plan, *, show_progress: bool = True) -> dict:
     # LongPT keeps the vision tower frozen: the trained model reuses the pages the starting point's evaluation
     # encoded (keyed by the tower's bytes, so a tower that did train encodes its own)
     features = FeatureCache(VISION_CACHE_BYTES)
+    windows = {"base": START_WINDOW, "trained": plan.window}  # what YaRN scales past (a recipe's run has no YaRN)
     evals = {name: {suite: evaluate_suite(out / f"eval-{name}-{suite}", model, out / "store", suite, plan,
-                                          model_label(name, plan),
-                                          inference=name.endswith(INFERENCE), features=features)
+                                          model_label(name, plan), inference=name.endswith(INFERENCE),
+                                          window=windows[name.removesuffix(INFERENCE)], features=features)
                     for suite in suites[name]}
              for name, model in models.items()}
     comparisons = {}
@@ -477,22 +494,25 @@ def model_label(name: str, plan: Plan) -> str:
 
 def _settings(plan: Plan) -> str:
     """The second pass's inference settings, in words."""
-    parts = [f"log-length scaling W={plan.logn_window:,}" if plan.logn_window else "",
+    parts = ["YaRN past its window" if plan.yarn else "",
+             f"log-length scaling W={plan.logn_window:,}" if plan.logn_window else "",
              f"page window P={plan.page_window:,}" if plan.page_window else ""]
     return ", ".join(p for p in parts if p)
 
 
 def evaluate_suite(run_dir: Path, model: Path, store: Path, suite: str, plan: Plan, label: str, *,
-                   inference: bool = False, features=None) -> dict:
+                   inference: bool = False, window: int = 0, features=None) -> dict:
     """One suite of the run's grid for ``model``; ``inference``: niah with the plan's inference settings
-    (``logn_window``, ``page_window``) at its ``inference_lengths``; ``features``: a vision ``FeatureCache`` shared
-    with the run's other evaluations."""
+    (``logn_window``, ``page_window``, ``yarn`` past ``window``, the model's own, tokens) at its
+    ``inference_lengths``; ``features``: a vision ``FeatureCache`` shared with the run's other evaluations."""
     from mmprolong import api
     from mmprolong.eval.config import heldout_config, niah_config
 
     seed = plan.long_synth["seed"]
     if suite == "niah":
         settings = {"attn_logn_window": plan.logn_window, "attn_page_window": plan.page_window} if inference else {}
+        if inference and plan.yarn:
+            settings.update(rope_scaling="yarn-dynamic", rope_window=window)
         config = niah_config(plan.inference_lengths if inference else plan.niah_lengths, plan.niah_items,
                              store_dir=str(store), seed=seed, label=label, **settings)
     else:  # asked in the form LongPT's own questions take (with or without the place they name)
@@ -650,6 +670,13 @@ def _eval_section(facts: dict, images: dict) -> Section:
         "achieve.")
     if plan.evaluates_inference:
         said = []
+        if plan.yarn:
+            said.append(
+                f"dynamic YaRN past each model's own window (`rope_scaling` yarn-dynamic: an input of n tokens past a "
+                f"window of W, the starting point's {START_WINDOW:,} or LongPT's {plan.window:,}, is computed with "
+                "YaRN of factor n/W over the mRoPE positions W of its tokens span, a page image spanning far fewer "
+                "positions than tokens; the YaRN paper's dynamic scaling of the setting MMLongBench offers for "
+                "Qwen2.5-VL; inside its window a model runs as trained; benchmarks/results/niah-yarn.json)")
         if plan.logn_window:
             said.append(
                 f"log-length attention scaling (`attn_logn_window` W={plan.logn_window:,}"

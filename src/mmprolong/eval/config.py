@@ -158,11 +158,15 @@ class EvalConfig(Config):
     concurrency: int = field(4, help="openai: requests in flight")
     tokenizer: str | None = field(None, help="tokenizer folder for counting when the backend has none (openai); "
                                              "none: the model path, else the shipped tokenizer")
-    rope_scaling: Literal["none", "yarn", "dynamic"] = field(
-        "none", help="RoPE scaling applied to the model config before loading; none = the model as trained (paper)")
+    rope_scaling: Literal["none", "yarn", "dynamic", "yarn-dynamic"] = field(
+        "none", help="RoPE scaling applied to the model config before loading; none = the model as trained (paper); "
+                     "yarn-dynamic (hf backend): each input past rope_window tokens with YaRN of factor tokens / "
+                     "rope_window over the positions that window spans in it (mmprolong.eval.rope_scaling)")
     rope_factor: float = field(4.0, help="rope_scaling factor (MMLongBench's YaRN for Qwen2.5-VL: 4)")
     original_max_positions: int = field(32768, help="positions the model was trained for, where scaling starts "
                                                     "(Qwen2.5-VL: 32768)")
+    rope_window: int = field(0, help="yarn-dynamic: the model's trained window, tokens (the quickstart's LongPT: "
+                                     "4096); an input no longer is computed as unscaled")
     attn_logn_window: int | None = field(
         None, help="hf backend: log-length attention scaling at inference (ModelConfig.attn_logn_window: queries "
                    "past token W sharpened by ln(i+1)/ln(W)); none: the model's own setting, 0: off. The paper "
@@ -241,6 +245,11 @@ class EvalConfig(Config):
             raise ConfigError("rope_factor", self.rope_factor, "expected a factor >= 1 (4 extends 32K to 128K)")
         if self.original_max_positions < 1:
             raise ConfigError("original_max_positions", self.original_max_positions, "expected positions >= 1")
+        if self.rope_scaling == "yarn-dynamic" and self.rope_window < 1:
+            raise ConfigError("rope_window", self.rope_window, "yarn-dynamic needs the model's window in tokens")
+        if self.rope_scaling == "yarn-dynamic" and self.backend != "hf":
+            raise ConfigError("rope_scaling", self.rope_scaling, f"the {self.backend} backend cannot scale each "
+                                                                 "input by its length: use backend hf, or yarn")
         if self.retries < 0 or self.timeout_s <= 0:
             raise ConfigError("retries" if self.retries < 0 else "timeout_s",
                               self.retries if self.retries < 0 else self.timeout_s, "expected retries >= 0, "

@@ -30,7 +30,7 @@ import time
 
 from mmprolong.errors import ConfigError, DataError
 from mmprolong.eval.backends.base import Answer, GenerationSettings, SequentialBackend, template_parts
-from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling
+from mmprolong.eval.rope_scaling import RopeScaling, apply_rope_scaling, yarn_for_input, yarn_frequencies
 from mmprolong.models import family_of_config
 from mmprolong.models.features import FeatureCache
 from mmprolong.models.loading import logn_window
@@ -112,6 +112,15 @@ class HFBackend(SequentialBackend):
         self._features = FeatureCache(VISION_CACHE_BYTES) if features is None else features
         self._tower = "" if features is None else vision_fingerprint(self.model, image_processor)
         self.page_window = page_window
+        self._rotary = self._unscaled = None
+        if self.rope.per_input:
+            self._rotary = self.model.model.language_model.rotary_emb
+            if self._rotary.rope_type != "default":
+                raise ConfigError("rope_scaling", self.rope.kind, "scales a model whose RoPE is not scaled already; "
+                                                                  f"this one's is {self._rotary.rope_type}")
+            self._unscaled = (self._rotary.original_inv_freq, 1.0)  # as built, whatever another backend set since
+            self._rope_index = self.family.rope_index(self.model.config)
+        self._yarn: dict[RopeScaling, tuple] = {}
 
     @classmethod
     def load(cls, cfg, *, rope: RopeScaling | None = None, label: str = "", device: str | None = None,
@@ -141,6 +150,8 @@ class HFBackend(SequentialBackend):
                 self._identity["attn_logn_window"] = window
             if self.page_window:  # the same
                 self._identity["attn_page_window"] = self.page_window
+            if self.rope.per_input:  # the config's rope_parameters are the unscaled ones
+                self._identity["rope_scaling"] = self.rope.describe()
         return self._identity
 
     def generate_one(self, item, loader, settings: GenerationSettings) -> Answer:
@@ -160,6 +171,8 @@ class HFBackend(SequentialBackend):
                       "image_grid_thw": torch.cat([grid for _, grid in encoded])}
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         token_types = self.template.mm_token_type_ids(input_ids)
+        if self.rope.per_input:
+            self._scale_rope(input_ids, token_types, inputs.get("image_grid_thw"))
         start = time.perf_counter()
         with torch.inference_mode(), page_window(token_types[0] == 1, self.page_window):
             out = self.model.generate(
@@ -172,6 +185,20 @@ class HFBackend(SequentialBackend):
         seconds = round(time.perf_counter() - start, 4)
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         return Answer(text=text.strip(), seconds=seconds, output_tokens=len(new))
+
+    def _scale_rope(self, input_ids, token_types, grid) -> None:
+        """``yarn-dynamic``: set the text rotary embedding to what this input is computed with (unscaled inside the
+        window). Generated tokens are not counted: the answers are a few tokens long."""
+        positions = int(self._rope_index(input_ids, token_types, grid).max()) + 1
+        yarn = yarn_for_input(self.rope, input_ids.shape[1], positions)
+        if yarn is None:
+            inv_freq, scaling = self._unscaled
+        else:
+            if yarn not in self._yarn:
+                self._yarn[yarn] = yarn_frequencies(self.model.config, yarn)
+            inv_freq, scaling = self._yarn[yarn]
+        self._rotary.inv_freq = inv_freq.to(self._rotary.inv_freq.device)
+        self._rotary.attention_scaling = scaling
 
     def _encode_images(self, images, loader) -> list[tuple]:
         """Per image: (the family's feature parts, grid), from the cache or from the image processor and vision
