@@ -352,8 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "second pass, only the paper's plain one; a recipe's run never has it)")
     quick.add_argument("--attn-page-window", type=int, default=None, metavar="P",
                        help="page-local attention in that pass: in the language model a page's tokens attend only to "
-                            "the "
-                            f"prompt's preamble and the last P tokens (default {PAGE_WINDOW}, half the starting "
+                            f"the prompt's preamble and the last P tokens (default {PAGE_WINDOW}, half the starting "
                             "point's window; 0: not)")
     quick.add_argument("--yarn", action=argparse.BooleanOptionalAction, default=None,
                        help="... and dynamic YaRN: an input past a model's own window (the starting point's 1K, "

@@ -103,13 +103,12 @@ MODELS = {"base": "starting point", "trained": "after LongPT"}
 # 28 / 12 and 44 / 16% (benchmarks/results/niah-yarn.json).
 YARN = True
 # Log-length attention scaling past W tokens (off by default since YaRN): a query at token i is sharpened by
-# ln(i+1)/ln(W). Beyond the window a reading head spreads its
-# attention over every page for the answer's first digits, which then come out at chance
-# (benchmarks/results/logn.json); trained with the scaling, LongPT learns it away (longpt-logn.json), so it is an
-# inference setting. W=1024, the starting point's window, measured best: on 30 needles a length no default run asks,
-# the six-stage start's four LongPT seeds found 4K / 8K 63 / 36% as trained, 60 / 48% with W=256, 76 / 66% with 512,
-# 78 / 69% with 1024, 77 / 60% with 2048, 63 / 53% with 4096 (the LongPT window), 1K and 2K about as trained; the
-# starting point 0% at both with any W (niah-logn-windows.json).
+# ln(i+1)/ln(W). Beyond the window a reading head spreads its attention over every page for the answer's first
+# digits, which then come out at chance (benchmarks/results/logn.json); trained with the scaling, LongPT learns it
+# away (longpt-logn.json), so it is an inference setting. W=1024, the starting point's window, measured best: on
+# 30 needles a length no default run asks, the six-stage start's four LongPT seeds found 4K / 8K 63 / 36% as trained,
+# 60 / 48% with W=256, 76 / 66% with 512, 78 / 69% with 1024, 77 / 60% with 2048, 63 / 53% with 4096 (the LongPT
+# window), 1K and 2K about as trained; the starting point 0% at both with any W (niah-logn-windows.json).
 LOGN_WINDOW = START_WINDOW  # the W to pass; the default is 0
 # Page-local attention (EvalConfig.attn_page_window P): in the language model a page's tokens attend only to the
 # prompt's preamble and the last P tokens, the question to everything. As trained, the needle is lost where it stands

@@ -116,8 +116,8 @@ class HFBackend(SequentialBackend):
         if self.rope.per_input:
             self._rotary = self.model.model.language_model.rotary_emb
             if self._rotary.rope_type != "default":
-                raise ConfigError("rope_scaling", self.rope.kind, "scales a model whose RoPE is not scaled already; "
-                                                                  f"this one's is {self._rotary.rope_type}")
+                raise ConfigError("rope_scaling", self.rope.kind, "scales a model whose RoPE is unscaled; this "
+                                                                  f"one's rope_type is {self._rotary.rope_type}")
             self._unscaled = (self._rotary.original_inv_freq, 1.0)  # as built, whatever another backend set since
             self._rope_index = self.family.rope_index(self.model.config)
         self._yarn: dict[RopeScaling, tuple] = {}
