@@ -203,8 +203,7 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
         start_recipe=START_RECIPE if rebuild_start else None, long_train=long_train, window=LONG_WINDOW,
         niah_lengths=lengths, heldout_lengths=HELDOUT_LENGTHS, niah_items=niah_items,
         heldout_items=heldout_items, logn_window=logn_window, page_window=page_window, yarn=yarn,
-        inference_lengths=[n for n in lengths if n <= INFERENCE_MAX_LENGTH] if logn_window or page_window or yarn
-        else [],
+        inference_lengths=[n for n in lengths if n <= INFERENCE_MAX_LENGTH],  # asked when a setting is on
         description=f"Starting point: {'RUN/start (rebuilt)' if rebuild_start else base}, a mini Qwen2.5-VL trained "
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
