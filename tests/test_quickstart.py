@@ -23,6 +23,7 @@ from mmprolong.quickstart import (
     INGEST,
     LOGN_WINDOW,
     PAGE_WINDOW,
+    POSITION_SKIP,
     RECIPE_DOCS,
     START_WINDOW,
     _question_form,
@@ -94,6 +95,7 @@ def test_numbers_in_report_come_from_the_steps(run):
     assert manifest["config"]["depth_power"] == 4.0 and "(synth's `depth_power` 4)" in report
     config = yaml.safe_load((out / "train-long" / "config.yaml").read_text())
     assert config["model"]["path"] == str(shipped_path()) and config["model"]["rope_theta"] == 40_000.0
+    assert config["data"]["position_skip"] == POSITION_SKIP and "(PoSE)" in report
     # LongPT trains the language model only: the vision tower and merger stay as the starting point has them
     start, long_model = (load_file(folder / "model.safetensors")
                          for folder in (shipped_path(), out / "train-long" / "final"))
@@ -235,7 +237,13 @@ def test_defaults_differ_for_the_cpu_default_and_a_recipe(tmp_path):
     assert plan.corpus["docs"] == 3 and plan.long_synth["questions_per_sample"] == 2
     with pytest.raises(ConfigError, match="train_tokens"):
         make_plan(recipe=recipe, model=shipped_path(), train_tokens=32_768)
-    for field, value in (("docs", 0), ("questions", 0)):
+    # LongPT's position skipping: the CPU default's own (1 turns it off); a recipe's is its data.position_skip
+    assert make_plan().long_train["data"]["position_skip"] == POSITION_SKIP > 1
+    assert make_plan(position_skip=1).long_train["data"]["position_skip"] == 1
+    assert "PoSE" in make_plan().description and "PoSE" not in make_plan(position_skip=1).description
+    with pytest.raises(ConfigError, match="position_skip"):
+        make_plan(recipe=recipe, model=shipped_path(), position_skip=2)
+    for field, value in (("docs", 0), ("questions", 0), ("position_skip", 0.5)):
         with pytest.raises(ConfigError, match=field):
             api.quickstart(tmp_path / field, **{field: value}, show_progress=False)
         assert not (tmp_path / field).exists()

@@ -185,6 +185,7 @@ def _cmd_quickstart(args) -> int:
                              heldout_items=args.heldout_items, recipe=args.recipe, model=args.model, pdfs=args.pdfs,
                              logn_window=args.attn_logn_window, page_window=args.attn_page_window,
                              yarn=args.yarn, device=args.device, questions=args.questions,
+                             position_skip=args.position_skip,
                              rebuild_start=args.rebuild_start, start=args.start,
                              show_progress=distributed_env()["rank"] == 0)
     if "report" in summary:  # rank 0 (the others only train)
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         DEVICES,
         LOGN_WINDOW,
         PAGE_WINDOW,
+        POSITION_SKIP,
         RECIPE_DOCS,
         make_plan,
     )
@@ -339,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--questions", type=int, default=None, metavar="N",
                        help=f"questions each LongPT sample asks about its pages, one turn each (synth's "
                             f"questions_per_sample; default {CPU_QUESTIONS}; with --recipe 1, the paper's)")
+    quick.add_argument("--position-skip", type=float, default=None, metavar="F",
+                       help="LongPT's position skipping (PoSE): each sample's mRoPE positions jump ahead once, at a "
+                            f"page boundary, to reach up to F times its own span (default {POSITION_SKIP:g}; 1: the "
+                            "paper's LongPT; a recipe has its own data.position_skip)")
     quick.add_argument("--niah-lengths", type=parse_lengths, default=None,
                        help="needle lengths, e.g. 1k,4k,16k (default 1k,2k,4k,8k,16k)")
     quick.add_argument("--niah-items", type=int, default=defaults["niah_items"].default,

@@ -89,6 +89,12 @@ RECIPE_DOCS = 24  # a recipe's generated corpus (when it is given no PDFs): 24 d
 # (1,884 of 3,209) and 36 more than 3K tokens in, where a needle late in a 4K haystack stands. Over LongPT seeds 0-3,
 # niah as trained at 4K 73.0% against 64.0% (every seed up), on 25 needles a length no run asks 74.7% against 61.3%
 # (seeds 0-2); 8K and held-out extract-single alike (benchmarks/results/longpt-depth-power.json, niah-depth-power.json)
+# LongPT's samples reach relative positions up to 5x their own (data.position_skip, PoSE): a 4K row of pages spans
+# about 520 mRoPE positions and an 8K prompt 989, and unlike Qwen2.5-VL-7B, whose text pretraining saw 32K positions,
+# the starting point never trained past its 1K window's 160. The run's needles as trained at 4K / 8K, LongPT seeds
+# 0 / 1 / 2: 72 / 28, 76 / 24, 72 / 40% without; 72 / 56% with, each; x2 and x3 on seed 0 68 / 52 and 72 / 52%
+# (benchmarks/results/longpt-position-skip*.json)
+POSITION_SKIP = 5.0
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
               "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0, "depth_power": 4.0}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
@@ -168,7 +174,7 @@ def window_grid(window: int) -> list[int]:
 def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int] | None, niah_items: int,
              heldout_items: int, rebuild_start: bool = False, start: str | Path | None = None,
              logn_window: int = 0, page_window: int = 0, yarn: bool = False, device: str = "auto",
-             questions: int = 1) -> Plan:
+             questions: int = 1, position_skip: float = 1.0) -> Plan:
     from mmprolong.startpoint import shipped_path
 
     if start is not None and not (Path(start) / "config.json").is_file():
@@ -181,7 +187,8 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                   # benchmarks/vision_probe.py)
                   "model": {"rope_theta": LONG_THETA, "max_position_embeddings": LONG_WINDOW,
                             "max_pixels": INGEST["max_pixels"], "train_vision": False, "train_merger": False},
-                  "data": {"max_seq_len": LONG_WINDOW, "seed": seed, "num_workers": LOADER_WORKERS},
+                  "data": {"max_seq_len": LONG_WINDOW, "seed": seed, "num_workers": LOADER_WORKERS,
+                           "position_skip": position_skip},
                   # 3e-4: at 1e-3 LongPT erased the starting point's retrieval (niah 1K 53% -> 33%; 3e-4: 73%).
                   # One 4K row a step: 4x the optimizer steps of 4 rows for the same tokens and time; code
                   # characters in place at 4K 11% -> 36% (benchmarks/results/longpt-steps.json)
@@ -208,7 +215,10 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                     f"by mmprolong to read large-print pages at {START_WINDOW:,} tokens with RoPE base {START_THETA:g} "
                     f"(its model card is beside it). LongPT: its language model continued at {LONG_WINDOW:,} tokens "
                     f"with the base raised to {LONG_THETA:g} (vision tower and merger frozen, as in the starting "
-                    f"point), loss on answers only, packed rows; its extract-single questions name no page, as niah's"
+                    f"point), loss on answers only, packed rows"
+                    + (f", each sample's mRoPE positions skipping ahead once (PoSE) to reach up to {position_skip:g}x "
+                       "its own span" if position_skip > 1 else "")
+                    + "; its extract-single questions name no page, as niah's"
                     + (f"; a sample asks up to {questions} questions about its pages, one turn each, every answer a "
                        "target." if questions > 1 else "."))
 
@@ -265,7 +275,7 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
               recipe: str | Path | None = None, model: str | Path | None = None, pdfs: str | Path | None = None,
               rebuild_start: bool = False, start: str | Path | None = None, logn_window: int | None = None,
               page_window: int | None = None, yarn: bool | None = None, device: str = "auto",
-              questions: int | None = None) -> Plan:
+              questions: int | None = None, position_skip: float | None = None) -> Plan:
     """What a quickstart with these options does, checked (a bad option is refused before anything is made).
 
     ``docs``: documents in the generated corpus (default ``CPU_DOCS``; with a recipe ``RECIPE_DOCS``);
@@ -284,6 +294,8 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
     ``device``: where LongPT trains (``auto``: the GPU when there is one, as evaluation always does); with a
     recipe, ``auto`` keeps the recipe's own setting. ``questions``: questions a LongPT sample asks about its pages
     (``SynthConfig.questions_per_sample``; default ``CPU_QUESTIONS``; with a recipe 1, the paper's).
+    ``position_skip``: LongPT's position skipping (``DataConfig.position_skip``; default ``POSITION_SKIP``; 1: the
+    paper's LongPT; a recipe has its own).
     ``recipe`` (a train config YAML) with ``model`` (its starting checkpoint) and optionally ``pdfs`` (the user's
     documents) runs that recipe instead of the CPU default; its budget is the recipe's own (``train_tokens`` is
     refused)."""
@@ -296,6 +308,8 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
         raise ConfigError("device", device, f"one of {', '.join(DEVICES)}")
     if questions is not None and questions < 1:
         raise ConfigError("questions", questions, "must be >= 1")
+    if position_skip is not None and not position_skip >= 1:
+        raise ConfigError("position_skip", position_skip, "must be >= 1 (1: off)")
     if docs is not None and docs < 1:
         raise ConfigError("docs", docs, "must be >= 1")
     from mmprolong.train.run import resolve_device
@@ -312,6 +326,9 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
         if train_tokens is not None:
             raise ConfigError("train_tokens", train_tokens, "goes with the CPU default: a recipe's budget is its "
                                                             "schedule.budget_tokens")
+        if position_skip is not None:
+            raise ConfigError("position_skip", position_skip, "goes with the CPU default: a recipe's is its "
+                                                              "data.position_skip")
         plan = recipe_plan(recipe, model=model, pdfs=pdfs, docs=RECIPE_DOCS if docs is None else docs, seed=seed,
                            niah_lengths=niah_lengths, niah_items=niah_items, heldout_items=heldout_items,
                            device=device, questions=questions or 1)
@@ -325,7 +342,8 @@ def make_plan(*, docs: int | None = None, seed: int = 0, train_tokens: int | Non
                         rebuild_start=rebuild_start, start=start, device=device,
                         logn_window=0 if logn_window is None else logn_window,
                         page_window=PAGE_WINDOW if page_window is None else page_window,
-                        yarn=YARN if yarn is None else yarn, questions=questions or CPU_QUESTIONS)
+                        yarn=YARN if yarn is None else yarn, questions=questions or CPU_QUESTIONS,
+                        position_skip=POSITION_SKIP if position_skip is None else position_skip)
     return plan
 
 

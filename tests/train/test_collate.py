@@ -264,3 +264,61 @@ def test_each_followup_answer_is_a_target_of_its_sample(four, page_store, templa
     assert tokenizer.decode(targets) == f"{sample.answer}<|im_end|>north hall<|im_end|>1987<|im_end|>"
     with pytest.raises(DataError, match="encodes to"):  # the record's length must count the follow-ups
         encoder.encode(dataclasses.replace(longer, tokens=sample.tokens), sample_images(longer, images))
+
+
+def _skipped_encoder(encoder, factor, seed=0):
+    return dataclasses.replace(encoder, position_skip=factor, skip_seed=seed)
+
+
+def test_position_skip_moves_the_mrope_rows_once_at_a_page_boundary(four, page_store, encoder):
+    samples, encoded = four
+    _, images = page_store
+    template = encoder.template
+    skipped = [_skipped_encoder(encoder, 3.0).encode(s, sample_images(s, images)) for s in samples]
+    moved = 0
+    for plain, skip in zip(encoded, skipped):
+        assert torch.equal(skip.position_ids[0], plain.position_ids[0])  # the rows' sample boundaries stay
+        assert torch.equal(skip.input_ids, plain.input_ids) and torch.equal(skip.labels, plain.labels)
+        delta = skip.position_ids[1:] - plain.position_ids[1:]
+        assert (delta == delta[0]).all()  # t, h and w move together
+        jumps = (delta[0, 1:] != delta[0, :-1]).nonzero().flatten().tolist()
+        span = int(plain.position_ids[1:].max()) + 1
+        assert delta[0, 0] == 0 and 0 <= delta[0, -1] <= 2 * span and len(jumps) <= 1
+        if jumps:
+            moved += 1
+            cut = jumps[0] + 1
+            ids = plain.input_ids
+            page_starts = (ids == template.vision_start).nonzero().flatten().tolist()
+            after_pages = int((ids == template.vision_end).nonzero().flatten()[-1]) + 1
+            assert cut in page_starts[1:] + [after_pages]  # never inside a page or before the first
+    assert moved >= 3  # a skip of 0 is possible, but not for most samples
+    again = [_skipped_encoder(encoder, 3.0).encode(s, sample_images(s, images)) for s in samples]
+    other = [_skipped_encoder(encoder, 3.0, seed=1).encode(s, sample_images(s, images)) for s in samples]
+    assert all(torch.equal(a.position_ids, b.position_ids) for a, b in zip(skipped, again))
+    assert any(not torch.equal(a.position_ids, b.position_ids) for a, b in zip(skipped, other))
+    off = [_skipped_encoder(encoder, 1.0).encode(s, sample_images(s, images)) for s in samples]
+    assert all(torch.equal(a.position_ids, b.position_ids) for a, b in zip(off, encoded))
+
+
+def test_position_skip_packs_exactly_and_changes_the_outputs(four, page_store, encoder, reference, tiny_model64):
+    """A packed row of skipped samples computes what each sample computes alone at its skipped mRoPE positions."""
+    samples, _ = four
+    _, images = page_store
+    skipped = [_skipped_encoder(encoder, 3.0).encode(s, sample_images(s, images)) for s in samples]
+    batch = collate_packed([skipped], pad_token_id=encoder.pad_token_id)
+    with torch.no_grad():
+        packed = tiny_model64(**batch.model_inputs()).logits
+        alone = [tiny_model64(input_ids=e.input_ids[None], mm_token_type_ids=e.mm_token_type_ids[None],
+                              position_ids=e.position_ids[1:, None], pixel_values=e.pixel_values,
+                              image_grid_thw=e.image_grid_thw) for e in skipped]
+    assert _max_segment_diff(packed, batch, alone) < 1e-9
+    assert _max_segment_diff(packed, batch, reference) > 1e-4  # the skip is seen by the model
+
+
+def test_position_skip_leaves_a_text_only_sample_as_it_is(four, template, encoder):
+    samples, _ = four
+    text = dataclasses.replace(samples[0], sample_id="text", pages=(), evidence=(),
+                               tokens=template.count([samples[0].question], samples[0].answer))
+    a = encoder.encode(text, [])
+    b = _skipped_encoder(encoder, 4.0).encode(text, [])
+    assert torch.equal(a.position_ids, b.position_ids)

@@ -242,3 +242,7 @@ def test_data_config_validation():
         DataConfig.from_dict({"data_dir": "d", "max_seq_len": 0})
     with pytest.raises(ConfigError, match="mix_dirs"):
         DataConfig.from_dict({"data_dir": "d", "mix_dirs": ["e", "./d"]})
+    assert DataConfig.from_dict({"data_dir": "d"}).position_skip == 1.0
+    for bad in (0.5, float("nan")):
+        with pytest.raises(ConfigError, match="position_skip"):
+            DataConfig.from_dict({"data_dir": "d", "position_skip": bad})

@@ -69,6 +69,26 @@ def test_the_loss_is_the_mean_over_the_global_batchs_answer_tokens(make_train_co
     assert abs(logged - per_row_mean) > 1e-6
 
 
+def test_training_reads_its_rows_with_the_position_skip_it_is_given(make_train_config, tmp_path, data_dir):
+    """data.position_skip reaches the rows the step computes: step 1's loss is what the skipped rows give (seeded
+    by data.seed), not what the plain ones give."""
+    run = tmp_path / "run"
+    config = make_train_config(run, steps=1, **{"model.dtype": "float64", "data.position_skip": 3.0, "data.seed": 0})
+    train(config)
+    logged = metrics(run)[0]["loss"]
+    model, tokenizer, image_processor = load_model(config.model)
+    losses = []
+    for skip in (3.0, 1.0):
+        encoder = SampleEncoder.build(tokenizer, image_processor, model.config, position_skip=skip, skip_seed=0)
+        rows = PackedRows(data_dir[0], encoder, max_seq_len=512, seed=0)
+        with torch.no_grad():
+            sums, counts = zip(*(answer_loss_sum(model, rows.build_row(r, epoch=0, row=i))
+                                 for i, r in enumerate(rows.rank_rows(0)[:2])))
+        losses.append(float(sum(sums) / sum(counts)))
+    assert logged == pytest.approx(losses[0], abs=1e-12)
+    assert abs(logged - losses[1]) > 1e-6
+
+
 def test_weight_decay_skips_norms_and_biases(tokenizer, make_train_config, tmp_path):
     model = build_preset_model(tokenizer, seed=0)
     optimizer = build_optimizer(model, make_train_config(tmp_path / "run"))

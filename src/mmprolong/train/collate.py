@@ -9,6 +9,8 @@ layer says (``mmprolong.models.base``; STACK-NOTES.md):
   the text positions 0..n-1, rows 1-3 its mRoPE (t, h, w) positions from the model's ``get_rope_index`` run on
   the sample alone), so all four restart at every sample. The model reads the restarts in row 0 to keep
   attention inside each sample.
+  With position skipping (``SampleEncoder.position_skip`` > 1, PoSE) rows 1-3 jump ahead once inside the sample;
+  row 0 never does.
 - ``attention_mask=None`` and ``use_cache=False`` (with a cache, packing detection is silently off);
 - ``mm_token_type_ids`` (1 on image pads), ``pixel_values``/``image_grid_thw`` concatenated in order (Qwen3-VL's
   DeepStack features follow the same order).
@@ -21,6 +23,7 @@ label i+1). Every sample begins with its prompt and ends with a masked newline, 
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
@@ -133,16 +136,24 @@ class SampleEncoder:
     image_processor: object
     rope_index: RopeIndex
     pad_token_id: int
+    position_skip: float = 1.0  # see skip_positions; 1 = off
+    skip_seed: int = 0
 
     @classmethod
-    def build(cls, tokenizer, image_processor, model_config) -> "SampleEncoder":
+    def build(cls, tokenizer, image_processor, model_config, *, position_skip: float = 1.0,
+              skip_seed: int = 0) -> "SampleEncoder":
         family = family_of_config(model_config)
         return cls(ChatTemplate(tokenizer, family=family), image_processor, family.rope_index(model_config),
-                   pad_token_id(tokenizer, family))
+                   pad_token_id(tokenizer, family), position_skip, skip_seed)
 
     def encode(self, sample: SampleRecord, images: Sequence["Image.Image"]) -> EncodedSample:
-        return encode_sample(sample, images, template=self.template, image_processor=self.image_processor,
-                             rope_index=self.rope_index)
+        encoded = encode_sample(sample, images, template=self.template, image_processor=self.image_processor,
+                                rope_index=self.rope_index)
+        if self.position_skip == 1:
+            return encoded
+        skipped = skip_positions(encoded.position_ids, encoded.input_ids, self.template, factor=self.position_skip,
+                                 rng=random.Random(f"{self.skip_seed}:{sample.sample_id}"))
+        return replace(encoded, position_ids=skipped)
 
 
 def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, template: ChatTemplate,
@@ -182,6 +193,29 @@ def encode_sample(sample: SampleRecord, images: Sequence["Image.Image"], *, temp
     types = template.mm_token_type_ids(input_ids)
     positions = template.family.sample_positions(rope_index, input_ids, types, grid)
     return EncodedSample(sample.sample_id, input_ids, labels, types, positions, pixel_values, grid, keys)
+
+
+def skip_positions(positions: torch.Tensor, input_ids: torch.Tensor, template: ChatTemplate, *, factor: float,
+                   rng: random.Random) -> torch.Tensor:
+    """Position skipping (PoSE, Zhu et al., ICLR 2024) over page boundaries: (4, n) position rows whose mRoPE rows
+    (1-3) jump ahead by a skip drawn from [0, (factor - 1) * span] at a boundary drawn among the sample's page
+    starts (after its first page) and the end of its last page, so that a window's samples reach relative positions
+    up to ``factor`` times their own ``span`` (the positions they cover). Row 0 (the text positions a packed row's
+    attention reads its sample boundaries from) is kept. A sample without pages is returned as it is.
+
+    Why: a page spans far fewer positions than tokens (max(h, w) of its merged grid), so a model whose pretraining
+    never saw long text (the quickstart's miniature, unlike Qwen2.5-VL-7B's 32K) meets relative positions at twice
+    its LongPT window that it never trained at; skipping shows them to it inside the window.
+    """
+    starts = (input_ids == template.vision_start).nonzero().flatten().tolist()
+    if not starts:
+        return positions
+    last_end = int((input_ids == template.vision_end).nonzero().flatten()[-1])
+    cut = rng.choice(starts[1:] + [last_end + 1])
+    span = int(positions[1:].max()) + 1
+    out = positions.clone()
+    out[1:, cut:] += rng.randint(0, int((factor - 1) * span))
+    return out
 
 
 def collate_packed(rows: Sequence[Sequence[EncodedSample]], *, pad_token_id: int,

@@ -66,6 +66,10 @@ class DataConfig(Config):
     num_workers: int = field(2, help="DataLoader worker processes per rank (0: load in the training process)")
     prefetch_factor: int = field(2, help="rows each worker prepares ahead (with num_workers > 0)")
     num_epochs: int | None = field(None, help="passes over the data; none: repeat until the trainer stops")
+    position_skip: float = field(1.0, help="position skipping (PoSE): each sample's mRoPE positions jump ahead once, "
+                                           "at a page boundary, so a sample reaches relative positions up to this "
+                                           "many times its own span (the skip drawn from the sample id and seed, "
+                                           "the same every epoch); 1 = off (the paper's LongPT)")
 
     def validate(self) -> None:
         if len({Path(d).resolve() for d in [self.data_dir, *self.mix_dirs]}) != 1 + len(self.mix_dirs):
@@ -77,6 +81,8 @@ class DataConfig(Config):
             raise ConfigError("num_workers", self.num_workers, "must be 0 or more")
         if self.prefetch_factor <= 0:
             raise ConfigError("prefetch_factor", self.prefetch_factor, "must be positive")
+        if not self.position_skip >= 1:
+            raise ConfigError("position_skip", self.position_skip, "must be 1 (off) or more")
         if self.num_epochs is not None and self.num_epochs <= 0:
             raise ConfigError("num_epochs", self.num_epochs, "must be positive, or none to repeat")
 

@@ -384,7 +384,8 @@ def build_loader(config: TrainConfig, world: World, tokenizer, image_processor, 
     from mmprolong.train.data import PackedLoader, PackedRows
 
     d = config.data
-    encoder = SampleEncoder.build(tokenizer, image_processor, model_config)
+    encoder = SampleEncoder.build(tokenizer, image_processor, model_config, position_skip=d.position_skip,
+                                  skip_seed=d.seed)
     rows = PackedRows(d.data_dir, encoder, max_seq_len=d.max_seq_len, seed=d.seed, rank=world.dp_rank,
                       world_size=world.dims.dp, num_epochs=d.num_epochs, mix_dirs=d.mix_dirs)
     return PackedLoader(rows, num_workers=d.num_workers, prefetch_factor=d.prefetch_factor,
