@@ -89,12 +89,12 @@ RECIPE_DOCS = 24  # a recipe's generated corpus (when it is given no PDFs): 24 d
 # (1,884 of 3,209) and 36 more than 3K tokens in, where a needle late in a 4K haystack stands. Over LongPT seeds 0-3,
 # niah as trained at 4K 73.0% against 64.0% (every seed up), on 25 needles a length no run asks 74.7% against 61.3%
 # (seeds 0-2); 8K and held-out extract-single alike (benchmarks/results/longpt-depth-power.json, niah-depth-power.json)
-# LongPT's samples reach relative positions up to 5x their own (data.position_skip, PoSE): a 4K row of pages spans
+# LongPT's samples reach relative positions up to 3x their own (data.position_skip, PoSE): a 4K row of pages spans
 # about 520 mRoPE positions and an 8K prompt 989, and unlike Qwen2.5-VL-7B, whose text pretraining saw 32K positions,
-# the starting point never trained past its 1K window's 160. The run's needles as trained at 4K / 8K, LongPT seeds
-# 0 / 1 / 2: 72 / 28, 76 / 24, 72 / 40% without; 72 / 56% with, each; x2 and x3 on seed 0 68 / 52 and 72 / 52%
-# (benchmarks/results/longpt-position-skip*.json)
-POSITION_SKIP = 5.0
+# the starting point never trained past its 1K window's 160. LongPT seeds 0-3, the run's needles as trained at 4K /
+# 8K: 73 / 31% without, 69 / 50% with x3 (8K a seed 28 / 24 / 40 / 32 -> 52 / 48 / 56 / 44%), 71 / 53% with x5; held-out
+# extract-single at 4K 53.1% without, 60.9% with x3, 35.9% with x5 (benchmarks/results/longpt-position-skip*.json)
+POSITION_SKIP = 3.0
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
               "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0, "depth_power": 4.0}
 START_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miniature-start.yaml"
