@@ -92,8 +92,9 @@ RECIPE_DOCS = 24  # a recipe's generated corpus (when it is given no PDFs): 24 d
 # LongPT's samples reach relative positions up to 3x their own (data.position_skip, PoSE): a 4K row of pages spans
 # about 520 mRoPE positions and an 8K prompt 989, and unlike Qwen2.5-VL-7B, whose text pretraining saw 32K positions,
 # the starting point never trained past its 1K window's 160. LongPT seeds 0-3, the run's needles as trained at 4K /
-# 8K: 73 / 31% without, 69 / 50% with x3 (8K a seed 28 / 24 / 40 / 32 -> 52 / 48 / 56 / 44%), 71 / 53% with x5; held-out
-# extract-single at 4K 53.1% without, 60.9% with x3, 35.9% with x5 (benchmarks/results/longpt-position-skip*.json)
+# 8K: 73 / 31% without, 70 / 51% with x3 (8K a seed 28 / 24 / 40 / 32 -> 52 / 52 / 56 / 44%), 71 / 53% with x5;
+# held-out extract-single at 4K 53.1% without, 57.8% with x3, 35.9% with x5
+# (benchmarks/results/longpt-position-skip*.json)
 POSITION_SKIP = 3.0
 LONG_SYNTH = {"target_tokens": LONG_WINDOW, "buckets": [1024, 2048, 3072, LONG_WINDOW + 1],
               "heldout_fraction": HELDOUT_FRACTION, "anchor_share": 0.0, "depth_power": 4.0}
@@ -217,7 +218,10 @@ def cpu_plan(*, docs: int, seed: int, train_tokens: int, niah_lengths: list[int]
                     f"with the base raised to {LONG_THETA:g} (vision tower and merger frozen, as in the starting "
                     f"point), loss on answers only, packed rows"
                     + (f", each sample's mRoPE positions skipping ahead once (PoSE) to reach up to {position_skip:g}x "
-                       "its own span" if position_skip > 1 else "")
+                       "its own span (not in the paper, whose 7B had trained at 32K text positions before LongPT, "
+                       "where the shipped starting point trained at about 160, its 1K window of pages; "
+                       "`--position-skip 1` turns it off)"
+                       if position_skip > 1 else "")
                     + "; its extract-single questions name no page, as niah's"
                     + (f"; a sample asks up to {questions} questions about its pages, one turn each, every answer a "
                        "target." if questions > 1 else "."))
