@@ -12,6 +12,7 @@ from typing import Literal
 
 from mmprolong.config import Config, field
 from mmprolong.errors import ConfigError
+from mmprolong.eval.rope_scaling import RopeScaling
 from mmprolong.models import DEFAULT_FAMILY, FAMILIES, get_family
 
 SUITES = ("niah", "docvqa", "synth-heldout", "mmniah")
@@ -245,8 +246,7 @@ class EvalConfig(Config):
             raise ConfigError("rope_factor", self.rope_factor, "expected a factor >= 1 (4 extends 32K to 128K)")
         if self.original_max_positions < 1:
             raise ConfigError("original_max_positions", self.original_max_positions, "expected positions >= 1")
-        if self.rope_scaling == "yarn-dynamic" and self.rope_window < 1:
-            raise ConfigError("rope_window", self.rope_window, "yarn-dynamic needs the model's window in tokens")
+        RopeScaling.from_config(self)  # the settings the backend scales with (yarn-dynamic's rope_window among them)
         if self.rope_scaling == "yarn-dynamic" and self.backend != "hf":
             raise ConfigError("rope_scaling", self.rope_scaling, f"the {self.backend} backend cannot scale each "
                                                                  "input by its length: use backend hf, or yarn")
