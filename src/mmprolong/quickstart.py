@@ -69,23 +69,27 @@ DEVICES = ("auto", "cpu", "cuda")  # LongPT's (TrainConfig.device); evaluation t
 QUICK_CORPUS = {"min_pages": 20, "max_pages": 60, "layout": "large-print", "register_share": 0.6,
                 "specimen_share": 0.2, "register_gap": 10}
 HELDOUT_FRACTION = 0.2  # of the documents, kept out of LongPT for the synth-heldout eval
-# The CPU default's size: 192 documents and up to 4 questions a LongPT sample (one chat turn each, every answer a
+# The CPU default's size: 192 documents and up to 8 questions a LongPT sample (one chat turn each, every answer a
 # target; the paper asks one), 1.6M LongPT tokens in 391 steps. Niah after LongPT at 4K / 8K over four seeds, as
-# trained: 24 / 11% with 24 documents, one question and 196 steps (the default until 2026-12-05), 42 / 15% with these
-# at 196 steps (benchmarks/results/longpt-documents-questions.json), 49 / 34% at 293 (-15x.json), 53 / 41% at 391
-# (-2x.json); with log-length scaling past W=1024 at inference 69 / 58% at 293 and 84 / 66% at 391, every seed at
-# 80% or more at 4K (niah-own-logn1024.json). Steps are what moved it; 391 fit the quickstart's 15 minutes here. From
-# today's starting point, over three seeds, 63 / 29% at 391 and 68 / 36% at 489 (2.0M tokens, longpt-489-seeds.json):
-# within the noise of 75 needles, for 100 s more; the 25% faster step of 2026-12-06 (longpt-step.json) is kept as
-# time instead: the slowest day measured (18.3 minutes, LongPT step 1.22 s) scaled by it comes to about 14.5.
-CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS = 192, 4, 1_600_000
+# trained: 24 / 11% with 24 documents, one question and 196 steps (the default until 2026-12-05), 42 / 15% with 192
+# and up to 4 at 196 steps (benchmarks/results/longpt-documents-questions.json), 49 / 34% at 293 (-15x.json), 53 /
+# 41% at 391 (-2x.json); with log-length scaling past W=1024 at inference 69 / 58% at 293 and 84 / 66% at 391,
+# every seed at 80% or more at 4K (niah-own-logn1024.json). Steps are what moved it; 391 fit the quickstart's 15
+# minutes here. From today's starting point, over three seeds, 63 / 29% at 391 and 68 / 36% at 489 (2.0M tokens,
+# longpt-489-seeds.json): within the noise of 75 needles, for 100 s more; the 25% faster step of 2026-12-06
+# (longpt-step.json) is kept as time instead: the slowest day measured (18.3 minutes, LongPT step 1.22 s) scaled by
+# it comes to about 14.5.
+# Up to 8 questions a sample since 2026-12-06 (2,593 answers in 724 samples against 1,833 in 722, the same tokens and
+# steps): over LongPT seeds 0-3, as trained, 4K / 8K / 16K 73 / 61 / 9% against 70 / 51 / 3% with up to 4, held-out
+# extract-single at 4K 59.4% against 57.8% (benchmarks/results/longpt-questions-8*.json)
+CPU_DOCS, CPU_QUESTIONS, CPU_TRAIN_TOKENS = 192, 8, 1_600_000
 RECIPE_DOCS = 24  # a recipe's generated corpus (when it is given no PDFs): 24 documents of 20-200 pages
 # LongPT's extract-single questions name no place (synth's anchor_share 0; the paper's name one): niah asks for a
 # note by its name alone, and questions that say "on page 7" let LongPT find the evidence by counting images. After
 # LongPT at 4K, four paired runs (two worlds, two seeds each): with anchors 13 / 13 / 33 / 27%, without 47 / 13 /
 # 53 / 47% (pooled 22% -> 40% of 60 needles; at 1K 83% -> 80%; benchmarks/results/anchor-share*.json)
 # Each sample's first evidence page asked at depth U^(1/4) of it (synth's depth_power 4; 1 draws it evenly), nearer
-# the question: in a 1K-4K mixture whose samples ask up to 4 questions, most evidence pages sit in the first 1K
+# the question: in a 1K-4K mixture whose samples ask several questions, most evidence pages sit in the first 1K
 # (1,884 of 3,209) and 36 more than 3K tokens in, where a needle late in a 4K haystack stands. Over LongPT seeds 0-3,
 # niah as trained at 4K 73.0% against 64.0% (every seed up), on 25 needles a length no run asks 74.7% against 61.3%
 # (seeds 0-2); 8K and held-out extract-single alike (benchmarks/results/longpt-depth-power.json, niah-depth-power.json)
