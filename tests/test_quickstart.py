@@ -154,6 +154,8 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         assert scaled["backend"]["attn_logn_window"] == LOGN_WINDOW and "attn_logn_window" not in plain["backend"]
         assert scaled["backend"]["attn_page_window"] == PAGE_WINDOW and "attn_page_window" not in plain["backend"]
         assert scaled["backend"]["weights"] == plain["backend"]["weights"]
+        # each needle in a haystack of its own: a length's needles are independent draws, as its interval assumes
+        assert plain["config"]["haystacks"] == scaled["config"]["haystacks"] == "per-item"
         # YaRN past each model's own window: the starting point's 1K, LongPT's 4K
         assert scaled["backend"]["rope_scaling"] == {"kind": "yarn-dynamic", "window": {"base": START_WINDOW,
                                                                                       "trained": 4096}[model]}

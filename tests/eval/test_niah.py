@@ -18,9 +18,10 @@ from mmprolong.tokens import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 LENGTHS = [512, 1024]
 
 
-def _items(tmp_path, store_dir, template, *, seed=0, needles=(1, 3), depth_steps=5, lookalikes=()):
+def _items(tmp_path, store_dir, template, *, seed=0, needles=(1, 3), depth_steps=5, lookalikes=(),
+           haystacks="per-length"):
     config = EvalConfig(store_dir=str(store_dir), lengths=LENGTHS, depth_steps=depth_steps, needles=list(needles),
-                        seed=seed, lookalikes=list(lookalikes))
+                        seed=seed, lookalikes=list(lookalikes), haystacks=haystacks)
     ctx = SuiteContext(config, template, DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS, tmp_path)
     return build_items(ctx)
 
@@ -38,6 +39,22 @@ def test_grid_is_deterministic_for_a_seed(tmp_path, store_dir, template, items):
     assert {i.item_id for i in other}.isdisjoint({i.item_id for i in items})
     assert len(items) == len(LENGTHS) * 2 * 5 and len({i.item_id for i in items}) == len(items)
     assert [(i.length, i.task, i.depth) for i in items[:5]] == [(512, "single", d) for d in depth_grid(5)]
+
+
+def test_haystacks_per_item_draw_each_depth_its_own(tmp_path, store_dir, template, items):
+    """Per length (the default) item i of every depth hides its needle among the same documents, so a length's
+    items are few haystacks; per item each depth draws its own, with the same needle and question."""
+    own = _items(tmp_path, store_dir, template, haystacks="per-item")
+    assert [(i.length, i.task, i.depth, i.question, i.answers) for i in own] == \
+        [(i.length, i.task, i.depth, i.question, i.answers) for i in items]
+    for length in LENGTHS:
+        for grid, draws in ((items, 1), (own, 5)):
+            fillers = {tuple(json.loads(i.metadata)["fillers"]) for i in grid
+                       if i.length == length and i.task == "single"}
+            assert len(fillers) == draws, (length, fillers)
+    store = StorePages(store_dir)
+    one_page = max(span(p) for doc in store.pages.values() for p in doc)
+    assert all(not i.error and i.length - one_page <= i.tokens <= i.length for i in own)
 
 
 def test_lengths_exact_within_one_page(items, template, store_dir):

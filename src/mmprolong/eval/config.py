@@ -126,6 +126,11 @@ class EvalConfig(Config):
                                    "the note by its name, as synth's extract-single questions about a register ask, "
                                    "or just copies the one code it sees. E.g. [1, 3, 7]; default none")
     items_per_cell: int = field(1, help="niah and synth-heldout: items per (length, depth, variant) cell")
+    haystacks: Literal["per-length", "per-item"] = field(
+        "per-length", help="niah: per-length, item i of every depth at a length hides its needle in the same "
+                           "documents (the classic grid: depths compared on equal haystacks; a length's items are "
+                           "items_per_cell haystacks, not independent draws); per-item, each (depth, item) draws its "
+                           "own, so a length's items are independent as its interval assumes (the quickstart's)")
     heldout_fraction: float = field(0.05, help="synth-heldout: share of store documents held out from training "
                                                "(hash split of doc_id, mmprolong.split); the value synth used")
     heldout_tasks: list[str] = field(default_factory=lambda: ["extract-single", "extract-multi", "reasoning"],

@@ -8,8 +8,9 @@ unpacked sample per forward), stop at ``<|im_end|>``.
 The vision tower runs once per distinct image: what it hands the language model for that image (the merged
 tokens; for Qwen3-VL also one DeepStack tensor per DeepStack block: ``ModelFamily.image_feature_parts``) is kept
 in an LRU cache bounded in bytes and handed to ``generate`` as ``mm_encoder_outputs``, which transformers 5.x
-accepts in place of ``pixel_values``. Items of a grid share their haystack pages (every depth at a length uses the
-same documents), so the vision tower, and the image processor before it, run a fraction of the times they would.
+accepts in place of ``pixel_values``. Items of a grid share their haystack pages (with per-length haystacks every
+depth at a length uses the same documents; per item, the store's pages recur among the items), so the vision tower,
+and the image processor before it, run a fraction of the times they would.
 Backends built with one ``features`` cache share it: entries are keyed by the vision tower's fingerprint (every
 byte of its weights, its config, dtype and device, and the image processor's settings), so a model whose tower
 LongPT kept frozen reuses what its starting point's evaluation encoded, and a different tower never does.

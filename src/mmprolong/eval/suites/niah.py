@@ -147,8 +147,10 @@ def _build_one(ctx: SuiteContext, docs, size: tuple[int, int], tolerance: int, l
         return error_item(suite="niah", task=variant, length=length, depth=depth, metric=metric, question=question,
                           answers=codes, error=reason, metadata=meta)
 
-    # Haystack documents depend on (seed, length, index) only: every depth and variant at a length uses the same.
-    fillers = pick_fillers(docs, rng_for("niah-haystack", config.seed, length, index), need_each_side=length)
+    # Haystack documents depend on (seed, length, index), and with per-item haystacks on the depth too: per-length,
+    # every depth and variant at a length uses the same.
+    draw = (length, index) if config.haystacks == "per-length" else (length, depth, index)
+    fillers = pick_fillers(docs, rng_for("niah-haystack", config.seed, *draw), need_each_side=length)
     extra = sum(span(n) for n in needles[1:] + decoys)
     target = length - extra
     needle_doc = DocumentView(doc_id=NEEDLE_DOC, source="niah", page_texts=(texts[0],),
