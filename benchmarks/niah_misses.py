@@ -149,6 +149,8 @@ def main() -> None:
             if not (folder / needed).is_file():
                 raise SystemExit(f"{folder}: no {needed}; expected a finished niah evaluation folder")
         config = EvalConfig.from_dict(json.loads((folder / "config.json").read_text())["config"])
+        if config.backend != "hf":
+            raise SystemExit(f"{folder}: answered by the {config.backend} backend; this asks a local model (hf)")
         items = {i.item_id: i for i in read_items(folder / "items.jsonl")}
         results = [r for r in read_results(folder / "results.jsonl")
                    if r.length == length and r.status == "ok" and items[r.item_id].task == "single"]
