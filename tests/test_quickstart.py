@@ -163,6 +163,7 @@ def test_quickstart_json_has_every_score_with_its_interval_and_count(run):
         assert [i.content_key() for i in read_items(out / f"eval-{model}-inference-niah" / "items.jsonl")] == \
             [i.content_key() for i in read_items(out / f"eval-{model}-niah" / "items.jsonl")]  # needles: own files
     report = (out / "report.md").read_text()
+    assert "each in a haystack of its own" in report
     cell = saved["scores"]["trained"]["niah"]["single"]["2048"]
     shown = f"{100 * cell['accuracy']:.1f} [{100 * cell['ci95'][0]:.1f}, {100 * cell['ci95'][1]:.1f}] (n=5)"
     assert "| niah | single | 2K |" in report and shown in report

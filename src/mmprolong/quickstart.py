@@ -58,6 +58,8 @@ HELDOUT_LENGTHS = [1024, 2048, 4096]
 # the same needles and questions: 85, 85 and 86% (benchmarks/results/niah-haystacks-needles*.json); a length's
 # interval then counts 25 independent draws, as Wilson's assumes.
 HAYSTACKS = "per-item"
+HAYSTACK_NOTE = {"per-item": ", each in a haystack of its own, so that a length's needles are independent draws",
+                 "per-length": ", needle i of every depth in the same haystack"}
 INGEST = {"max_pixels": DEFAULT_FAMILY.pixels_for_tokens(128), "max_dpi": 72.0}  # 128 tokens a page
 WORKERS = os.cpu_count() or 1  # ingest, decontaminate and synth processes (the same bytes for any count)
 # LongPT's DataLoader workers (its rows are the same for any count), half the cores, the rest left to training: on
@@ -695,10 +697,10 @@ def _eval_section(facts: dict, images: dict) -> Section:
     s.paragraphs.append(
         f"Needle-in-a-haystack at {', '.join(f'{n // 1024}K' for n in lengths)} tokens (up to "
         f"{max(lengths) / window:g}x the {window:,}-token LongPT window; {plan.niah_items} needles per length and "
-        f"depth) and synth tasks about documents that neither model was trained on, for the starting point and "
-        f"the model after LongPT; their extract-single questions {_question_form(plan)}. Each score is a "
-        "percentage with its 95% interval and the number of items answered; scores are whatever the models "
-        "achieve.")
+        f"depth{HAYSTACK_NOTE[HAYSTACKS]}) and synth tasks about documents that neither model was trained on, for "
+        f"the starting point and the model after LongPT; their extract-single questions {_question_form(plan)}. "
+        "Each score is a percentage with its 95% interval and the number of items answered; scores are whatever "
+        "the models achieve.")
     if plan.evaluates_inference:
         said = []
         if plan.yarn:
