@@ -29,6 +29,7 @@ from pathlib import Path
 
 from common import report
 from heldout_misses import shown_texts
+from niah_models import parse_pair
 from tqdm import tqdm
 
 from mmprolong.eval.backends import make_backend
@@ -124,16 +125,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/niah-misses.json"))
     args = parser.parse_args()
 
-    def pairs(specs: list[str], flag: str) -> dict[str, str]:
-        out = {}
-        for spec in specs:
-            name, sep, value = spec.partition("=")
-            if not sep or not name.strip() or not value.strip():
-                parser.error(f"{flag} {spec!r}: expected NAME=VALUE")
-            out[name.strip()] = value.strip()
-        return out
-
-    evals, models = pairs(args.eval, "--eval"), pairs(args.model, "--model")
+    evals = dict(parse_pair(e, "--eval", "NAME=DIR") for e in args.eval)
+    models = dict(parse_pair(m, "--model", "NAME=PATH") for m in args.model)
     if not evals or set(evals) != set(models):
         parser.error(f"give one --model for each --eval, by name (evals: {sorted(evals)}, models: {sorted(models)})")
     (length,) = parse_lengths(args.length)
